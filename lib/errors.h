@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Core-library error convention: functions return -errno and leave a message, per thread,
+ * that the caller (the filter, the nbdcrypt command) shows. The library never prints. */
+#ifndef NBDCRYPT_ERRORS_H
+#define NBDCRYPT_ERRORS_H
+
+/* Record a message for this thread and return -errnum (errnum > 0), so that callers write
+ *   return ncr_error (EINVAL, "sector size %u is not 512 or 4096", n); */
+int ncr_error (int errnum, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+/* The last message recorded by this thread ("" if none). Valid until the next ncr_error. */
+const char *ncr_last_error (void);
+
+#endif /* NBDCRYPT_ERRORS_H */

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* AES-XTS sector engine, byte-compatible with dm-crypt aes-xts-plain64: sector n is encrypted
+ * with tweak = n as a 128-bit little-endian integer. The key is set once per context; per
+ * sector only the tweak changes. A context is not thread-safe: keep one per thread. */
+#ifndef NBDCRYPT_XTS_H
+#define NBDCRYPT_XTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum ncr_cipher {
+  NCR_CIPHER_AES_128_XTS,       /* 32-byte key */
+  NCR_CIPHER_AES_256_XTS,       /* 64-byte key */
+};
+
+/* "aes-128-xts" / "aes-256-xts" (also accepts the dm-crypt spelling "aes-xts-plain64" with
+ * the key size deciding); returns 0 or -EINVAL. */
+int ncr_cipher_from_name (const char *name, enum ncr_cipher *out);
+const char *ncr_cipher_name (enum ncr_cipher c);
+size_t ncr_cipher_key_len (enum ncr_cipher c);
+
+/* Sector sizes: 512 or 4096. Returns 0 or -EINVAL with a message. */
+int ncr_sector_size_valid (unsigned sector_size);
+
+struct ncr_xts;
+
+/* Build a keyed context. key_len must equal ncr_cipher_key_len(c); the two XTS halves must
+ * differ (OpenSSL refuses equal halves, as FIPS asks). The key bytes are copied into locked
+ * memory; the caller wipes its own copy. Returns 0 or -errno with ncr_last_error() set. */
+int ncr_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len,
+                 unsigned sector_size, struct ncr_xts **out);
+
+/* Encrypt/decrypt len bytes (a whole number of sectors) starting at sector first_sector.
+ * in == out is allowed (in place); otherwise the buffers must not overlap.
+ * Returns 0 or -errno. */
+int ncr_xts_encrypt (struct ncr_xts *x, uint64_t first_sector,
+                     const uint8_t *in, uint8_t *out, size_t len);
+int ncr_xts_decrypt (struct ncr_xts *x, uint64_t first_sector,
+                     const uint8_t *in, uint8_t *out, size_t len);
+
+/* Wipe key material and key schedules, free. NULL is fine. */
+void ncr_xts_free (struct ncr_xts *x);
+
+#endif /* NBDCRYPT_XTS_H */

@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Sourced by the shell tests: temp dir, cleanup, skipping, starting nbdkit on a Unix socket,
+# and running under sanitizers when the build under test has them.
+# Usage in a test:   source "$srcdir/functions.sh"   (srcdir is set by meson to tests/)
+set -euo pipefail
+
+export PATH="/usr/bin:$PATH"
+: "${srcdir:?run me through meson test}"
+: "${top_srcdir:=$srcdir/..}"
+
+# Skip (exit 77) only when a tool is truly unavailable.
+requires () {
+  command -v "$1" >/dev/null 2>&1 || { echo "$0: SKIP: '$1' is not installed"; exit 77; }
+}
+requires_py () {
+  /usr/bin/python3 -c "import $1" 2>/dev/null ||
+    { echo "$0: SKIP: python module '$1' is not installed"; exit 77; }
+}
+
+tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/nbdcrypt-test.XXXXXX")
+_cleanup_cmds=()
+_nbdkit_pidfiles=()
+
+# on_exit CMD...: run CMD when the test ends, in reverse order of registration.
+on_exit () { _cleanup_cmds+=("$*"); }
+
+_cleanup () {
+  local rc=$? i
+  set +e
+  for ((i = ${#_cleanup_cmds[@]} - 1; i >= 0; i--)); do eval "${_cleanup_cmds[i]}"; done
+  for pf in "${_nbdkit_pidfiles[@]}"; do
+    [ -s "$pf" ] && kill "$(cat "$pf")" 2>/dev/null
+  done
+  for pf in "${_nbdkit_pidfiles[@]}"; do
+    if [ -s "$pf" ]; then
+      for _ in $(seq 50); do kill -0 "$(cat "$pf")" 2>/dev/null || break; sleep 0.1; done
+    fi
+  done
+  # A sanitizer report from any nbdkit process fails the test.
+  if compgen -G "$tmpdir/sanitizer.*" >/dev/null; then
+    echo "$0: FAIL: sanitizer reports:" >&2
+    cat "$tmpdir"/sanitizer.* >&2
+    rc=1
+  fi
+  rm -rf "$tmpdir"
+  exit $rc
+}
+trap _cleanup EXIT
+trap 'exit 130' INT TERM
+
+# When the filter/plugin under test was built with ASan/UBSan, nbdkit (not instrumented) must
+# preload the runtimes, and reports go to files that _cleanup turns into a failure.
+sanitizer_env () {
+  local so=${1:-$NBDCRYPT_FILTER} libs
+  libs=$(ldd "$so" 2>/dev/null | awk '/lib(asan|ubsan)\.so/ {print $3}' | tr '\n' ':')
+  if [ -n "$libs" ]; then
+    export LD_PRELOAD="${libs%:}"
+    export ASAN_OPTIONS="detect_leaks=0:log_path=$tmpdir/sanitizer:abort_on_error=1"
+    export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$tmpdir/sanitizer"
+  fi
+}
+
+# start_nbdkit NAME [nbdkit args...]: serve on $tmpdir/NAME.sock in the background; returns
+# when the socket is ready. Sets $sock and $uri; the server is stopped at exit.
+start_nbdkit () {
+  local name=$1; shift
+  sock="$tmpdir/$name.sock"
+  local pidfile="$tmpdir/$name.pid" log="$tmpdir/$name.log"
+  rm -f "$sock" "$pidfile"
+  _nbdkit_pidfiles+=("$pidfile")
+  ( sanitizer_env; exec nbdkit -U "$sock" -P "$pidfile" -f "$@" ) >"$log" 2>&1 &
+  for _ in $(seq 300); do
+    [ -s "$pidfile" ] && [ -S "$sock" ] && break
+    if ! kill -0 $! 2>/dev/null; then
+      echo "$0: nbdkit $* failed to start:" >&2; cat "$log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  [ -S "$sock" ] || { echo "$0: nbdkit did not start in 30s" >&2; cat "$log" >&2; return 1; }
+  uri="nbd+unix:///?socket=$sock"
+}
+
+# stop_nbdkit NAME: stop a server started by start_nbdkit and wait for it to exit.
+stop_nbdkit () {
+  local pidfile="$tmpdir/$1.pid" pid
+  [ -s "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$pidfile"
+}
+
+# nbdkit_fails EXPECTED_REGEX [nbdkit args...]: nbdkit must refuse to start and say why.
+nbdkit_fails () {
+  local want=$1; shift
+  local out="$tmpdir/fail.out"
+  if ( sanitizer_env; exec nbdkit -U - "$@" --run true ) >"$out" 2>&1 </dev/null; then
+    echo "$0: FAIL: nbdkit $* started but should have failed" >&2; return 1
+  fi
+  if ! grep -Eq -- "$want" "$out"; then
+    echo "$0: FAIL: nbdkit $* error did not match /$want/:" >&2; cat "$out" >&2; return 1
+  fi
+}
