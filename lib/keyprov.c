@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Key provider dispatch and the helpers shared by the file and KMIP providers. */
+#include <errno.h>
+#include <string.h>
+
+#include "errors.h"
+#include "keyprov.h"
+
+const char *
+kek_state_name (enum kek_state s)
+{
+  switch (s) {
+  case KEK_STATE_ACTIVE: return "active";
+  case KEK_STATE_PRE_ACTIVE: return "pre-active";
+  case KEK_STATE_DEACTIVATED: return "deactivated";
+  case KEK_STATE_COMPROMISED: return "compromised";
+  case KEK_STATE_DESTROYED: return "destroyed";
+  case KEK_STATE_MISSING: return "missing";
+  }
+  return "unknown";
+}
+
+bool
+kek_state_is_revoked (enum kek_state s)
+{
+  return s != KEK_STATE_ACTIVE;
+}
+
+const char *
+keyprov_name (const struct keyprov *kp)
+{
+  return kp->ops->name;
+}
+
+#define UNSUPPORTED(what) \
+  ncr_error (ENOTSUP, "%s is not supported by the '%s' key provider", what, kp->ops->name)
+
+int
+keyprov_default_kek_id (struct keyprov *kp, char *out, size_t size)
+{
+  if (kp->ops->default_kek_id == NULL)
+    return ncr_error (EINVAL, "a KMS needs a KEK: give --kek-id UID or --create-kek");
+  return kp->ops->default_kek_id (kp, out, size);
+}
+
+int
+keyprov_create_kek (struct keyprov *kp, const char *name, char *id_out, size_t id_size)
+{
+  if (kp->ops->create_kek == NULL)
+    return UNSUPPORTED ("creating a KEK");
+  return kp->ops->create_kek (kp, name, id_out, id_size);
+}
+
+int
+keyprov_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+              const uint8_t *dek, size_t dek_len,
+              uint8_t *out, size_t out_size, size_t *out_len)
+{
+  return kp->ops->wrap (kp, kek_id, wrap, dek, dek_len, out, out_size, out_len);
+}
+
+int
+keyprov_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+                const uint8_t *in, size_t in_len,
+                uint8_t *dek, size_t dek_size, size_t *dek_len)
+{
+  return kp->ops->unwrap (kp, kek_id, wrap, in, in_len, dek, dek_size, dek_len);
+}
+
+int
+keyprov_kek_state (struct keyprov *kp, const char *kek_id, enum kek_state *state)
+{
+  return kp->ops->kek_state (kp, kek_id, state);
+}
+
+int
+keyprov_get_key (struct keyprov *kp, const char *key_id,
+                 uint8_t *key, size_t key_size, size_t *key_len)
+{
+  if (kp->ops->get_key == NULL)
+    return UNSUPPORTED ("fetching a raw key by id");
+  return kp->ops->get_key (kp, key_id, key, key_size, key_len);
+}
+
+bool
+keyprov_error_is_transient (int r)
+{
+  switch (-r) {
+  case ECONNREFUSED: case ETIMEDOUT: case EHOSTUNREACH: case ENETUNREACH:
+  case ECONNRESET: case ECONNABORTED: case EPIPE: case ENETDOWN: case EHOSTDOWN:
+  case EAGAIN: case ENOTCONN:
+    return true;
+  default:
+    return false;
+  }
+}
+
+void
+keyprov_free (struct keyprov *kp)
+{
+  if (kp)
+    kp->ops->free (kp);
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Key providers: where a volume's key-encryption key (KEK) lives and how the data key (DEK) is
+ * wrapped under it. "file": a local 32-byte KEK file, RFC 5649 wrap. "kmip": a KEK in a KMIP
+ * server, either fetched and used locally (aes-kwp) or never leaving the KMS (wrap "kms").
+ * Every key byte handled here sits in secmem and is wiped after use. */
+#ifndef NBDCRYPT_KEYPROV_H
+#define NBDCRYPT_KEYPROV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum kek_state {
+  KEK_STATE_ACTIVE,
+  KEK_STATE_PRE_ACTIVE,
+  KEK_STATE_DEACTIVATED,
+  KEK_STATE_COMPROMISED,      /* revoked as compromised */
+  KEK_STATE_DESTROYED,
+  KEK_STATE_MISSING,          /* no such object */
+};
+const char *kek_state_name (enum kek_state s);
+/* True for states in which the key must no longer be used to open volumes. */
+bool kek_state_is_revoked (enum kek_state s);
+
+struct keyprov;
+
+/* A local KEK file: exactly 32 bytes. Read into locked memory. Returns 0 or -errno. */
+int keyprov_file_open (const char *path, struct keyprov **out);
+
+/* Create a new random 32-byte KEK file (mode 0600, must not exist). Returns 0 or -errno. */
+int keyprov_file_create (const char *path);
+
+/* A KMIP server described by an nbdcrypt kms.conf. Connects lazily. Returns 0 or -errno. */
+int keyprov_kmip_open (const char *config_path, struct keyprov **out);
+
+/* "file" or "kmip": the value stored in the header's KEK provider field. */
+const char *keyprov_name (const struct keyprov *kp);
+
+/* The KEK id to record for this provider when the user gave none: for a file, its
+ * fingerprint "sha256:<32 hex>" (a domain-separated digest, not the key). -ENOTSUP for kmip. */
+int keyprov_default_kek_id (struct keyprov *kp, char *out, size_t size);
+
+/* Create a new AES-256 KEK in the KMS (activated), returning its unique id. kmip only. */
+int keyprov_create_kek (struct keyprov *kp, const char *name, char *id_out, size_t id_size);
+
+/* Wrap / unwrap a DEK under KEK kek_id with mode wrap ("aes-kwp" or "kms"). unwrap writes the
+ * DEK into dek (caller's secmem, dek_size bytes). Wrong KEK: -EKEYREJECTED. KMS unreachable:
+ * a transient error (see keyprov_error_is_transient). Returns 0 or -errno. */
+int keyprov_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+                  const uint8_t *dek, size_t dek_len,
+                  uint8_t *out, size_t out_size, size_t *out_len);
+int keyprov_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+                    const uint8_t *in, size_t in_len,
+                    uint8_t *dek, size_t dek_size, size_t *dek_len);
+
+/* The KEK's lifecycle state. A file KEK is always active. Returns 0 or -errno. */
+int keyprov_kek_state (struct keyprov *kp, const char *kek_id, enum kek_state *state);
+
+/* Fetch a raw key object (headerless volumes keyed by key-id=): into key (secmem). */
+int keyprov_get_key (struct keyprov *kp, const char *key_id,
+                     uint8_t *key, size_t key_size, size_t *key_len);
+
+/* True if r (a negative return) means "could not reach the KMS" (retry later), as opposed
+ * to an answer (wrong key, missing object, permission denied). */
+bool keyprov_error_is_transient (int r);
+
+void keyprov_free (struct keyprov *kp);
+
+/* For provider implementations. */
+struct keyprov_ops {
+  const char *name;
+  int (*default_kek_id) (struct keyprov *, char *, size_t);
+  int (*create_kek) (struct keyprov *, const char *, char *, size_t);
+  int (*wrap) (struct keyprov *, const char *, const char *, const uint8_t *, size_t,
+               uint8_t *, size_t, size_t *);
+  int (*unwrap) (struct keyprov *, const char *, const char *, const uint8_t *, size_t,
+                 uint8_t *, size_t, size_t *);
+  int (*kek_state) (struct keyprov *, const char *, enum kek_state *);
+  int (*get_key) (struct keyprov *, const char *, uint8_t *, size_t, size_t *);
+  void (*free) (struct keyprov *);
+};
+struct keyprov {
+  const struct keyprov_ops *ops;
+};
+
+#endif /* NBDCRYPT_KEYPROV_H */

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Encode and parse the on-disk volume header. This is the single place that reads header bytes
+ * from a target; every field is bounds-checked and the encoding is canonical (reserved bytes and
+ * string padding must be zero), so parse(encode(h)) == h and encode(parse(b)) == b. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "cleanup.h"
+#include "errors.h"
+#include "volume-header.h"
+
+/* Byte offsets inside one 4096-byte copy; docs/format.md has the same table. */
+enum {
+  OFF_MAGIC = 0,          /* 8  "NBDCRYPT" */
+  OFF_VERSION = 8,        /* 2  u16 BE */
+  OFF_COPY = 10,          /* 1  0 = A, 1 = B */
+  OFF_RSVD1 = 11,         /* 1  zero */
+  OFF_AREA = 12,          /* 4  u32 BE, 4096 */
+  OFF_SEQ = 16,           /* 8  u64 BE */
+  OFF_DATA_OFFSET = 24,   /* 8  u64 BE */
+  OFF_SECTOR = 32,        /* 4  u32 BE */
+  OFF_RSVD2 = 36,         /* 4  zero */
+  OFF_CIPHER = 40,        /* 16 NUL-padded ASCII */
+  OFF_PROVIDER = 56,      /* 16 NUL-padded ASCII */
+  OFF_WRAP = 72,          /* 16 NUL-padded ASCII */
+  OFF_UUID = 88,          /* 16 */
+  OFF_KEK_ID_LEN = 104,   /* 2  u16 BE */
+  OFF_WDEK_LEN = 106,     /* 2  u16 BE */
+  OFF_RSVD3 = 108,        /* 4  zero */
+  OFF_KCV = 112,          /* 32 */
+  OFF_KEK_ID = 144,       /* 256 (VH_MAX_KEK_ID + 1, zero padded) */
+  OFF_WDEK = 400,         /* 512 */
+  OFF_RSVD4 = 912,        /* up to the checksum: zero */
+  OFF_CHECKSUM = 4064,    /* 32 SHA-256 over bytes [0, 4064) */
+  NAME_FIELD = 16,
+  KEK_ID_FIELD = 256,
+};
+
+_Static_assert (OFF_KEK_ID + KEK_ID_FIELD == OFF_WDEK, "layout");
+_Static_assert (OFF_WDEK + VH_MAX_WRAPPED_DEK == OFF_RSVD4, "layout");
+_Static_assert (OFF_CHECKSUM + 32 == VH_AREA_SIZE, "layout");
+_Static_assert (VH_COPY_B_OFFSET + VH_AREA_SIZE <= VH_MIN_DATA_OFFSET, "layout");
+
+static const char kcv_label[] = "nbdcrypt key check v1";
+
+static uint16_t get16 (const uint8_t *p) { return (uint16_t) (p[0] << 8 | p[1]); }
+static uint32_t
+get32 (const uint8_t *p)
+{
+  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+static uint64_t get64 (const uint8_t *p) { return (uint64_t) get32 (p) << 32 | get32 (p + 4); }
+static void put16 (uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
+static void
+put32 (uint8_t *p, uint32_t v)
+{
+  p[0] = v >> 24; p[1] = (v >> 16) & 0xff; p[2] = (v >> 8) & 0xff; p[3] = v & 0xff;
+}
+static void put64 (uint8_t *p, uint64_t v) { put32 (p, v >> 32); put32 (p + 4, v & 0xffffffff); }
+
+static bool
+all_zero (const uint8_t *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (p[i])
+      return false;
+  return true;
+}
+
+static bool
+in_list (const char *s, const char *const *list)
+{
+  for (; *list; list++)
+    if (strcmp (s, *list) == 0)
+      return true;
+  return false;
+}
+
+/* A NUL-padded ASCII name field: 1..15 printable characters, then only NULs. */
+static int
+get_name (const uint8_t *p, char out[VH_MAX_NAME + 1], const char *what)
+{
+  size_t n = strnlen ((const char *) p, NAME_FIELD);
+
+  if (n == 0 || n == NAME_FIELD)
+    return ncr_error (EINVAL, "volume header: %s field is empty or not terminated", what);
+  for (size_t i = 0; i < n; i++)
+    if (p[i] < 0x21 || p[i] > 0x7e)
+      return ncr_error (EINVAL, "volume header: %s field has a non-printable byte", what);
+  if (!all_zero (p + n, NAME_FIELD - n))
+    return ncr_error (EINVAL, "volume header: %s field has bytes after its end", what);
+  memcpy (out, p, n);
+  out[n] = '\0';
+  return 0;
+}
+
+int
+volume_header_validate (const struct volume_header *h)
+{
+  static const char *const ciphers[] = { "aes-256-xts", "aes-128-xts", NULL };
+  static const char *const providers[] = { "kmip", "file", NULL };
+  static const char *const wraps[] = { "aes-kwp", "kms", NULL };
+  size_t n;
+
+  if (!in_list (h->cipher, ciphers))
+    return ncr_error (EINVAL, "volume header: unknown cipher '%.15s'", h->cipher);
+  if (!in_list (h->kek_provider, providers))
+    return ncr_error (EINVAL, "volume header: unknown KEK provider '%.15s'", h->kek_provider);
+  if (!in_list (h->wrap, wraps))
+    return ncr_error (EINVAL, "volume header: unknown wrap mode '%.15s'", h->wrap);
+  if (strcmp (h->kek_provider, "file") == 0 && strcmp (h->wrap, "aes-kwp") != 0)
+    return ncr_error (EINVAL, "volume header: a KEK file only supports wrap aes-kwp");
+  if (h->sector_size != 512 && h->sector_size != 4096)
+    return ncr_error (EINVAL, "volume header: sector size %u is not 512 or 4096",
+                      h->sector_size);
+  if (h->data_offset < VH_MIN_DATA_OFFSET || h->data_offset > VH_MAX_DATA_OFFSET ||
+      h->data_offset % 4096 != 0)
+    return ncr_error (EINVAL, "volume header: data offset %llu is not a multiple of 4096 "
+                      "between 1 MiB and 1 GiB", (unsigned long long) h->data_offset);
+  if (h->copy_index > 1)
+    return ncr_error (EINVAL, "volume header: copy index %u is not 0 or 1", h->copy_index);
+  n = strnlen (h->kek_id, sizeof h->kek_id);
+  if (n == 0 || n > VH_MAX_KEK_ID)
+    return ncr_error (EINVAL, "volume header: KEK id is empty or longer than %u bytes",
+                      VH_MAX_KEK_ID);
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char) h->kek_id[i] < 0x20 || (unsigned char) h->kek_id[i] > 0x7e)
+      return ncr_error (EINVAL, "volume header: KEK id has a non-printable byte");
+  if (h->wrapped_dek_len == 0 || h->wrapped_dek_len > VH_MAX_WRAPPED_DEK)
+    return ncr_error (EINVAL, "volume header: wrapped key length %u out of range (1..%u)",
+                      h->wrapped_dek_len, VH_MAX_WRAPPED_DEK);
+  if (strcmp (h->wrap, "aes-kwp") == 0) {
+    /* RFC 5649 output is the key rounded up to 8 bytes plus the 8-byte integrity block. */
+    uint32_t want = strcmp (h->cipher, "aes-256-xts") == 0 ? 72 : 40;
+    if (h->wrapped_dek_len != want)
+      return ncr_error (EINVAL, "volume header: wrapped key is %u bytes, %s wants %u",
+                        h->wrapped_dek_len, h->cipher, want);
+  }
+  return 0;
+}
+
+bool
+volume_header_has_magic (const uint8_t *buf, size_t len)
+{
+  return len >= 8 && memcmp (buf, VH_MAGIC, 8) == 0;
+}
+
+int
+volume_header_parse (const uint8_t *buf, size_t len, unsigned expected_copy,
+                     struct volume_header *out)
+{
+  uint8_t sum[SHA256_DIGEST_LENGTH];
+  uint16_t version, kek_id_len, wdek_len;
+  int r;
+
+  memset (out, 0, sizeof *out);
+  if (len < VH_AREA_SIZE)
+    return ncr_error (EINVAL, "volume header: short read (%zu of %u bytes)", len, VH_AREA_SIZE);
+  if (!volume_header_has_magic (buf, len))
+    return ncr_error (ENOENT, "no nbdcrypt header (magic not found)");
+  /* Checksum before anything else: a torn write must read as "corrupt", never as values. */
+  SHA256 (buf, OFF_CHECKSUM, sum);
+  if (CRYPTO_memcmp (sum, buf + OFF_CHECKSUM, sizeof sum) != 0)
+    return ncr_error (EINVAL, "volume header: checksum mismatch (corrupt or torn write)");
+  version = get16 (buf + OFF_VERSION);
+  if (version != VH_VERSION)
+    return ncr_error (EINVAL, "volume header: version %u is not supported (this nbdcrypt "
+                      "reads version %u)", version, VH_VERSION);
+  if (get32 (buf + OFF_AREA) != VH_AREA_SIZE)
+    return ncr_error (EINVAL, "volume header: area size %u is not %u",
+                      get32 (buf + OFF_AREA), VH_AREA_SIZE);
+  if (buf[OFF_RSVD1] || !all_zero (buf + OFF_RSVD2, 4) || !all_zero (buf + OFF_RSVD3, 4) ||
+      !all_zero (buf + OFF_RSVD4, OFF_CHECKSUM - OFF_RSVD4))
+    return ncr_error (EINVAL, "volume header: reserved bytes are not zero");
+
+  out->copy_index = buf[OFF_COPY];
+  if (out->copy_index != expected_copy)
+    return ncr_error (EINVAL, "volume header: copy %u found where copy %u belongs",
+                      out->copy_index, expected_copy);
+  out->sequence = get64 (buf + OFF_SEQ);
+  out->data_offset = get64 (buf + OFF_DATA_OFFSET);
+  out->sector_size = get32 (buf + OFF_SECTOR);
+  if ((r = get_name (buf + OFF_CIPHER, out->cipher, "cipher")) < 0 ||
+      (r = get_name (buf + OFF_PROVIDER, out->kek_provider, "KEK provider")) < 0 ||
+      (r = get_name (buf + OFF_WRAP, out->wrap, "wrap")) < 0)
+    return r;
+  memcpy (out->uuid, buf + OFF_UUID, VH_UUID_LEN);
+
+  kek_id_len = get16 (buf + OFF_KEK_ID_LEN);
+  if (kek_id_len == 0 || kek_id_len > VH_MAX_KEK_ID)
+    return ncr_error (EINVAL, "volume header: KEK id length %u out of range (1..%u)",
+                      kek_id_len, VH_MAX_KEK_ID);
+  if (memchr (buf + OFF_KEK_ID, 0, kek_id_len) != NULL ||
+      !all_zero (buf + OFF_KEK_ID + kek_id_len, KEK_ID_FIELD - kek_id_len))
+    return ncr_error (EINVAL, "volume header: KEK id field is malformed");
+  memcpy (out->kek_id, buf + OFF_KEK_ID, kek_id_len);
+  out->kek_id[kek_id_len] = '\0';
+
+  wdek_len = get16 (buf + OFF_WDEK_LEN);
+  if (wdek_len == 0 || wdek_len > VH_MAX_WRAPPED_DEK)
+    return ncr_error (EINVAL, "volume header: wrapped key length %u out of range (1..%u)",
+                      wdek_len, VH_MAX_WRAPPED_DEK);
+  if (!all_zero (buf + OFF_WDEK + wdek_len, VH_MAX_WRAPPED_DEK - wdek_len))
+    return ncr_error (EINVAL, "volume header: bytes after the wrapped key are not zero");
+  out->wrapped_dek_len = wdek_len;
+  memcpy (out->wrapped_dek, buf + OFF_WDEK, wdek_len);
+  memcpy (out->kcv, buf + OFF_KCV, VH_KCV_LEN);
+
+  return volume_header_validate (out);
+}
+
+int
+volume_header_encode (const struct volume_header *h, uint8_t *buf, size_t len)
+{
+  size_t n;
+  int r;
+
+  if (len < VH_AREA_SIZE)
+    return ncr_error (EINVAL, "volume header: buffer too small");
+  if ((r = volume_header_validate (h)) < 0)
+    return r;
+  memset (buf, 0, VH_AREA_SIZE);
+  memcpy (buf + OFF_MAGIC, VH_MAGIC, 8);
+  put16 (buf + OFF_VERSION, VH_VERSION);
+  buf[OFF_COPY] = h->copy_index;
+  put32 (buf + OFF_AREA, VH_AREA_SIZE);
+  put64 (buf + OFF_SEQ, h->sequence);
+  put64 (buf + OFF_DATA_OFFSET, h->data_offset);
+  put32 (buf + OFF_SECTOR, h->sector_size);
+  /* validate() bounded these names to known values, all shorter than the field. */
+  memcpy (buf + OFF_CIPHER, h->cipher, strlen (h->cipher));
+  memcpy (buf + OFF_PROVIDER, h->kek_provider, strlen (h->kek_provider));
+  memcpy (buf + OFF_WRAP, h->wrap, strlen (h->wrap));
+  memcpy (buf + OFF_UUID, h->uuid, VH_UUID_LEN);
+  n = strnlen (h->kek_id, sizeof h->kek_id);
+  put16 (buf + OFF_KEK_ID_LEN, (uint16_t) n);
+  put16 (buf + OFF_WDEK_LEN, (uint16_t) h->wrapped_dek_len);
+  memcpy (buf + OFF_KCV, h->kcv, VH_KCV_LEN);
+  memcpy (buf + OFF_KEK_ID, h->kek_id, n);
+  memcpy (buf + OFF_WDEK, h->wrapped_dek, h->wrapped_dek_len);
+  SHA256 (buf, OFF_CHECKSUM, buf + OFF_CHECKSUM);
+  return 0;
+}
+
+int
+volume_kcv (const uint8_t *dek, size_t dek_len, const uint8_t uuid[VH_UUID_LEN],
+            uint8_t out[VH_KCV_LEN])
+{
+  uint8_t msg[sizeof kcv_label - 1 + VH_UUID_LEN];
+  unsigned out_len = VH_KCV_LEN;
+
+  memcpy (msg, kcv_label, sizeof kcv_label - 1);
+  memcpy (msg + sizeof kcv_label - 1, uuid, VH_UUID_LEN);
+  if (HMAC (EVP_sha256 (), dek, (int) dek_len, msg, sizeof msg, out, &out_len) == NULL ||
+      out_len != VH_KCV_LEN)
+    return ncr_error (EIO, "HMAC-SHA256 for the key check value failed");
+  return 0;
+}
+
+int
+volume_kcv_check (const uint8_t *dek, size_t dek_len, const struct volume_header *h)
+{
+  uint8_t kcv[VH_KCV_LEN];
+  CLEANUP_WIPE (kcv);
+  int r;
+
+  if ((r = volume_kcv (dek, dek_len, h->uuid, kcv)) < 0)
+    return r;
+  if (CRYPTO_memcmp (kcv, h->kcv, VH_KCV_LEN) != 0)
+    return ncr_error (EKEYREJECTED, "key check value mismatch: the unwrapped volume key is "
+                      "not this volume's key");
+  return 0;
+}
+
+void
+volume_uuid_str (const uint8_t u[VH_UUID_LEN], char out[37])
+{
+  snprintf (out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+            "%02x%02x%02x%02x%02x%02x",
+            u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+            u[10], u[11], u[12], u[13], u[14], u[15]);
+}

@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Volume open/create: header selection, DEK unwrap with KMS retry, key check. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "cleanup.h"
+#include "errors.h"
+#include "secmem.h"
+#include "volume.h"
+
+static const char *const copy_name[2] = { "A", "B" };
+
+uint64_t
+volume_now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms (uint64_t ms)
+{
+  struct timespec ts = { .tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000 };
+
+  while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
+    ;
+}
+
+int
+volume_read_headers (volume_read_fn rd, void *opaque, uint64_t target_size,
+                     struct volume_headers *out)
+{
+  uint8_t buf[VH_AREA_SIZE];
+  int r;
+
+  memset (out, 0, sizeof *out);
+  out->newest = -1;
+  for (unsigned i = 0; i < 2; i++) {
+    uint64_t off = volume_header_copy_offset (i);
+
+    if (target_size < off + VH_AREA_SIZE) {
+      out->status[i] = -ENOENT;
+      snprintf (out->reason[i], sizeof out->reason[i], "target too small to hold it");
+      continue;
+    }
+    r = rd (opaque, buf, sizeof buf, off);
+    if (r == 0)
+      r = volume_header_parse (buf, sizeof buf, i, &out->copy[i]);
+    out->status[i] = r;
+    if (r < 0)
+      snprintf (out->reason[i], sizeof out->reason[i], "%s", ncr_last_error ());
+    else if (out->newest < 0 || out->copy[i].sequence > out->copy[out->newest].sequence)
+      out->newest = (int) i;
+  }
+  if (out->newest >= 0)
+    return 0;
+  if (out->status[0] == -ENOENT && out->status[1] == -ENOENT)
+    return ncr_error (ENOENT, "no nbdcrypt volume header on this target (not formatted with "
+                      "'nbdcrypt format'? a headerless volume needs key-file= or key-id=)");
+  return ncr_error (EINVAL, "volume header is corrupt in both copies (copy A: %s; copy B: %s); "
+                    "restore the first 1 MiB from a backup", out->reason[0], out->reason[1]);
+}
+
+/* Unwrap with retries while the KMS is unreachable. */
+static int
+unwrap_retry (struct keyprov *kp, const struct volume_header *h, unsigned timeout_s,
+              uint8_t *dek, size_t dek_size, size_t *dek_len)
+{
+  uint64_t start = volume_now_ms (), deadline = start + (uint64_t) timeout_s * 1000;
+  uint64_t delay = 500;
+  unsigned attempts = 0;
+  char last[256];
+  int r;
+
+  for (;;) {
+    attempts++;
+    r = keyprov_unwrap (kp, h->kek_id, h->wrap, h->wrapped_dek, h->wrapped_dek_len,
+                        dek, dek_size, dek_len);
+    if (r == 0 || !keyprov_error_is_transient (r))
+      return r;
+    snprintf (last, sizeof last, "%s", ncr_last_error ());
+    uint64_t now = volume_now_ms ();
+    if (now >= deadline)
+      break;
+    sleep_ms (delay < deadline - now ? delay : deadline - now);
+    delay = delay * 2 > 8000 ? 8000 : delay * 2;
+  }
+  return ncr_error (-r, "KMS unreachable: gave up after %u attempts in %llu s (%s); check the "
+                    "KMS and the network, or raise kms-startup-timeout=", attempts,
+                    (unsigned long long) (volume_now_ms () - start + 500) / 1000, last);
+}
+
+static int
+provider_mismatch (const struct volume_header *h, struct keyprov *kp)
+{
+  if (strcmp (h->kek_provider, keyprov_name (kp)) == 0)
+    return 0;
+  if (strcmp (h->kek_provider, "kmip") == 0)
+    return ncr_error (EINVAL, "this volume's KEK is in a KMS (KEK id %s): give kms-config= "
+                      "(tool: --kms-config), not a KEK file", h->kek_id);
+  return ncr_error (EINVAL, "this volume's KEK is a local KEK file (%s): give kek-file= "
+                    "(tool: --kek-file), not a KMS configuration", h->kek_id);
+}
+
+int
+volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
+             struct keyprov *kp, unsigned timeout_s, struct volume **out)
+{
+  struct volume_headers hs;
+  struct volume *v;
+  int order[2], n = 0, r;
+
+  if ((r = volume_read_headers (rd, opaque, target_size, &hs)) < 0)
+    return r;
+  /* Newest valid copy first; the other valid copy only if it was wrapped differently (an
+   * interrupted rewrap) and the newest one's KEK is not the one we were given. */
+  order[n++] = hs.newest;
+  if (hs.status[1 - hs.newest] == 0)
+    order[n++] = 1 - hs.newest;
+
+  v = calloc (1, sizeof *v);
+  if (v == NULL)
+    return ncr_error (ENOMEM, "out of memory");
+
+  for (int k = 0; k < n; k++) {
+    const struct volume_header *h = &hs.copy[order[k]];
+    size_t dek_len = 0;
+
+    if (k > 0 && strcmp (h->kek_id, hs.copy[order[0]].kek_id) == 0 &&
+        strcmp (h->wrap, hs.copy[order[0]].wrap) == 0)
+      break;                    /* same KEK: trying again cannot help */
+    if ((r = provider_mismatch (h, kp)) < 0)
+      continue;
+    if ((r = ncr_cipher_from_name (h->cipher, &v->cipher)) < 0)
+      break;
+    v->dek_len = ncr_cipher_key_len (v->cipher);
+    if (v->dek == NULL && (v->dek = secmem_alloc (v->dek_len)) == NULL) {
+      r = -errno;
+      break;
+    }
+    r = unwrap_retry (kp, h, timeout_s, v->dek, v->dek_len, &dek_len);
+    if (r == 0 && dek_len != v->dek_len)
+      r = ncr_error (EINVAL, "the unwrapped volume key is %zu bytes, %s needs %zu",
+                     dek_len, h->cipher, v->dek_len);
+    if (r == 0)
+      r = volume_kcv_check (v->dek, v->dek_len, h);
+    if (r == 0) {
+      v->hdr = *h;
+      v->used_copy = (unsigned) order[k];
+      break;
+    }
+    if (r != -EKEYREJECTED && r != -EINVAL)
+      break;                    /* KMS errors etc.: report them, not a fallback's */
+  }
+  if (r < 0) {
+    char msg[512];
+    snprintf (msg, sizeof msg, "%s", ncr_last_error ());
+    volume_free (v);
+    return ncr_error (-r, "%s", msg);
+  }
+
+  unsigned other = 1 - v->used_copy;
+  if (hs.status[other] != 0)
+    snprintf (v->warning, sizeof v->warning, "header copy %s is damaged (%s); opened from "
+              "copy %s; run 'nbdcrypt verify --repair' to rewrite it",
+              copy_name[other], hs.reason[other], copy_name[v->used_copy]);
+  else if (hs.copy[other].sequence != v->hdr.sequence)
+    snprintf (v->warning, sizeof v->warning, "header copies differ (sequence %llu and %llu: "
+              "interrupted rewrap?); opened from copy %s; run 'nbdcrypt verify --repair'",
+              (unsigned long long) hs.copy[0].sequence,
+              (unsigned long long) hs.copy[1].sequence, copy_name[v->used_copy]);
+  if (v->hdr.data_offset >= target_size) {
+    char msg[200];
+    snprintf (msg, sizeof msg, "target (%llu bytes) is not larger than the data offset "
+              "(%llu bytes): truncated volume?", (unsigned long long) target_size,
+              (unsigned long long) v->hdr.data_offset);
+    volume_free (v);
+    return ncr_error (EINVAL, "%s", msg);
+  }
+  *out = v;
+  return 0;
+}
+
+void
+volume_free (struct volume *v)
+{
+  if (v == NULL)
+    return;
+  secmem_free (v->dek);
+  explicit_bzero (v, sizeof *v);
+  free (v);
+}
+
+int
+volume_new_dek (enum ncr_cipher c, uint8_t **dek_out, size_t *len_out)
+{
+  size_t len = ncr_cipher_key_len (c);
+  uint8_t *dek = secmem_alloc (len);
+
+  if (dek == NULL)
+    return -errno;
+  /* XTS refuses equal key halves; with a working CSPRNG the loop runs once. */
+  for (int tries = 0;; tries++) {
+    if (tries == 4 || RAND_priv_bytes (dek, (int) len) != 1) {
+      secmem_free (dek);
+      return ncr_error (EIO, "the OS random generator failed");
+    }
+    if (CRYPTO_memcmp (dek, dek + len / 2, len / 2) != 0)
+      break;
+  }
+  *dek_out = dek;
+  *len_out = len;
+  return 0;
+}
+
+static int
+fill_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+           const uint8_t *dek, size_t dek_len, struct volume_header *h)
+{
+  size_t wlen = 0;
+  int r;
+
+  if (strlen (kek_id) == 0 || strlen (kek_id) > VH_MAX_KEK_ID)
+    return ncr_error (EINVAL, "KEK id '%s' is empty or longer than %u bytes", kek_id,
+                      VH_MAX_KEK_ID);
+  if (strlen (wrap) > VH_MAX_NAME)
+    return ncr_error (EINVAL, "unknown wrap mode '%s'", wrap);
+  snprintf (h->kek_provider, sizeof h->kek_provider, "%s", keyprov_name (kp));
+  snprintf (h->kek_id, sizeof h->kek_id, "%s", kek_id);
+  snprintf (h->wrap, sizeof h->wrap, "%s", wrap);
+  r = keyprov_wrap (kp, kek_id, wrap, dek, dek_len, h->wrapped_dek, sizeof h->wrapped_dek,
+                    &wlen);
+  if (r < 0)
+    return r;
+  h->wrapped_dek_len = (uint32_t) wlen;
+  return 0;
+}
+
+int
+volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap,
+                    enum ncr_cipher c, unsigned sector_size, uint64_t data_offset,
+                    const uint8_t *dek, size_t dek_len, struct volume_header *out)
+{
+  int r;
+
+  memset (out, 0, sizeof *out);
+  out->sequence = 1;
+  out->copy_index = 0;
+  out->data_offset = data_offset;
+  out->sector_size = sector_size;
+  snprintf (out->cipher, sizeof out->cipher, "%s", ncr_cipher_name (c));
+  if (RAND_bytes (out->uuid, VH_UUID_LEN) != 1)
+    return ncr_error (EIO, "the OS random generator failed");
+  out->uuid[6] = (out->uuid[6] & 0x0f) | 0x40;    /* RFC 4122 version 4 */
+  out->uuid[8] = (out->uuid[8] & 0x3f) | 0x80;
+  if ((r = fill_wrap (kp, kek_id, wrap, dek, dek_len, out)) < 0 ||
+      (r = volume_kcv (dek, dek_len, out->uuid, out->kcv)) < 0)
+    return r;
+  return volume_header_validate (out);
+}
+
+int
+volume_rewrap_header (const struct volume *v, struct keyprov *kp, const char *new_kek_id,
+                      const char *wrap, struct volume_header *out)
+{
+  int r;
+
+  *out = v->hdr;
+  out->sequence = v->hdr.sequence + 1;
+  memset (out->wrapped_dek, 0, sizeof out->wrapped_dek);
+  if ((r = fill_wrap (kp, new_kek_id, wrap, v->dek, v->dek_len, out)) < 0)
+    return r;
+  return volume_header_validate (out);
+}

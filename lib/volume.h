@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Opening and creating nbdcrypt volumes: read both header copies through a caller-supplied read
+ * function (the filter reads through the plugin below, the tool through a file, a block device
+ * or libnbd), pick the valid one, unwrap the data key through a key provider, check it. */
+#ifndef NBDCRYPT_VOLUME_H
+#define NBDCRYPT_VOLUME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyprov.h"
+#include "volume-header.h"
+#include "xts.h"
+
+/* Read exactly count bytes at offset; returns 0 or -errno (with ncr_error set). */
+typedef int (*volume_read_fn) (void *opaque, void *buf, size_t count, uint64_t offset);
+
+/* The result of reading the two header copies. */
+struct volume_headers {
+  struct volume_header copy[2];
+  int status[2];                /* 0 valid, -ENOENT no magic, -EINVAL corrupt, other: I/O */
+  char reason[2][160];          /* why a copy is not valid */
+  int newest;                   /* index of the valid copy with the highest sequence, or -1 */
+};
+
+/* Read and parse both copies. Returns 0 if at least one is valid, else -ENOENT (no header:
+ * not formatted) or -EINVAL (corrupt) with a message naming both reasons. */
+int volume_read_headers (volume_read_fn rd, void *opaque, uint64_t target_size,
+                         struct volume_headers *out);
+
+struct volume {
+  struct volume_header hdr;     /* the copy the key was unwrapped from */
+  unsigned used_copy;           /* 0 = A, 1 = B */
+  enum ncr_cipher cipher;
+  uint8_t *dek;                 /* secmem; dek_len = ncr_cipher_key_len(cipher) */
+  size_t dek_len;
+  char warning[400];            /* non-empty: opened, but something needs attention */
+};
+
+/* Open: read headers, unwrap the DEK through kp, verify the key check value. While the KMS is
+ * unreachable, retries with backoff (0.5 s doubling to 8 s) until timeout_s has passed.
+ * Returns 0, or -errno with a one-line reason in ncr_last_error(). */
+int volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
+                 struct keyprov *kp, unsigned timeout_s, struct volume **out);
+
+void volume_free (struct volume *v);
+
+/* A fresh random DEK for cipher c in secmem (XTS halves guaranteed different). */
+int volume_new_dek (enum ncr_cipher c, uint8_t **dek_out, size_t *len_out);
+
+/* Fill a new header (sequence 1, copy A, random UUID) wrapping dek under kek_id with wrap.
+ * Returns 0 or -errno. */
+int volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap,
+                        enum ncr_cipher c, unsigned sector_size, uint64_t data_offset,
+                        const uint8_t *dek, size_t dek_len, struct volume_header *out);
+
+/* Rewrap: a copy of old with the DEK wrapped under new_kek_id (by kp, which may be another
+ * provider than the volume's), the sequence incremented. */
+int volume_rewrap_header (const struct volume *v, struct keyprov *kp, const char *new_kek_id,
+                          const char *wrap, struct volume_header *out);
+
+/* Sleep helper exposed for tests of the retry loop: monotonic milliseconds. */
+uint64_t volume_now_ms (void);
+
+#endif /* NBDCRYPT_VOLUME_H */
