@@ -1,0 +1,372 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""nbdcrypt performance suite: fio (nbd engine) against nbdkit stacks, side by side in one run.
+
+Run through perf/run.sh. Stacks = backend {file, file cache=none, uring, uring direct} x
+{plain, nbdcrypt, luks}; workloads and connection counts from fiojobs.py. Each repetition runs
+every stack back to back for one workload before moving on (ABC ABC ...), with the stack order
+rotated every repetition, so the noise of this shared machine falls on all stacks alike.
+Writes results.json, results.md and results.png to --out.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import fiojobs  # noqa: E402
+import fsbench  # noqa: E402
+import report  # noqa: E402
+import stacks as st  # noqa: E402
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+DEFAULT_STACKS = ["file/plain", "file/nbdcrypt", "file/luks",
+                  "file-nocache/plain", "file-nocache/nbdcrypt",
+                  "uring/plain", "uring/nbdcrypt",
+                  "uring-direct/plain", "uring-direct/nbdcrypt"]
+QUICK_STACKS = DEFAULT_STACKS
+FS_STACKS = ["file/plain", "file/nbdcrypt", "file/luks", "uring-direct/nbdcrypt"]
+QUICK_FS_STACKS = ["file/plain", "file/nbdcrypt"]
+
+SYSCALLS = ["read", "write", "recvfrom", "sendto", "recvmsg", "sendmsg", "pread64", "pwrite64",
+            "preadv", "pwritev", "futex", "io_uring_enter", "fdatasync", "fsync", "fadvise64",
+            "poll", "ppoll"]
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def parse_size(s):
+    m = re.fullmatch(r"(\d+)([KMG]?)i?B?", s.strip(), re.I)
+    if not m:
+        raise argparse.ArgumentTypeError("bad size %r (e.g. 1G, 512M)" % s)
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2).upper()]
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="perf/run.sh", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 1 repetition, 1 s jobs, smaller image (about 3 minutes)")
+    p.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
+    p.add_argument("--runtime", type=float, help="seconds per fio job (default 2, quick 1)")
+    p.add_argument("--ramp", type=float, help="fio ramp seconds (default 0.5, quick 0.25)")
+    p.add_argument("--size", type=parse_size, help="test image size (default 1G, quick 256M)")
+    p.add_argument("--out", default=os.path.join(TOP, "perf", "results"),
+                   help="output directory (default perf/results)")
+    p.add_argument("--work", help="scratch directory for images (default OUT/tmp)")
+    p.add_argument("--build", default=os.path.join(TOP, "build"),
+                   help="meson build directory (default build/)")
+    p.add_argument("--no-build", action="store_true", help="do not run meson/ninja")
+    p.add_argument("--stacks", help="comma list, e.g. file/plain,file/nbdcrypt (default: all)")
+    p.add_argument("--workloads", help="comma list of " + ",".join(fiojobs.WORKLOADS))
+    p.add_argument("--conns", default="1,4", help="NBD connections per job (default 1,4)")
+    p.add_argument("--no-fs", action="store_true", help="skip the ext4 filesystem workload")
+    p.add_argument("--no-profile", action="store_true",
+                   help="skip perf stat/record of stacks that miss a target")
+    p.add_argument("--no-engine", action="store_true", help="skip perf/engine-bench")
+    p.add_argument("--report-only", action="store_true",
+                   help="re-render results.md/png from OUT/results.json")
+    a = p.parse_args(argv)
+    q = a.quick
+    a.reps = a.reps or (1 if q else 3)
+    a.runtime = a.runtime or (1.0 if q else 2.0)
+    a.ramp = a.ramp if a.ramp is not None else (0.25 if q else 0.5)
+    a.size = a.size or ((256 if q else 1024) << 20)
+    a.stacks = a.stacks.split(",") if a.stacks else (QUICK_STACKS if q else DEFAULT_STACKS)
+    a.workloads = a.workloads.split(",") if a.workloads else list(fiojobs.WORKLOADS)
+    a.conns = [int(c) for c in a.conns.split(",")]
+    for w in a.workloads:
+        if w not in fiojobs.WORKLOADS:
+            p.error("unknown workload %r" % w)
+    a.out = os.path.abspath(a.out)
+    a.work = os.path.abspath(a.work or os.path.join(a.out, "tmp"))
+    a.build = os.path.abspath(a.build)
+    return a
+
+
+def build_tree(build):
+    if not os.path.exists(os.path.join(build, "build.ninja")):
+        log("perf: meson setup %s" % build)
+        subprocess.run(["meson", "setup", build, TOP], check=True, stdout=subprocess.DEVNULL)
+    p = subprocess.run(["ninja", "-C", build, "-j2"], capture_output=True, text=True)
+    if p.returncode != 0:
+        # Someone's half-finished file must not stop the suite: measure what did build.
+        log("perf: WARNING: ninja failed; measuring what is built. Last lines:\n  " +
+            "\n  ".join(p.stdout.strip().splitlines()[-5:]))
+    for so in ("plugin/nbdkit-nbdcrypt-filter.so", "plugin/nbdkit-uring-plugin.so"):
+        path = os.path.join(build, so)
+        if os.path.exists(path):
+            ldd = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+            if "libasan" in ldd or "libubsan" in ldd:
+                log("perf: WARNING: %s is built with sanitizers; numbers are meaningless" % so)
+
+
+def _cmd(argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine_info():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / (1 << 20)
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "hostname": platform.node(),
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "cpu_flags_aes": "aes" in open("/proc/cpuinfo").read().split(),
+        "mem_gib": round(mem, 1),
+        "kernel": platform.release(),
+        "os": _cmd(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
+        "fio": _cmd(["fio", "--version"]),
+        "nbdkit": _cmd(["nbdkit", "--version"]).replace("nbdkit ", ""),
+        "qemu_img": _version(_cmd(["qemu-img", "--version"])),
+        "openssl": " ".join(_cmd(["openssl", "version"]).split()[:2]),
+        "liburing": _cmd(["pkg-config", "--modversion", "liburing"]),
+        "gcc": _cmd(["gcc", "-dumpfullversion"]),
+        "git": _cmd(["git", "-C", TOP, "describe", "--always", "--dirty"]),
+    }
+
+
+def _version(text):
+    m = re.search(r"version (\S+)", text)
+    return m.group(1) if m else "?"
+
+
+def load1():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def run_matrix(args, stacks, images):
+    avail = [s for s in stacks if s.available]
+    cells = [(wl, c) for wl in args.workloads for c in args.conns]
+    total = len(cells) * len(avail) * args.reps
+    log("perf: %d stacks x %d workloads x %s conns x %d reps = %d fio jobs of %g+%g s "
+        "(about %.0f s)" % (len(avail), len(args.workloads), args.conns, args.reps, total,
+                            args.runtime, args.ramp, total * (args.runtime + args.ramp + 0.4)))
+    fiodir = os.path.join(args.work, "fio")
+    os.makedirs(fiodir, exist_ok=True)
+    runs = []
+    n = 0
+    t0 = time.time()
+    for rep in range(args.reps):
+        order = avail[rep % len(avail):] + avail[:rep % len(avail)]
+        for wl, conns in cells:
+            for s in order:
+                n += 1
+                out = os.path.join(fiodir, "%s-%s-%d-%d.json" % (
+                    s.id.replace("/", "_"), wl, conns, rep))
+                l1 = load1()
+                cpu0 = s.cpu_seconds()
+                r = fiojobs.run(wl, conns, s.uri, images.size, args.runtime, args.ramp, out,
+                                timeout=60 + 3 * (args.runtime + args.ramp))
+                r.update({"stack": s.id, "workload": wl, "conns": conns, "rep": rep,
+                          "load1": l1, "seconds": args.runtime,
+                          "nbdkit_cpu_s": s.cpu_seconds() - cpu0})
+                # nbdkit CPU includes the ramp; charge it to the measured bytes pro rata.
+                r["nbdkit_cpu_s"] *= args.runtime / (args.runtime + args.ramp)
+                runs.append(r)
+                if "error" in r:
+                    log("perf: [%d/%d] %-24s %-9s %d conn: ERROR %s" %
+                        (n, total, s.id, wl, conns, r["error"]))
+                    if s.proc and s.proc.poll() is not None:
+                        log("perf: %s died; restarting" % s.id)
+                        st.start(s, images, args.build, os.path.dirname(s.sock))
+                else:
+                    log("perf: [%d/%d] %-24s %-9s %d conn: %8.1f MiB/s %9.0f IOPS  "
+                        "(load %.1f, %.0fs)" % (n, total, s.id, wl, conns, r["bw"] / 2**20,
+                                                r["iops"], l1, time.time() - t0))
+    return runs
+
+
+def profile(args, stacks, images, res):
+    """Re-run the cells of missed targets under perf stat + perf record on nbdkit."""
+    if not _cmd(["sh", "-c", "command -v perf"]):
+        log("perf: 'perf' (linux-perf) not installed: no profiles")
+        return []
+    byid = {s.id: s for s in stacks if s.available}
+    missed = sorted((t for t in res["targets"] if t["met"] is False),
+                    key=lambda t: t["ratio"] / t["want"])
+    cells = []
+    for t in missed:
+        for sid in (t["a"], t["b"]):
+            c = (sid, t["workload"], t["conns"])
+            if c not in cells and sid in byid:
+                cells.append(c)
+        if len(cells) >= 6:
+            break
+    out = []
+    pdir = os.path.join(args.work, "profile")
+    os.makedirs(pdir, exist_ok=True)
+    for sid, wl, conns in cells[:6]:
+        s = byid[sid]
+        dur = args.runtime + args.ramp + 0.5
+        data = os.path.join(pdir, "%s-%s-%d.data" % (sid.replace("/", "_"), wl, conns))
+        stat_out = data + ".stat"
+        events = ["task-clock", "context-switches", "raw_syscalls:sys_enter"] + \
+            ["syscalls:sys_enter_" + c for c in SYSCALLS]
+        pstat = subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(events),
+                                  "-p", str(s.proc.pid), "-o", stat_out, "--", "sleep",
+                                  str(dur)], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        prec = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-g", "-o", data,
+                                 "-p", str(s.proc.pid), "--", "sleep", str(dur)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.2)
+        r = fiojobs.run(wl, conns, s.uri, images.size, args.runtime, args.ramp,
+                        os.path.join(pdir, "fio.json"), timeout=120)
+        pstat.wait()
+        prec.wait()
+        ios = r.get("iops", 0) * args.runtime
+        lines = ["fio under profiling: %.1f MiB/s, %.0f IOPS" %
+                 (r.get("bw", 0) / 2**20, r.get("iops", 0))]
+        try:
+            with open(stat_out) as f:
+                for line in f:
+                    parts = line.strip().split(",")
+                    if len(parts) < 3 or not parts[0] or line.startswith("#"):
+                        continue
+                    try:
+                        val = float(parts[0])
+                    except ValueError:
+                        continue
+                    name = parts[2].replace("syscalls:sys_enter_", "")
+                    if val == 0:
+                        continue
+                    per = (" = %.2f per I/O" % (val / ios)) if ios and name != "task-clock" \
+                        else ""
+                    unit = " ms" if name == "task-clock" else ""
+                    lines.append("  %-28s %12.0f%s%s" % (name, val, unit, per))
+        except OSError:
+            lines.append("  (perf stat produced nothing)")
+        rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                              "--percent-limit", "2", "--sort", "comm,dso,symbol", "-g",
+                              "none"], capture_output=True, text=True)
+        top = [l for l in rep.stdout.splitlines() if l.strip() and not l.startswith("#")]
+        lines.append("perf record (99 Hz x threads, self time, >= 2%):")
+        lines += ["  " + l.strip() for l in top[:18]]
+        out.append({"stack": sid, "workload": wl, "conns": conns, "text": "\n".join(lines)})
+        log("perf: profiled %s %s %d conn" % (sid, wl, conns))
+    return out
+
+
+def engine_bench(args):
+    exe = os.path.join(args.build, "perf", "engine-bench")
+    if not os.path.exists(exe):
+        return None
+    log("perf: running %s" % exe)
+    argv = [exe] + (["--quick"] if args.quick and _accepts_quick(exe) else [])
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        return {"cmd": " ".join(shlex.quote(a) for a in [os.path.relpath(exe, TOP)] + argv[1:]),
+                "rc": p.returncode, "output": p.stdout + p.stderr}
+    except subprocess.TimeoutExpired:
+        return {"cmd": exe, "rc": -1, "output": "timed out after 300 s"}
+
+
+def _accepts_quick(exe):
+    try:
+        h = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10)
+        return "--quick" in h.stdout + h.stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def write_outputs(res, out):
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1, sort_keys=True)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(report.markdown(res))
+    png = report.chart(res, out)
+    log("perf: wrote %s/results.{json,md}%s" % (out, ", results.png" if png else ""))
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.report_only:
+        with open(os.path.join(args.out, "results.json")) as f:
+            write_outputs(json.load(f), args.out)
+        return 0
+    t0 = time.time()
+    if not args.no_build:
+        build_tree(args.build)
+    machine = machine_info()
+    images = st.Images(args.work, args.size, log)
+    images.prepare()
+    bks = st.backends(args.build)
+    rundir = os.path.join(args.work, "run")
+    os.makedirs(rundir, exist_ok=True)
+    stacks = []
+    for sid in args.stacks:
+        b, enc = sid.split("/")
+        if b not in bks or enc not in ("plain", "nbdcrypt", "luks"):
+            log("perf: unknown stack %s" % sid)
+            return 2
+        stacks.append(st.Stack(bks[b], enc))
+    try:
+        for s in stacks:
+            if st.start(s, images, args.build, rundir):
+                log("perf: stack %-24s ready: %s" % (s.id, " ".join(s.argv[6:])))
+            else:
+                log("perf: stack %-24s UNAVAILABLE: %s" % (s.id, s.reason))
+        runs = run_matrix(args, stacks, images)
+        res = {"config": {"reps": args.reps, "runtime": args.runtime, "ramp": args.ramp,
+                          "size": args.size, "workloads": args.workloads,
+                          "conns": args.conns, "quick": args.quick,
+                          "cmdline": "".join(" " + shlex.quote(a) for a in argv)},
+               "machine": machine,
+               "stacks": [{"id": s.id, "label": s.label, "available": s.available,
+                           "reason": s.reason, "argv": s.argv} for s in stacks],
+               "runs": runs}
+        summ = report.summarize(runs)
+        res["summary"] = [[list(k), v] for k, v in summ.items()]
+        res["targets"] = report.targets(summ, runs, args.conns)
+        if not args.no_profile:
+            res["profile"] = profile(args, stacks, images, res)
+    finally:
+        for s in stacks:
+            st.stop(s)
+    if not args.no_fs:
+        fs_ids = [i for i in (QUICK_FS_STACKS if args.quick else FS_STACKS)]
+        fs_images = st.Images(args.work, (256 if args.quick else 512) << 20, log)
+        fs_images.prepare()
+        res["fs"] = fsbench.run(fs_ids, bks, fs_images, args.build, args.work, args.quick,
+                                2 if args.quick else 4, log)
+    if not args.no_engine:
+        res["engine_bench"] = engine_bench(args)
+    loads = [r["load1"] for r in runs]
+    if loads:
+        machine["load_median"] = statistics.median(loads)
+        machine["load_max"] = max(loads)
+    machine["suite_seconds"] = round(time.time() - t0)
+    write_outputs(res, args.out)
+    log("perf: done in %d s" % machine["suite_seconds"])
+    for t in res["targets"]:
+        if t["ratio"] is not None:
+            log("perf: target issue %d %-40s %-9s %d conn: %.2f (want >= %.2f) %s" % (
+                t["issue"], t["what"], t["workload"], t["conns"], t["ratio"], t["want"],
+                "met" if t["met"] else "MISSED"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

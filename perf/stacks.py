@@ -1,0 +1,254 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""nbdkit stacks for the perf suite: test images, server start/stop, and a sanity probe.
+
+A stack is a backend (nbdkit's file plugin, our uring plugin) plus an optional encryption
+layer (nothing, the nbdcrypt filter, nbdkit's luks filter). Each is served on its own Unix
+socket. Before a stack is measured, a probe writes a pattern through it and looks at the
+backing file, so a scaffold filter that passes data through in clear is never reported as
+encryption.
+"""
+
+import os
+import subprocess
+import time
+
+import nbd
+
+PROBE = (b"nbdcrypt perf probe: this must never reach the disk in clear. " * 1100)[:65536]
+LUKS_PASSWORD = b"nbdcrypt-perf-luks-password"
+
+
+class Backend:
+    """How to reach the backing file: plugin argv (before filter params)."""
+
+    def __init__(self, name, label, plugin, extra, needs):
+        self.name, self.label, self.plugin, self.extra, self.needs = \
+            name, label, plugin, extra, needs
+
+
+class Stack:
+    def __init__(self, backend, enc):
+        self.backend, self.enc = backend, enc
+        self.id = backend.name + "/" + enc
+        self.label = backend.label + ("" if enc == "plain" else "+" + enc)
+        self.proc = None
+        self.sock = None
+        self.uri = None
+        self.available = False
+        self.reason = ""
+        self.argv = []
+        self.log = None
+
+    def cpu_seconds(self):
+        """User+system CPU time of the nbdkit process (all threads), in seconds."""
+        if not self.proc:
+            return 0.0
+        try:
+            with open("/proc/%d/stat" % self.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+
+def backends(build):
+    """All backends known to the suite; 'needs' is the .so that must exist in the build."""
+    uring = os.path.join(build, "plugin", "nbdkit-uring-plugin.so")
+    return {
+        "file": Backend("file", "file", "file", [], None),
+        "file-nocache": Backend("file-nocache", "file(cache=none)", "file",
+                                ["cache=none"], None),
+        "uring": Backend("uring", "uring", uring, ["direct=false"], uring),
+        "uring-direct": Backend("uring-direct", "uring(direct)", uring, ["direct=true"], uring),
+    }
+
+
+class Images:
+    """The backing files, kept in the work dir and reused between runs when the size fits."""
+
+    def __init__(self, work, size, log=print):
+        self.work, self.size, self.log = work, size, log
+        self.raw = os.path.join(work, "raw-%d.img" % size)
+        self.luks = os.path.join(work, "luks-%d.img" % size)
+        self.key = os.path.join(work, "volume.key")
+        self.pw = os.path.join(work, "luks.pw")
+        self.luks_payload = None
+
+    def prepare(self):
+        os.makedirs(self.work, exist_ok=True)
+        if not os.path.exists(self.key):
+            with open(self.key, "wb") as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write(os.urandom(64))
+        with open(self.pw, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(LUKS_PASSWORD)
+        # Real data everywhere: reading an unwritten extent costs the kernel nothing, which
+        # would flatter direct I/O reads.
+        if not _filled(self.raw, self.size, 0):
+            self.log("perf: writing %d MiB of random data to %s" % (self.size >> 20, self.raw))
+            _fill(self.raw, 0, self.size)
+            _mark_filled(self.raw, self.size, 0)
+        if not os.path.exists(self.luks) or not _filled(self.luks, self.size, None):
+            self.log("perf: creating LUKS image %s (qemu-img, aes-256-xts-plain64)" % self.luks)
+            if os.path.exists(self.luks):
+                os.unlink(self.luks)
+            make_luks(self.luks, self.pw, self.size)
+            payload = luks_payload_offset(self.luks)
+            _fill(self.luks, payload, self.size)
+            _mark_filled(self.luks, self.size, payload)
+        self.luks_payload = luks_payload_offset(self.luks)
+
+
+def make_luks(path, pwfile, size):
+    # iter-time=100 ms: nbdkit's luks filter runs PBKDF2 on every new connection; the default
+    # 2 s would be charged to every 4-connection job.
+    subprocess.run(["qemu-img", "create", "-q", "-f", "luks",
+                    "--object", "secret,id=sec0,file=" + pwfile,
+                    "-o", "key-secret=sec0,cipher-alg=aes-256,cipher-mode=xts,"
+                          "ivgen-alg=plain64,hash-alg=sha256,iter-time=100",
+                    path, str(size)], check=True)
+
+
+def luks_payload_offset(path):
+    import json
+    out = subprocess.run(["qemu-img", "info", "--output=json", path], check=True,
+                         capture_output=True, text=True).stdout
+    return int(json.loads(out)["format-specific"]["data"]["payload-offset"])
+
+
+def _fill(path, start, length):
+    chunk = 8 << 20
+    with open(path, "r+b" if os.path.exists(path) else "wb") as f:
+        f.seek(start)
+        left = length
+        while left > 0:
+            n = min(chunk, left)
+            f.write(os.urandom(n))
+            left -= n
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _marker(path):
+    return path + ".filled"
+
+
+def _filled(path, size, _payload):
+    try:
+        with open(_marker(path)) as f:
+            return int(f.read().split()[0]) == size and os.path.exists(path)
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def _mark_filled(path, size, payload):
+    with open(_marker(path), "w") as f:
+        f.write("%d %d\n" % (size, payload))
+
+
+def nbdkit_argv(stack, images, build, sock, threads):
+    """The nbdkit command line for a stack. Filters take their params before the plugin's."""
+    b = stack.backend
+    argv = ["nbdkit", "-U", sock, "-f", "--exit-with-parent", "-t", str(threads)]
+    params = []
+    backing = images.raw
+    if stack.enc == "nbdcrypt":
+        argv.append("--filter=" + os.path.join(build, "plugin", "nbdkit-nbdcrypt-filter.so"))
+        params += ["key-file=" + images.key, "cipher=aes-256-xts", "sector-size=4096"]
+    elif stack.enc == "luks":
+        argv.append("--filter=luks")
+        params += ["passphrase=+" + images.pw]
+        backing = images.luks
+    argv.append(b.plugin)
+    argv.append("file=" + backing)
+    argv += b.extra + params
+    return argv, backing
+
+
+def start(stack, images, build, rundir, threads=16):
+    """Start the server of a stack and probe it. Sets stack.available/.reason."""
+    b = stack.backend
+    if b.needs and not os.path.exists(b.needs):
+        stack.reason = "%s not built" % os.path.relpath(b.needs)
+        return False
+    if stack.enc == "nbdcrypt":
+        so = os.path.join(build, "plugin", "nbdkit-nbdcrypt-filter.so")
+        if not os.path.exists(so):
+            stack.reason = "nbdcrypt filter not built"
+            return False
+    stack.sock = os.path.join(rundir, stack.id.replace("/", "_") + ".sock")
+    if os.path.exists(stack.sock):
+        os.unlink(stack.sock)
+    stack.argv, backing = nbdkit_argv(stack, images, build, stack.sock, threads)
+    stack.log = stack.sock[:-5] + ".log"
+    logf = open(stack.log, "w")
+    stack.proc = subprocess.Popen(stack.argv, stdout=logf, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+    logf.close()
+    deadline = time.time() + 30
+    while not os.path.exists(stack.sock):
+        if stack.proc.poll() is not None or time.time() > deadline:
+            stack.reason = "nbdkit refused to start: " + _tail(stack.log)
+            stop(stack)
+            return False
+        time.sleep(0.05)
+    stack.uri = "nbd+unix:///?socket=" + stack.sock
+    try:
+        _probe(stack, images, backing)
+    except Exception as e:  # noqa: BLE001 - any failure makes the stack unusable
+        stack.reason = "probe failed: %s" % e
+        stop(stack)
+        return False
+    stack.available = True
+    return True
+
+
+def _probe(stack, images, backing):
+    """Write a pattern through the stack; it must read back, and reach the disk encrypted
+    (or in clear for plain stacks, which checks the probe itself)."""
+    h = nbd.NBD()
+    h.connect_uri(stack.uri)
+    try:
+        if h.get_size() < 64 << 20:
+            raise RuntimeError("export is only %d bytes" % h.get_size())
+        h.pwrite(PROBE, 0)
+        h.flush()
+        if h.pread(len(PROBE), 0) != PROBE:
+            raise RuntimeError("read-back differs from what was written")
+    finally:
+        h.shutdown()
+    start = images.luks_payload if stack.enc == "luks" else 0
+    with open(backing, "rb") as f:
+        f.seek(start)
+        disk = f.read(len(PROBE))
+    if stack.enc == "plain":
+        if disk != PROBE:
+            raise RuntimeError("plain stack: backing file does not hold the data written")
+    else:
+        # Any 512-byte run of the plaintext on disk means the layer is not encrypting.
+        for off in range(0, len(PROBE), 512):
+            if PROBE[off:off + 512] in disk:
+                raise RuntimeError("backing file holds plaintext: '%s' is not encrypting "
+                                   "(scaffold?)" % stack.enc)
+
+
+def stop(stack):
+    p = stack.proc
+    if p and p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    stack.proc = None
+
+
+def _tail(path, n=3):
+    try:
+        with open(path) as f:
+            lines = [l.strip() for l in f if l.strip()]
+        return " | ".join(lines[-n:])[:400]
+    except OSError:
+        return "(no log)"
