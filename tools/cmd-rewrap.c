@@ -1,13 +1,160 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* nbdcrypt rewrap: SCAFFOLD, replaced by the real implementation. */
+/* nbdcrypt rewrap: rotate the key-encryption key. The data key and the data are untouched;
+ * only the wrapped DEK in the header changes. Crash-safe: the copy holding the older sequence
+ * is rewritten first and flushed, then the other, so a kill at any instant leaves a valid copy
+ * that opens with the old or the new KEK. */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "errors.h"
+#include "secmem.h"
+#include "volume-common.h"
+#include "volume.h"
+
+static const char *cmd = "rewrap";
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp,
+"usage: nbdcrypt rewrap TARGET CURRENT-KEY NEW-KEK [--wrap local|kms]\n"
+"CURRENT-KEY: --kms-config FILE (KEK in a KMS) or --kek-file PATH (local KEK)\n"
+"NEW-KEK (one of):\n"
+"  --new-kek-id UID              a KEK in the KMS of --kms-config\n"
+"  --create-kek [--name N]       create a new AES-256 KEK in that KMS\n"
+"  --new-kek-file PATH [--create-kek]   a local KEK file (created, 0600, with --create-kek)\n"
+"The new KEK's KMS is --kms-config (rotating from a KEK file to a KMS: give both\n"
+"--kek-file OLD and --kms-config FILE).\n");
+}
 
 int
 cmd_rewrap (int argc, char **argv)
 {
-  (void) argc; (void) argv;
-  fprintf (stderr, "nbdcrypt rewrap: not implemented yet\n");
-  return 1;
+  enum { O_KMS = 256, O_KEK_FILE, O_NEW_ID, O_CREATE, O_NAME, O_NEW_FILE, O_WRAP };
+  static const struct option opts[] = {
+    { "kms-config", required_argument, NULL, O_KMS },
+    { "kek-file", required_argument, NULL, O_KEK_FILE },
+    { "new-kek-id", required_argument, NULL, O_NEW_ID },
+    { "create-kek", no_argument, NULL, O_CREATE },
+    { "name", required_argument, NULL, O_NAME },
+    { "new-kek-file", required_argument, NULL, O_NEW_FILE },
+    { "wrap", required_argument, NULL, O_WRAP },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *kms_config = NULL, *kek_file = NULL, *new_id = NULL, *name = NULL;
+  const char *new_file = NULL, *wrap = NULL;
+  bool create = false;
+  struct volume_target *t = NULL;
+  struct keyprov *old_kp = NULL, *new_kp = NULL;
+  struct volume *v = NULL;
+  struct volume_headers hs;
+  struct volume_header nh;
+  char kek_id[VH_MAX_KEK_ID + 1];
+  unsigned first;
+  int c, r, status = 1;
+
+  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case O_KMS: kms_config = optarg; break;
+    case O_KEK_FILE: kek_file = optarg; break;
+    case O_NEW_ID: new_id = optarg; break;
+    case O_CREATE: create = true; break;
+    case O_NAME: name = optarg; break;
+    case O_NEW_FILE: new_file = optarg; break;
+    case O_WRAP:
+      if ((wrap = vc_wrap_name (optarg)) == NULL) {
+        vc_err (cmd, "--wrap must be local or kms, not '%s'", optarg);
+        return 2;
+      }
+      break;
+    case 'h': usage (stdout); return 0;
+    default: usage (stderr); return 2;
+    }
+  }
+  if (optind != argc - 1) {
+    usage (stderr);
+    return 2;
+  }
+  if ((!!new_id + !!new_file + (create && !new_file)) != 1) {
+    vc_err (cmd, "give the new KEK: exactly one of --new-kek-id UID, --create-kek, "
+            "--new-kek-file PATH");
+    return 2;
+  }
+  if (!new_file && kms_config == NULL) {
+    vc_err (cmd, "--new-kek-id and --create-kek need --kms-config FILE");
+    return 2;
+  }
+  if (new_file && wrap && strcmp (wrap, "aes-kwp") != 0) {
+    vc_err (cmd, "a KEK file supports only --wrap local");
+    return 2;
+  }
+  if (secmem_protect_process (false) < 0) {
+    vc_err (cmd, "%s", ncr_last_error ());
+    return 1;
+  }
+
+  if ((r = vt_open (argv[optind], true, &t)) < 0 ||
+      (r = volume_read_headers (vt_read_cb, t, vt_size (t), &hs)) < 0 ||
+      (r = vc_provider_for_header (&hs.copy[hs.newest], kms_config, kek_file, &old_kp)) < 0 ||
+      (r = volume_open (vt_read_cb, t, vt_size (t), old_kp, 0, &v)) < 0) {
+    vc_err (cmd, "%s", ncr_last_error ());
+    goto out;
+  }
+  if (v->warning[0])
+    vc_warn (cmd, "%s", v->warning);
+
+  /* The new KEK's provider: a file, or the KMS (reusing the old provider if it is the KMS). */
+  if (new_file) {
+    if (create && (r = keyprov_file_create (new_file)) < 0) {
+      vc_err (cmd, "%s", ncr_last_error ());
+      goto out;
+    }
+    r = keyprov_file_open (new_file, &new_kp);
+    if (r == 0)
+      r = keyprov_default_kek_id (new_kp, kek_id, sizeof kek_id);
+  }
+  else {
+    if (strcmp (keyprov_name (old_kp), "kmip") != 0)
+      r = vc_open_provider (kms_config, NULL, &new_kp);
+    if (r == 0 && new_id)
+      snprintf (kek_id, sizeof kek_id, "%s", new_id);
+    else if (r == 0)
+      r = keyprov_create_kek (new_kp ? new_kp : old_kp, name, kek_id, sizeof kek_id);
+  }
+  if (wrap == NULL)
+    wrap = strcmp (v->hdr.kek_provider, "kmip") == 0 && !new_file ? v->hdr.wrap : "aes-kwp";
+  if (r < 0 ||
+      (r = volume_rewrap_header (v, new_kp ? new_kp : old_kp, kek_id, wrap, &nh)) < 0) {
+    vc_err (cmd, "%s", ncr_last_error ());
+    goto out;
+  }
+
+  /* Sequence above both copies; the copy with the older (or no valid) sequence goes first. */
+  uint64_t seq_a = hs.status[0] == 0 ? hs.copy[0].sequence : 0;
+  uint64_t seq_b = hs.status[1] == 0 ? hs.copy[1].sequence : 0;
+  nh.sequence = (seq_a > seq_b ? seq_a : seq_b) + 1;
+  first = hs.status[0] != 0 ? 0 : hs.status[1] != 0 ? 1 : seq_a < seq_b ? 0 : 1;
+  if ((r = vc_write_headers (t, &nh, first)) < 0) {
+    vc_err (cmd, "%s", ncr_last_error ());
+    goto out;
+  }
+  printf ("rewrapped %s: KEK %s %s -> %s %s (wrap %s), sequence %llu\n", argv[optind],
+          v->hdr.kek_provider, v->hdr.kek_id, nh.kek_provider, nh.kek_id, nh.wrap,
+          (unsigned long long) nh.sequence);
+  status = 0;
+
+ out:
+  volume_free (v);
+  keyprov_free (new_kp);
+  keyprov_free (old_kp);
+  if (t && vt_close (t) < 0 && status == 0) {
+    vc_err (cmd, "%s", ncr_last_error ());
+    status = 1;
+  }
+  return status;
 }

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Shared helpers for the volume subcommands (format, dump, rewrap, verify). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "errors.h"
+#include "volume-common.h"
+
+void
+vc_err (const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+
+  fprintf (stderr, "nbdcrypt %s: ", cmd);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+}
+
+void
+vc_warn (const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+
+  fprintf (stderr, "nbdcrypt %s: warning: ", cmd);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+}
+
+/* Interim until the kmip-client operations land (then this indirection goes). */
+static int
+open_kmip (const char *path, struct keyprov **out)
+{
+#ifdef NBDCRYPT_KMIP_PROVIDER
+  return keyprov_kmip_open (path, out);
+#else
+  (void) path; (void) out;
+  return ncr_error (ENOTSUP, "this build has no KMS key provider yet");
+#endif
+}
+
+int
+vc_open_provider (const char *kms_config, const char *kek_file, struct keyprov **out)
+{
+  if (kms_config && kek_file)
+    return ncr_error (EINVAL, "give either --kms-config or --kek-file, not both");
+  if (kms_config)
+    return open_kmip (kms_config, out);
+  if (kek_file)
+    return keyprov_file_open (kek_file, out);
+  return ncr_error (EINVAL, "no key given: use --kms-config FILE (KEK in a KMS) or "
+                    "--kek-file PATH (local KEK)");
+}
+
+int
+vc_provider_for_header (const struct volume_header *h, const char *kms_config,
+                        const char *kek_file, struct keyprov **out)
+{
+  if (strcmp (h->kek_provider, "kmip") == 0) {
+    if (kms_config == NULL)
+      return ncr_error (EINVAL, "this volume's KEK (%s) is in a KMS: give --kms-config FILE",
+                        h->kek_id);
+    return open_kmip (kms_config, out);
+  }
+  if (kek_file == NULL)
+    return ncr_error (EINVAL, "this volume's KEK is a local file (fingerprint %s): give "
+                      "--kek-file PATH", h->kek_id);
+  return keyprov_file_open (kek_file, out);
+}
+
+const char *
+vc_wrap_name (const char *opt)
+{
+  if (strcmp (opt, "local") == 0 || strcmp (opt, "aes-kwp") == 0)
+    return "aes-kwp";
+  if (strcmp (opt, "kms") == 0)
+    return "kms";
+  return NULL;
+}
+
+static void
+sleep_ms (unsigned ms)
+{
+  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
+  nanosleep (&ts, NULL);
+}
+
+static int
+write_copy (struct volume_target *t, const struct volume_header *h0, unsigned i,
+            unsigned delay_ms)
+{
+  struct volume_header h = *h0;
+  uint8_t buf[VH_AREA_SIZE];
+  uint64_t off = volume_header_copy_offset (i);
+  int r;
+
+  h.copy_index = (uint8_t) i;
+  if ((r = volume_header_encode (&h, buf, sizeof buf)) < 0)
+    return r;
+  if (delay_ms == 0)
+    r = vt_pwrite (t, buf, sizeof buf, off);
+  else {
+    for (size_t p = 0; p < sizeof buf && r == 0; p += 512) {
+      r = vt_pwrite (t, buf + p, 512, off + p);
+      if (r == 0)
+        r = vt_flush (t);       /* make each piece reach the file: a visible torn copy */
+      sleep_ms (delay_ms);
+    }
+  }
+  if (r == 0)
+    r = vt_flush (t);
+  return r;
+}
+
+int
+vc_write_headers (struct volume_target *t, const struct volume_header *h, unsigned first)
+{
+  const char *d = getenv ("NBDCRYPT_TEST_HEADER_WRITE_DELAY_MS");
+  unsigned delay = d ? (unsigned) atoi (d) : 0;
+  int r;
+
+  if (delay > 10000)
+    delay = 10000;
+  if ((r = write_copy (t, h, first, delay)) < 0)
+    return r;
+  if (delay)
+    sleep_ms (delay);
+  return write_copy (t, h, 1 - first, delay);
+}
+
+/* Known signatures, at fixed offsets (as blkid probes them). */
+static const struct {
+  uint64_t off;
+  const char *magic;
+  size_t len;
+  const char *what;
+} sigs[] = {
+  { 0, "NBDCRYPT", 8, "an nbdcrypt volume header (copy A)" },
+  { VH_COPY_B_OFFSET, "NBDCRYPT", 8, "an nbdcrypt volume header (copy B)" },
+  { 0, "LUKS\xba\xbe", 6, "a LUKS header" },
+  { 16384, "SKUL\xba\xbe", 6, "a LUKS2 secondary header" },
+  { 1080, "\x53\xef", 2, "an ext2/3/4 filesystem" },
+  { 0, "XFSB", 4, "an XFS filesystem" },
+  { 65600, "_BHRfS_M", 8, "a btrfs filesystem" },
+  { 4086, "SWAPSPACE2", 10, "a Linux swap area" },
+  { 3, "NTFS    ", 8, "an NTFS filesystem" },
+  { 82, "FAT32   ", 8, "a FAT32 filesystem" },
+  { 54, "FAT1", 4, "a FAT12/16 filesystem" },
+  { 32769, "CD001", 5, "an ISO 9660 filesystem" },
+  { 512, "EFI PART", 8, "a GPT partition table" },
+  { 510, "\x55\xaa", 2, "an MBR partition table / boot sector" },
+  { 0, "QFI\xfb", 4, "a qcow2 image" },
+};
+
+int
+vc_detect_data (struct volume_target *t, uint64_t area, char *what, size_t what_size,
+                bool *found)
+{
+  CLEANUP_FREE uint8_t *buf = NULL;
+  uint64_t n = area < vt_size (t) ? area : vt_size (t);
+  int r;
+
+  *found = false;
+  buf = malloc (n ? n : 1);
+  if (buf == NULL)
+    return ncr_error (ENOMEM, "out of memory");
+  if (n && (r = vt_pread (t, buf, n, 0)) < 0)
+    return r;
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    if (sigs[i].len == 0 || sigs[i].off + sigs[i].len > n)
+      continue;
+    if (memcmp (buf + sigs[i].off, sigs[i].magic, sigs[i].len) == 0) {
+      snprintf (what, what_size, "%s (signature at offset %llu)", sigs[i].what,
+                (unsigned long long) sigs[i].off);
+      *found = true;
+      return 0;
+    }
+  }
+  for (uint64_t i = 0; i < n; i++)
+    if (buf[i]) {
+      snprintf (what, what_size, "data (non-zero byte at offset %llu in the first %llu "
+                "bytes, where the header goes)", (unsigned long long) i,
+                (unsigned long long) n);
+      *found = true;
+      return 0;
+    }
+  return 0;
+}
+
+int
+vc_parse_size (const char *s, uint64_t *out)
+{
+  char *end;
+  unsigned long long v;
+
+  errno = 0;
+  v = strtoull (s, &end, 10);
+  if (errno || end == s || s[0] == '-')
+    return ncr_error (EINVAL, "'%s' is not a size", s);
+  switch (*end) {
+  case '\0': break;
+  case 'k': case 'K': v <<= 10; end++; break;
+  case 'm': case 'M': v <<= 20; end++; break;
+  case 'g': case 'G': v <<= 30; end++; break;
+  default: return ncr_error (EINVAL, "'%s' is not a size", s);
+  }
+  if (*end != '\0')
+    return ncr_error (EINVAL, "'%s' is not a size", s);
+  *out = v;
+  return 0;
+}
+
+void
+vc_hex (const uint8_t *p, size_t n, char *out)
+{
+  for (size_t i = 0; i < n; i++)
+    sprintf (out + 2 * i, "%02x", p[i]);
+  out[2 * n] = '\0';
+}

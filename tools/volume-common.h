@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Helpers shared by format, dump, rewrap and verify: key-provider options, header writes in a
+ * crash-safe order, existing-data detection, output formatting. */
+#ifndef NBDCRYPT_VOLUME_COMMON_H
+#define NBDCRYPT_VOLUME_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyprov.h"
+#include "volume-header.h"
+#include "volume-target.h"
+
+/* Print "nbdcrypt CMD: message" on stderr. */
+void vc_err (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+void vc_warn (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+/* Open the provider named by exactly one of kms_config / kek_file. Returns 0 or -errno. */
+int vc_open_provider (const char *kms_config, const char *kek_file, struct keyprov **out);
+
+/* Open the provider the volume's header names ("kmip" -> kms_config, "file" -> kek_file),
+ * with a message naming the missing option. */
+int vc_provider_for_header (const struct volume_header *h, const char *kms_config,
+                            const char *kek_file, struct keyprov **out);
+
+/* --wrap local|kms (also the header spellings aes-kwp|kms) -> header value, or NULL. */
+const char *vc_wrap_name (const char *opt);
+
+/* Write header h as both copies: first the copy `first`, flush, then the other, flush. A kill
+ * at any instant leaves at least one valid copy. Test hook: NBDCRYPT_TEST_HEADER_WRITE_DELAY_MS
+ * (documented in docs/volumes.md) writes each copy in 512-byte pieces with that delay after
+ * each piece, so a test can kill the command in the middle of a copy. */
+int vc_write_headers (struct volume_target *t, const struct volume_header *h, unsigned first);
+
+/* Describe existing data that `format` must not overwrite without --force: returns true and
+ * a description ("an ext2/3/4 filesystem", "non-zero bytes at offset 4096 ...") if any.
+ * Reads [0, area) of the target. */
+int vc_detect_data (struct volume_target *t, uint64_t area, char *what, size_t what_size,
+                    bool *found);
+
+/* Parse a size with optional K/M/G suffix (binary). Returns 0 or -EINVAL. */
+int vc_parse_size (const char *s, uint64_t *out);
+
+/* Hex of n bytes into out (2n+1 bytes). */
+void vc_hex (const uint8_t *p, size_t n, char *out);
+
+#endif /* NBDCRYPT_VOLUME_COMMON_H */
