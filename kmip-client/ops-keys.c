@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Key operations: Create (+ Activate in one batch), Register, Get, Locate, Activate, Revoke,
+ * Destroy, ReKey, and server-side Encrypt / Decrypt. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attrs.h"
+#include "client.h"
+
+/* Copy a Unique Identifier from a payload into the caller's buffer. */
+static int
+take_uid (const struct kmip_node *payload, const char *opname, char uid[KMIP_UID_MAX])
+{
+  const char *s;
+  size_t len;
+
+  if (payload == NULL || kmip_get_text (payload, KMIP_TAG_UNIQUE_IDENTIFIER, &s, &len) < 0)
+    return kmip_set_error (KMIP_E_DECODE, "%s: the response has no Unique Identifier", opname);
+  if (len == 0 || len >= KMIP_UID_MAX || memchr (s, '\0', len))
+    return kmip_set_error (KMIP_E_DECODE, "%s: the server returned a malformed Unique "
+                           "Identifier (%zu bytes)", opname, len);
+  memcpy (uid, s, len);
+  uid[len] = '\0';
+  return 0;
+}
+
+static int
+check_uid_arg (const char *uid)
+{
+  if (uid == NULL || uid[0] == '\0' || strlen (uid) >= KMIP_UID_MAX)
+    return kmip_set_error (-EINVAL, "invalid key identifier (empty or longer than %d bytes)",
+                           KMIP_UID_MAX - 1);
+  return 0;
+}
+
+/* ---- Create */
+
+static void
+build_create (struct kmip_req *req, const void *argsv)
+{
+  const struct kmip_create_params *p = argsv;
+  struct kmip_attr a[4] = {
+    { .tag = KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, .value = KMIP_CRYPTOGRAPHIC_ALGORITHM_AES },
+    { .tag = KMIP_TAG_CRYPTOGRAPHIC_LENGTH, .value = p->length_bits },
+    { .tag = KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, .value = p->usage_mask },
+    { .tag = KMIP_TAG_NAME, .text = p->name },
+  };
+
+  kmip_req_item_begin (req, KMIP_OPERATION_CREATE);
+  kmip_enc_enum (&req->e, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+  kmip_enc_attr_list (req, KMIP_TAG_TEMPLATE_ATTRIBUTE, a, p->name ? 4 : 3);
+  kmip_req_item_end (req);
+  if (p->activate) {
+    /* No Unique Identifier: the server uses the ID placeholder set by Create. */
+    kmip_req_item_begin (req, KMIP_OPERATION_ACTIVATE);
+    kmip_req_item_end (req);
+  }
+}
+
+int
+kmip_create_aes (struct kmip_client *c, const struct kmip_create_params *p,
+                 char uid[KMIP_UID_MAX])
+{
+  struct kmip_create_params q = *p;
+  struct kmip_resp resp;
+  int r;
+
+  if (q.length_bits == 0)
+    q.length_bits = 256;
+  if (q.length_bits != 128 && q.length_bits != 192 && q.length_bits != 256)
+    return kmip_set_error (-EINVAL, "AES key length must be 128, 192 or 256 bits, not %u",
+                           q.length_bits);
+  if (q.usage_mask == 0)
+    q.usage_mask = KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT | KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT |
+      KMIP_CRYPTOGRAPHIC_USAGE_MASK_WRAP_KEY | KMIP_CRYPTOGRAPHIC_USAGE_MASK_UNWRAP_KEY;
+  r = kmip_call (c, q.activate ? 2 : 1, build_create, &q, &resp);
+  if (r < 0)
+    return r;
+  r = kmip_resp_check (&resp, 0, KMIP_OPERATION_CREATE);
+  if (r == 0)
+    r = take_uid (resp.items[0].payload, "Create", uid);
+  if (r == 0 && q.activate) {
+    r = kmip_resp_check (&resp, 1, KMIP_OPERATION_ACTIVATE);
+    if (r < 0)
+      r = kmip_set_error (r, "key %s created but not activated: %s", uid, kmip_last_error ());
+  }
+  kmip_resp_free (&resp);
+  return r;
+}
+
+/* ---- Register */
+
+struct register_args {
+  uint32_t type;
+  const uint8_t *bytes;
+  size_t len;
+  const char *name;
+};
+
+static void
+build_register (struct kmip_req *req, const void *argsv)
+{
+  const struct register_args *p = argsv;
+  struct kmip_enc *e = &req->e;
+  bool sym = p->type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY;
+  struct kmip_attr a[2] = {
+    { .tag = KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK,
+      .value = sym ? (KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT | KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT |
+                      KMIP_CRYPTOGRAPHIC_USAGE_MASK_WRAP_KEY |
+                      KMIP_CRYPTOGRAPHIC_USAGE_MASK_UNWRAP_KEY)
+                   : KMIP_CRYPTOGRAPHIC_USAGE_MASK_DERIVE_KEY },
+    { .tag = KMIP_TAG_NAME, .text = p->name },
+  };
+
+  kmip_req_item_begin (req, KMIP_OPERATION_REGISTER);
+  kmip_enc_enum (e, KMIP_TAG_OBJECT_TYPE, p->type);
+  kmip_enc_attr_list (req, KMIP_TAG_TEMPLATE_ATTRIBUTE, a, p->name ? 2 : 1);
+  kmip_enc_begin (e, sym ? KMIP_TAG_SYMMETRIC_KEY : KMIP_TAG_SECRET_DATA);
+  if (!sym)
+    kmip_enc_enum (e, KMIP_TAG_SECRET_DATA_TYPE, KMIP_SECRET_DATA_TYPE_SEED);
+  kmip_enc_begin (e, KMIP_TAG_KEY_BLOCK);
+  kmip_enc_enum (e, KMIP_TAG_KEY_FORMAT_TYPE,
+                 sym ? KMIP_KEY_FORMAT_TYPE_RAW : KMIP_KEY_FORMAT_TYPE_OPAQUE);
+  kmip_enc_begin (e, KMIP_TAG_KEY_VALUE);
+  kmip_enc_bytes (e, KMIP_TAG_KEY_MATERIAL, p->bytes, p->len);
+  kmip_enc_end (e);
+  if (sym) {
+    kmip_enc_enum (e, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+    kmip_enc_int (e, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, (int32_t) (p->len * 8));
+  }
+  kmip_enc_end (e);
+  kmip_enc_end (e);
+  kmip_req_item_end (req);
+}
+
+int
+kmip_register (struct kmip_client *c, uint32_t object_type, const uint8_t *bytes, size_t len,
+               const char *name, char uid[KMIP_UID_MAX])
+{
+  struct register_args a = { object_type, bytes, len, name };
+  struct kmip_resp resp;
+  int r;
+
+  if (object_type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY && len != 16 && len != 24 && len != 32)
+    return kmip_set_error (-EINVAL, "an AES key is 16, 24 or 32 bytes, not %zu", len);
+  if (object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY &&
+      object_type != KMIP_OBJECT_TYPE_SECRET_DATA)
+    return kmip_set_error (-EINVAL, "only symmetric keys and secret data can be registered");
+  if (len == 0 || len > 4096)
+    return kmip_set_error (-EINVAL, "secret of %zu bytes: expected 1 to 4096", len);
+  r = kmip_call (c, 1, build_register, &a, &resp);
+  if (r < 0)
+    return r;
+  r = kmip_resp_check (&resp, 0, KMIP_OPERATION_REGISTER);
+  if (r == 0)
+    r = take_uid (resp.items[0].payload, "Register", uid);
+  kmip_resp_free (&resp);
+  return r;
+}
+
+/* ---- Get */
+
+struct get_args { const char *uid; uint32_t format; };
+
+static void
+build_get (struct kmip_req *req, const void *argsv)
+{
+  const struct get_args *a = argsv;
+
+  kmip_req_item_begin (req, KMIP_OPERATION_GET);
+  kmip_enc_str (&req->e, KMIP_TAG_UNIQUE_IDENTIFIER, a->uid);
+  if (a->format)
+    kmip_enc_enum (&req->e, KMIP_TAG_KEY_FORMAT_TYPE, a->format);
+  kmip_req_item_end (req);
+}
+
+int
+kmip_get_key (struct kmip_client *c, const char *uid, uint32_t key_format, uint8_t *buf,
+              size_t bufsize)
+{
+  struct get_args a = { uid, key_format };
+  struct kmip_resp resp;
+  const struct kmip_node *obj, *block, *value, *material;
+  const uint8_t *key;
+  size_t len;
+  int r;
+
+  if ((r = check_uid_arg (uid)) < 0)
+    return r;
+  r = kmip_call (c, 1, build_get, &a, &resp);
+  if (r < 0)
+    return r;
+  r = kmip_resp_check (&resp, 0, KMIP_OPERATION_GET);
+  if (r < 0)
+    goto out;
+  obj = resp.items[0].payload ? kmip_find (resp.items[0].payload, KMIP_TAG_SYMMETRIC_KEY) : NULL;
+  if (obj == NULL && resp.items[0].payload)
+    obj = kmip_find (resp.items[0].payload, KMIP_TAG_SECRET_DATA);
+  if (obj == NULL) {
+    r = kmip_set_error (KMIP_E_DECODE, "Get %s: the object is not a symmetric key or secret "
+                        "data", uid);
+    goto out;
+  }
+  if ((r = kmip_get_struct (obj, KMIP_TAG_KEY_BLOCK, &block)) < 0)
+    goto bad;
+  if (kmip_find (block, KMIP_TAG_KEY_WRAPPING_DATA)) {
+    r = kmip_set_error (-ENOTSUP, "Get %s: the server returned the key wrapped; wrapped keys "
+                        "are not supported", uid);
+    goto out;
+  }
+  if ((r = kmip_get_struct (block, KMIP_TAG_KEY_VALUE, &value)) < 0)
+    goto bad;
+  material = kmip_find (value, KMIP_TAG_KEY_MATERIAL);
+  if (material && material->type == KMIP_TYPE_STRUCTURE)   /* Transparent Symmetric Key */
+    r = kmip_get_bytes (material, KMIP_TAG_KEY, &key, &len);
+  else
+    r = kmip_node_bytes (material, &key, &len);
+  if (r < 0)
+    goto bad;
+  if (len > bufsize) {
+    r = kmip_set_error (-ENOBUFS, "Get %s: the key is %zu bytes, more than the %zu expected",
+                        uid, len, bufsize);
+    goto out;
+  }
+  memcpy (buf, key, len);
+  r = (int) len;
+  goto out;
+ bad:
+  r = kmip_set_error (KMIP_E_DECODE, "Get %s: malformed key block: %s", uid,
+                      kmip_last_error ());
+ out:
+  kmip_resp_free (&resp);       /* wipes the decoded tree, key bytes included */
+  return r;
+}
+
+/* ---- Locate */
+
+static void
+build_locate (struct kmip_req *req, const void *argsv)
+{
+  const struct kmip_locate_params *p = argsv;
+  struct kmip_attr a[3];
+  size_t n = 0;
+
+  kmip_req_item_begin (req, KMIP_OPERATION_LOCATE);
+  if (p->max_items)
+    kmip_enc_int (&req->e, KMIP_TAG_MAXIMUM_ITEMS, (int32_t) p->max_items);
+  if (p->offset && req->version >= KMIP_V (1, 3))
+    kmip_enc_int (&req->e, KMIP_TAG_OFFSET_ITEMS, (int32_t) p->offset);
+  if (p->object_type)
+    a[n++] = (struct kmip_attr) { .tag = KMIP_TAG_OBJECT_TYPE, .value = p->object_type };
+  if (p->state)
+    a[n++] = (struct kmip_attr) { .tag = KMIP_TAG_STATE, .value = p->state };
+  if (p->name)
+    a[n++] = (struct kmip_attr) { .tag = KMIP_TAG_NAME, .text = p->name };
+  if (n || !KMIP_ATTRS_V2 (req->version))
+    kmip_enc_attr_list (req, 0, a, n);
+  kmip_req_item_end (req);
+}
+
+int
+kmip_locate (struct kmip_client *c, const struct kmip_locate_params *p, char ***uidsp)
+{
+  struct kmip_resp resp;
+  const struct kmip_node *n;
+  char **uids = NULL;
+  int r, count = 0;
+
+  *uidsp = NULL;
+  if (p->max_items > INT32_MAX || p->offset > INT32_MAX)
+    return kmip_set_error (-EINVAL, "Locate: paging values out of range");
+  r = kmip_call (c, 1, build_locate, p, &resp);
+  if (r < 0)
+    return r;
+  r = kmip_resp_check (&resp, 0, KMIP_OPERATION_LOCATE);
+  if (r < 0)
+    goto out;
+  /* An empty result may come without a payload. */
+  uids = calloc (1, sizeof *uids);
+  if (uids == NULL) {
+    r = kmip_set_error (-ENOMEM, "out of memory");
+    goto out;
+  }
+  for (n = resp.items[0].payload ? kmip_find (resp.items[0].payload,
+                                              KMIP_TAG_UNIQUE_IDENTIFIER) : NULL;
+       n; n = kmip_find_next (n)) {
+    const char *s;
+    size_t len;
+    if ((r = kmip_node_text (n, &s, &len)) < 0) {
+      r = kmip_set_error (KMIP_E_DECODE, "Locate: malformed Unique Identifier");
+      goto out;
+    }
+    if ((r = kmip_strv_add (&uids, s, len)) < 0)
+      goto out;
+    count++;
+  }
+  /* Servers before 1.3 do not page: apply the offset here so callers see one behaviour. */
+  if (p->offset && resp.version < KMIP_V (1, 3)) {
+    int skip = (int) p->offset < count ? (int) p->offset : count;
+    for (int i = 0; i < skip; i++)
+      free (uids[i]);
+    memmove (uids, uids + skip, (count - skip + 1) * sizeof *uids);
+    count -= skip;
+  }
+  *uidsp = uids;
+  uids = NULL;
+  r = count;
+ out:
+  kmip_strv_free (uids);
+  kmip_resp_free (&resp);
+  return r;
+}
+
+/* ---- operations on one identifier: Activate, Destroy, ReKey, Revoke */
+
+struct uid_args {
+  uint32_t op;
+  const char *uid;
+  uint32_t reason;
+  const char *message;
+};
+
+static void
+build_uid_op (struct kmip_req *req, const void *argsv)
+{
+  const struct uid_args *a = argsv;
+
+  kmip_req_item_begin (req, a->op);
+  kmip_enc_str (&req->e, KMIP_TAG_UNIQUE_IDENTIFIER, a->uid);
+  if (a->op == KMIP_OPERATION_REVOKE) {
+    kmip_enc_begin (&req->e, KMIP_TAG_REVOCATION_REASON);
+    kmip_enc_enum (&req->e, KMIP_TAG_REVOCATION_REASON_CODE, a->reason);
+    if (a->message)
+      kmip_enc_str (&req->e, KMIP_TAG_REVOCATION_MESSAGE, a->message);
+    kmip_enc_end (&req->e);
+    /* A compromise needs the date it happened; we only know it is now at the latest. */
+    if (a->reason == KMIP_REVOCATION_REASON_CODE_KEY_COMPROMISE ||
+        a->reason == KMIP_REVOCATION_REASON_CODE_CA_COMPROMISE)
+      kmip_enc_datetime (&req->e, KMIP_TAG_COMPROMISE_OCCURRENCE_DATE, time (NULL));
+  }
+  kmip_req_item_end (req);
+}
+
+static int
+uid_op (struct kmip_client *c, const struct uid_args *a, char out_uid[KMIP_UID_MAX])
+{
+  struct kmip_resp resp;
+  int r;
+
+  if ((r = check_uid_arg (a->uid)) < 0)
+    return r;
+  r = kmip_call (c, 1, build_uid_op, a, &resp);
+  if (r < 0)
+    return r;
+  r = kmip_resp_check (&resp, 0, a->op);
+  if (r == 0 && out_uid)
+    r = take_uid (resp.items[0].payload, kmip_enum_name (KMIP_TAG_OPERATION, a->op), out_uid);
+  kmip_resp_free (&resp);
+  return r;
+}
+
+int
+kmip_activate (struct kmip_client *c, const char *uid)
+{
+  return uid_op (c, &(struct uid_args) { .op = KMIP_OPERATION_ACTIVATE, .uid = uid }, NULL);
+}
+
+int
+kmip_destroy (struct kmip_client *c, const char *uid)
+{
+  return uid_op (c, &(struct uid_args) { .op = KMIP_OPERATION_DESTROY, .uid = uid }, NULL);
+}
+
+int
+kmip_rekey (struct kmip_client *c, const char *uid, char new_uid[KMIP_UID_MAX])
+{
+  return uid_op (c, &(struct uid_args) { .op = KMIP_OPERATION_REKEY, .uid = uid }, new_uid);
+}
+
+int
+kmip_revoke (struct kmip_client *c, const char *uid, uint32_t reason_code, const char *message)
+{
+  if (reason_code == 0 || kmip_enum_name (KMIP_TAG_REVOCATION_REASON_CODE, reason_code) == NULL)
+    return kmip_set_error (-EINVAL, "unknown revocation reason %u", reason_code);
+  return uid_op (c, &(struct uid_args) { KMIP_OPERATION_REVOKE, uid, reason_code, message },
+                 NULL);
+}
+
+/* ---- Encrypt / Decrypt */
+
+struct crypt_args {
+  uint32_t op;
+  const char *uid;
+  uint32_t mode;
+  const uint8_t *iv, *in;
+  size_t iv_len, in_len;
+};
+
+static void
+build_crypt (struct kmip_req *req, const void *argsv)
+{
+  const struct crypt_args *a = argsv;
+  struct kmip_enc *e = &req->e;
+
+  kmip_req_item_begin (req, a->op);
+  kmip_enc_str (e, KMIP_TAG_UNIQUE_IDENTIFIER, a->uid);
+  kmip_enc_begin (e, KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS);
+  kmip_enc_enum (e, KMIP_TAG_BLOCK_CIPHER_MODE, a->mode);
+  if (a->mode == KMIP_BLOCK_CIPHER_MODE_CBC || a->mode == KMIP_BLOCK_CIPHER_MODE_ECB)
+    kmip_enc_enum (e, KMIP_TAG_PADDING_METHOD, KMIP_PADDING_METHOD_PKCS5);
+  kmip_enc_enum (e, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+  kmip_enc_end (e);
+  kmip_enc_bytes (e, KMIP_TAG_DATA, a->in, a->in_len);
+  if (a->iv_len)
+    kmip_enc_bytes (e, KMIP_TAG_IV_COUNTER_NONCE, a->iv, a->iv_len);
+  kmip_req_item_end (req);
+}
+
+static int
+crypt_op (struct kmip_client *c, const struct crypt_args *a, uint8_t **outp, size_t *out_lenp)
+{
+  struct kmip_resp resp;
+  const uint8_t *data;
+  size_t len;
+  const char *opname = a->op == KMIP_OPERATION_ENCRYPT ? "Encrypt" : "Decrypt";
+  int r;
+
+  *outp = NULL;
+  *out_lenp = 0;
+  if ((r = check_uid_arg (a->uid)) < 0)
+    return r;
+  r = kmip_call (c, 1, build_crypt, a, &resp);
+  if (r < 0)
+    return r;
+  r = kmip_resp_check (&resp, 0, a->op);
+  if (r == 0) {
+    if (resp.items[0].payload == NULL ||
+        kmip_get_bytes (resp.items[0].payload, KMIP_TAG_DATA, &data, &len) < 0)
+      r = kmip_set_error (KMIP_E_DECODE, "%s: the response has no Data", opname);
+    else if ((*outp = malloc (len ? len : 1)) == NULL)
+      r = kmip_set_error (-ENOMEM, "out of memory");
+    else {
+      memcpy (*outp, data, len);
+      *out_lenp = len;
+    }
+  }
+  kmip_resp_free (&resp);
+  return r;
+}
+
+int
+kmip_encrypt (struct kmip_client *c, const char *uid, uint32_t mode, const uint8_t *iv,
+              size_t iv_len, const uint8_t *in, size_t in_len, uint8_t **outp,
+              size_t *out_lenp)
+{
+  struct crypt_args a = { KMIP_OPERATION_ENCRYPT, uid, mode, iv, in, iv_len, in_len };
+  return crypt_op (c, &a, outp, out_lenp);
+}
+
+int
+kmip_decrypt (struct kmip_client *c, const char *uid, uint32_t mode, const uint8_t *iv,
+              size_t iv_len, const uint8_t *in, size_t in_len, uint8_t **outp,
+              size_t *out_lenp)
+{
+  struct crypt_args a = { KMIP_OPERATION_DECRYPT, uid, mode, iv, in, iv_len, in_len };
+  return crypt_op (c, &a, outp, out_lenp);
+}
