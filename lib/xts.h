@@ -25,8 +25,9 @@ int ncr_sector_size_valid (unsigned sector_size);
 struct ncr_xts;
 
 /* Build a keyed context. key_len must equal ncr_cipher_key_len(c); the two XTS halves must
- * differ (OpenSSL refuses equal halves, as FIPS asks). The key bytes are copied into locked
- * memory; the caller wipes its own copy. Returns 0 or -errno with ncr_last_error() set. */
+ * differ (IEEE 1619 / FIPS; refused with -EINVAL). The key bytes are not kept: only the AES
+ * key schedules, inside OpenSSL contexts that cleanse them when freed; the caller wipes its
+ * own copy of the key. Returns 0 or -errno with ncr_last_error() set. */
 int ncr_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len,
                  unsigned sector_size, struct ncr_xts **out);
 
@@ -40,5 +41,15 @@ int ncr_xts_decrypt (struct ncr_xts *x, uint64_t first_sector,
 
 /* Wipe key material and key schedules, free. NULL is fine. */
 void ncr_xts_free (struct ncr_xts *x);
+
+/* Internal, for the known-answer tests and the engine benchmark. */
+/* Like ncr_xts_new for any data unit that is a multiple of 16 bytes (the NIST vectors use
+ * 16-, 32- and 48-byte units). */
+int ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
+                      unsigned unit, struct ncr_xts **out);
+/* Force the portable tweak code instead of the CPU-specific one chosen by ncr_xts_new. */
+void ncr_xts_use_generic (struct ncr_xts *x);
+/* Which tweak code the context uses: "generic" or "avx512-vpclmulqdq". */
+const char *ncr_xts_impl (const struct ncr_xts *x);
 
 #endif /* NBDCRYPT_XTS_H */
