@@ -124,10 +124,10 @@ scan (const uint8_t *buf, size_t len, unsigned max_depth, size_t max_nodes,
                              tag, pos);
     uint64_t padded = ((uint64_t) vlen + 7) & ~(uint64_t) 7;
     if (padded > end - pos - KMIP_TTLV_HEADER_SIZE)
-      return kmip_set_error (KMIP_E_DECODE, "TTLV: item %s at offset %zu claims %" PRIu32
-                             " bytes but only %zu remain in the enclosing item",
-                             kmip_tag_name (tag) ? kmip_tag_name (tag) : "(unknown tag)",
-                             pos, vlen, end - pos - KMIP_TTLV_HEADER_SIZE);
+      return kmip_set_error (KMIP_E_DECODE, "TTLV: item %s at offset %zu has length %" PRIu32
+                             " (%" PRIu64 " padded) but only %zu bytes remain in the enclosing"
+                             " item", kmip_tag_name (tag) ? kmip_tag_name (tag) : "(unknown tag)",
+                             pos, vlen, padded, end - pos - KMIP_TTLV_HEADER_SIZE);
     if (++nodes > max_nodes)
       return kmip_set_error (KMIP_E_TOO_BIG, "TTLV: more than %zu items", max_nodes);
     if (depth == 0 && pos != 0)
