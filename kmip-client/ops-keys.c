@@ -78,6 +78,18 @@ kmip_create_aes (struct kmip_client *c, const struct kmip_create_params *p,
   r = kmip_call (c, q.activate ? 2 : 1, build_create, &q, &resp);
   if (r < 0)
     return r;
+  /* Some servers (PyKMIP 0.10) cannot parse an Activate without an identifier and refuse
+   * the whole message, so nothing was created: do it in two requests instead. */
+  if (q.activate && resp.nitems == 1 && resp.items[0].operation == 0 &&
+      resp.items[0].status == KMIP_RESULT_STATUS_OPERATION_FAILED &&
+      resp.items[0].reason == KMIP_RESULT_REASON_INVALID_MESSAGE) {
+    kmip_resp_free (&resp);
+    q.activate = false;
+    r = kmip_create_aes (c, &q, uid);
+    if (r == 0 && (r = kmip_activate (c, uid)) < 0)
+      r = kmip_set_error (r, "key %s created but not activated: %s", uid, kmip_last_error ());
+    return r;
+  }
   r = kmip_resp_check (&resp, 0, KMIP_OPERATION_CREATE);
   if (r == 0)
     r = take_uid (resp.items[0].payload, "Create", uid);
@@ -176,40 +188,30 @@ build_get (struct kmip_req *req, const void *argsv)
   kmip_req_item_end (req);
 }
 
-int
-kmip_get_key (struct kmip_client *c, const char *uid, uint32_t key_format, uint8_t *buf,
-              size_t bufsize)
+/* Copy the key material of a Get response (batch item 0) to buf. */
+static int
+extract_key (const struct kmip_resp *resp, const char *uid, uint8_t *buf, size_t bufsize)
 {
-  struct get_args a = { uid, key_format };
-  struct kmip_resp resp;
   const struct kmip_node *obj, *block, *value, *material;
   const uint8_t *key;
   size_t len;
   int r;
 
-  if ((r = check_uid_arg (uid)) < 0)
-    return r;
-  r = kmip_call (c, 1, build_get, &a, &resp);
+  r = kmip_resp_check (resp, 0, KMIP_OPERATION_GET);
   if (r < 0)
     return r;
-  r = kmip_resp_check (&resp, 0, KMIP_OPERATION_GET);
-  if (r < 0)
-    goto out;
-  obj = resp.items[0].payload ? kmip_find (resp.items[0].payload, KMIP_TAG_SYMMETRIC_KEY) : NULL;
-  if (obj == NULL && resp.items[0].payload)
-    obj = kmip_find (resp.items[0].payload, KMIP_TAG_SECRET_DATA);
-  if (obj == NULL) {
-    r = kmip_set_error (KMIP_E_DECODE, "Get %s: the object is not a symmetric key or secret "
-                        "data", uid);
-    goto out;
-  }
+  obj = resp->items[0].payload ? kmip_find (resp->items[0].payload, KMIP_TAG_SYMMETRIC_KEY)
+                               : NULL;
+  if (obj == NULL && resp->items[0].payload)
+    obj = kmip_find (resp->items[0].payload, KMIP_TAG_SECRET_DATA);
+  if (obj == NULL)
+    return kmip_set_error (KMIP_E_DECODE, "Get %s: the object is not a symmetric key or "
+                           "secret data", uid);
   if ((r = kmip_get_struct (obj, KMIP_TAG_KEY_BLOCK, &block)) < 0)
     goto bad;
-  if (kmip_find (block, KMIP_TAG_KEY_WRAPPING_DATA)) {
-    r = kmip_set_error (-ENOTSUP, "Get %s: the server returned the key wrapped; wrapped keys "
-                        "are not supported", uid);
-    goto out;
-  }
+  if (kmip_find (block, KMIP_TAG_KEY_WRAPPING_DATA))
+    return kmip_set_error (-ENOTSUP, "Get %s: the server returned the key wrapped; wrapped "
+                           "keys are not supported", uid);
   if ((r = kmip_get_struct (block, KMIP_TAG_KEY_VALUE, &value)) < 0)
     goto bad;
   material = kmip_find (value, KMIP_TAG_KEY_MATERIAL);
@@ -219,20 +221,78 @@ kmip_get_key (struct kmip_client *c, const char *uid, uint32_t key_format, uint8
     r = kmip_node_bytes (material, &key, &len);
   if (r < 0)
     goto bad;
-  if (len > bufsize) {
-    r = kmip_set_error (-ENOBUFS, "Get %s: the key is %zu bytes, more than the %zu expected",
-                        uid, len, bufsize);
-    goto out;
-  }
+  if (len > bufsize)
+    return kmip_set_error (-ENOBUFS, "Get %s: the key is %zu bytes, more than the %zu "
+                           "expected", uid, len, bufsize);
   memcpy (buf, key, len);
-  r = (int) len;
-  goto out;
+  return (int) len;
  bad:
-  r = kmip_set_error (KMIP_E_DECODE, "Get %s: malformed key block: %s", uid,
-                      kmip_last_error ());
- out:
+  return kmip_set_error (KMIP_E_DECODE, "Get %s: malformed key block: %s", uid,
+                         kmip_last_error ());
+}
+
+int
+kmip_get_key (struct kmip_client *c, const char *uid, uint32_t key_format, uint8_t *buf,
+              size_t bufsize)
+{
+  struct get_args a = { uid, key_format };
+  struct kmip_resp resp;
+  int r;
+
+  if ((r = check_uid_arg (uid)) < 0)
+    return r;
+  r = kmip_call (c, 1, build_get, &a, &resp);
+  if (r < 0)
+    return r;
+  r = extract_key (&resp, uid, buf, bufsize);
   kmip_resp_free (&resp);       /* wipes the decoded tree, key bytes included */
   return r;
+}
+
+/* ---- Get with the object's State, in one batched message */
+
+static void
+build_get_state (struct kmip_req *req, const void *argsv)
+{
+  const struct get_args *a = argsv;
+  char buf[32];
+
+  build_get (req, argsv);
+  kmip_req_item_begin (req, KMIP_OPERATION_GET_ATTRIBUTES);
+  kmip_enc_str (&req->e, KMIP_TAG_UNIQUE_IDENTIFIER, a->uid);
+  if (KMIP_ATTRS_V2 (req->version))
+    kmip_enc_enum (&req->e, KMIP_TAG_ATTRIBUTE_REFERENCE, KMIP_TAG_STATE);
+  else
+    kmip_enc_str (&req->e, KMIP_TAG_ATTRIBUTE_NAME, kmip_attr_name (KMIP_TAG_STATE, buf,
+                                                                   sizeof buf));
+  kmip_req_item_end (req);
+}
+
+int
+kmip_get_key_state (struct kmip_client *c, const char *uid, uint32_t key_format,
+                    uint8_t *buf, size_t bufsize, uint32_t *state)
+{
+  struct get_args a = { uid, key_format };
+  struct kmip_resp resp;
+  struct kmip_attrs attrs;
+  int r, n;
+
+  *state = 0;
+  if ((r = check_uid_arg (uid)) < 0)
+    return r;
+  r = kmip_call (c, 2, build_get_state, &a, &resp);
+  if (r < 0)
+    return r;
+  n = extract_key (&resp, uid, buf, bufsize);
+  if (n >= 0 && (r = kmip_resp_check (&resp, 1, KMIP_OPERATION_GET_ATTRIBUTES)) == 0 &&
+      (r = kmip_decode_attrs (resp.items[1].payload, resp.version, &attrs)) == 0) {
+    *state = attrs.state;
+    kmip_attrs_free (&attrs);
+  }
+  if (n >= 0 && r < 0)
+    explicit_bzero (buf, n);
+  kmip_resp_free (&resp);
+  return n < 0 ? n : r < 0 ? r : n;
 }
 
 /* ---- Locate */

@@ -150,6 +150,11 @@ int kmip_register (struct kmip_client *c, uint32_t object_type,
 int kmip_get_key (struct kmip_client *c, const char *uid, uint32_t key_format,
                   uint8_t *buf, size_t bufsize);
 
+/* The same and the object's State (KMIP_STATE_*), with Get and GetAttributes batched in one
+ * message: one round trip to fetch a key and check it may still be used. */
+int kmip_get_key_state (struct kmip_client *c, const char *uid, uint32_t key_format,
+                        uint8_t *buf, size_t bufsize, uint32_t *state);
+
 struct kmip_locate_params {
   const char *name;             /* Name, or NULL */
   uint32_t object_type;         /* 0: any */
