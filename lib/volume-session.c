@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Volume key life cycle for a serving process: parameters, open once, periodic KEK check. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "errors.h"
+#include "secmem.h"
+#include "volume-session.h"
+
+struct vs_checker {
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool stop;
+  unsigned interval_s;
+  vs_event_fn ev;
+  void *opaque;
+  struct volume_session *s;
+};
+
+void
+vs_config_init (struct vs_config *c)
+{
+  memset (c, 0, sizeof *c);
+  c->startup_timeout = 60;
+  c->check_interval = 300;
+}
+
+static int
+parse_uint (const char *key, const char *value, unsigned max, unsigned *out)
+{
+  char *end;
+  unsigned long v;
+
+  errno = 0;
+  v = strtoul (value, &end, 10);
+  if (errno || end == value || *end || value[0] == '-' || v > max)
+    return ncr_error (EINVAL, "%s=%s: expected a number of seconds (0..%u)", key, value, max);
+  *out = (unsigned) v;
+  return 0;
+}
+
+static int
+parse_bool (const char *key, const char *value, bool *out)
+{
+  if (!strcmp (value, "true") || !strcmp (value, "on") || !strcmp (value, "1") ||
+      !strcmp (value, "yes"))
+    *out = true;
+  else if (!strcmp (value, "false") || !strcmp (value, "off") || !strcmp (value, "0") ||
+           !strcmp (value, "no"))
+    *out = false;
+  else
+    return ncr_error (EINVAL, "%s=%s: expected true or false", key, value);
+  return 0;
+}
+
+int
+vs_config_set (struct vs_config *c, const char *key, const char *value)
+{
+  int r;
+
+  if (strcmp (key, "kms-config") == 0)
+    c->kms_config = value;
+  else if (strcmp (key, "kek-file") == 0)
+    c->kek_file = value;
+  else if (strcmp (key, "key-id") == 0)
+    c->key_id = value;
+  else if (strcmp (key, "kms-startup-timeout") == 0) {
+    if ((r = parse_uint (key, value, 86400, &c->startup_timeout)) < 0)
+      return r;
+  }
+  else if (strcmp (key, "key-check-interval") == 0) {
+    if ((r = parse_uint (key, value, 86400 * 7, &c->check_interval)) < 0)
+      return r;
+  }
+  else if (strcmp (key, "on-revoke") == 0) {
+    if (strcmp (value, "refuse") == 0)
+      c->on_revoke_shutdown = false;
+    else if (strcmp (value, "shutdown") == 0)
+      c->on_revoke_shutdown = true;
+    else
+      return ncr_error (EINVAL, "on-revoke=%s: expected refuse or shutdown", value);
+  }
+  else if (strcmp (key, "allow-core-dumps") == 0) {
+    if ((r = parse_bool (key, value, &c->allow_core_dumps)) < 0)
+      return r;
+  }
+  else
+    return 0;
+  return 1;
+}
+
+bool
+vs_config_active (const struct vs_config *c)
+{
+  return c->kms_config || c->kek_file || c->key_id;
+}
+
+bool
+vs_config_header_mode (const struct vs_config *c)
+{
+  return (c->kms_config || c->kek_file) && c->key_id == NULL;
+}
+
+int
+vs_config_complete (const struct vs_config *c, bool have_key_file)
+{
+  if (have_key_file && vs_config_active (c))
+    return ncr_error (EINVAL, "key-file= is a raw key for a headerless volume: do not combine "
+                      "it with kms-config=, kek-file= or key-id=");
+  if (c->kms_config && c->kek_file)
+    return ncr_error (EINVAL, "give kms-config= (KEK in a KMS) or kek-file= (local KEK), "
+                      "not both");
+  if (c->key_id && c->kms_config == NULL)
+    return ncr_error (EINVAL, "key-id= needs kms-config=FILE (the KMS holding the key)");
+  if (c->key_id && c->kek_file)
+    return ncr_error (EINVAL, "key-id= (a raw key in the KMS) and kek-file= do not combine");
+  return 0;
+}
+
+static int
+open_provider (const struct vs_config *c, struct keyprov **kp)
+{
+  if (c->kms_config)
+    return keyprov_kmip_open (c->kms_config, kp);
+  return keyprov_file_open (c->kek_file, kp);
+}
+
+int
+vs_open_header (const struct vs_config *c, volume_read_fn rd, void *opaque, uint64_t size,
+                struct volume_session **out)
+{
+  struct volume_session *s = calloc (1, sizeof *s);
+  int r;
+
+  if (s == NULL)
+    return ncr_error (ENOMEM, "out of memory");
+  if ((r = open_provider (c, &s->kp)) < 0 ||
+      (r = volume_open (rd, opaque, size, s->kp, c->startup_timeout, &s->vol)) < 0) {
+    char msg[512];
+    snprintf (msg, sizeof msg, "%s", ncr_last_error ());
+    vs_free (s);
+    return ncr_error (-r, "%s", msg);
+  }
+  s->cipher = s->vol->cipher;
+  s->key = s->vol->dek;
+  s->key_len = s->vol->dek_len;
+  s->sector_size = s->vol->hdr.sector_size;
+  s->data_offset = s->vol->hdr.data_offset;
+  snprintf (s->warning, sizeof s->warning, "%s", s->vol->warning);
+  snprintf (s->check_id, sizeof s->check_id, "%s", s->vol->hdr.kek_id);
+  *out = s;
+  return 0;
+}
+
+static void
+sleep_ms (uint64_t ms)
+{
+  struct timespec ts = { .tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000 };
+  while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
+    ;
+}
+
+int
+vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sector_size,
+                struct volume_session **out)
+{
+  struct volume_session *s = calloc (1, sizeof *s);
+  size_t want = ncr_cipher_key_len (cipher), got = 0;
+  uint64_t deadline = volume_now_ms () + (uint64_t) c->startup_timeout * 1000, delay = 500;
+  char msg[512];
+  int r;
+
+  if (s == NULL)
+    return ncr_error (ENOMEM, "out of memory");
+  s->cipher = cipher;
+  s->sector_size = sector_size;
+  s->key_len = want;
+  snprintf (s->check_id, sizeof s->check_id, "%s", c->key_id);
+  s->raw_key = secmem_alloc (64);
+  if (s->raw_key == NULL) {
+    r = -errno;
+    goto err;
+  }
+  if ((r = open_provider (c, &s->kp)) < 0)
+    goto err;
+  for (;;) {
+    r = keyprov_get_key (s->kp, c->key_id, s->raw_key, 64, &got);
+    if (r == 0 || !keyprov_error_is_transient (r) || volume_now_ms () >= deadline)
+      break;
+    sleep_ms (delay);
+    delay = delay * 2 > 8000 ? 8000 : delay * 2;
+  }
+  if (r < 0) {
+    if (keyprov_error_is_transient (r)) {
+      snprintf (msg, sizeof msg, "%s", ncr_last_error ());
+      r = ncr_error (-r, "KMS unreachable for %u s (%s); check the KMS, or raise "
+                     "kms-startup-timeout=", c->startup_timeout, msg);
+    }
+    goto err;
+  }
+  if (got != want) {
+    r = ncr_error (EINVAL, "key %s holds %zu bytes but %s needs %zu (an AES-512 key or Secret "
+                   "Data of 64 bytes for aes-256-xts, 32 for aes-128-xts)", c->key_id, got,
+                   ncr_cipher_name (cipher), want);
+    goto err;
+  }
+  s->key = s->raw_key;
+  *out = s;
+  return 0;
+ err:
+  snprintf (msg, sizeof msg, "%s", ncr_last_error ());
+  vs_free (s);
+  return ncr_error (-r, "%s", msg);
+}
+
+/* One check per interval; the state of the KMS object decides, an unreachable KMS never does. */
+static void *
+checker_main (void *arg)
+{
+  struct vs_checker *ck = arg;
+  struct volume_session *s = ck->s;
+  bool failing = false;
+  char msg[600];
+
+  for (;;) {
+    struct timespec until;
+    enum kek_state st;
+    int r;
+
+    clock_gettime (CLOCK_MONOTONIC, &until);
+    until.tv_sec += ck->interval_s;
+    pthread_mutex_lock (&ck->lock);
+    while (!ck->stop) {
+      if (pthread_cond_timedwait (&ck->cond, &ck->lock, &until) == ETIMEDOUT)
+        break;
+    }
+    bool stop = ck->stop;
+    pthread_mutex_unlock (&ck->lock);
+    if (stop)
+      return NULL;
+
+    r = keyprov_kek_state (s->kp, s->check_id, &st);
+    if (r < 0) {
+      snprintf (msg, sizeof msg, "key check: cannot get the state of %s from the KMS (%s); "
+                "still serving with the cached key", s->check_id, ncr_last_error ());
+      failing = true;
+      ck->ev (ck->opaque, VS_EVENT_UNREACHABLE, msg);
+      continue;
+    }
+    if (failing) {
+      failing = false;
+      snprintf (msg, sizeof msg, "key check: the KMS answers again (%s is %s)", s->check_id,
+                kek_state_name (st));
+      ck->ev (ck->opaque, VS_EVENT_RECOVERED, msg);
+    }
+    if (kek_state_is_revoked (st)) {
+      __atomic_store_n (&s->revoked, 1, __ATOMIC_SEQ_CST);
+      snprintf (msg, sizeof msg, "key %s is %s in the KMS: the volume key may no longer be "
+                "used", s->check_id, kek_state_name (st));
+      ck->ev (ck->opaque, VS_EVENT_REVOKED, msg);
+      return NULL;              /* final: nothing more to watch */
+    }
+  }
+}
+
+int
+vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev, void *opaque)
+{
+  struct vs_checker *ck;
+  pthread_condattr_t ca;
+  int r;
+
+  if (interval_s == 0 || strcmp (keyprov_name (s->kp), "kmip") != 0)
+    return 0;                   /* a KEK file has no life cycle to watch */
+  ck = calloc (1, sizeof *ck);
+  if (ck == NULL)
+    return ncr_error (ENOMEM, "out of memory");
+  ck->interval_s = interval_s;
+  ck->ev = ev;
+  ck->opaque = opaque;
+  ck->s = s;
+  pthread_mutex_init (&ck->lock, NULL);
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&ck->cond, &ca);
+  pthread_condattr_destroy (&ca);
+  r = pthread_create (&ck->thread, NULL, checker_main, ck);
+  if (r != 0) {
+    pthread_cond_destroy (&ck->cond);
+    pthread_mutex_destroy (&ck->lock);
+    free (ck);
+    return ncr_error (r, "cannot start the key check thread: %s", strerror (r));
+  }
+  s->checker = ck;
+  return 0;
+}
+
+bool
+vs_revoked (const struct volume_session *s)
+{
+  return __atomic_load_n (&s->revoked, __ATOMIC_SEQ_CST) != 0;
+}
+
+void
+vs_free (struct volume_session *s)
+{
+  if (s == NULL)
+    return;
+  if (s->checker) {
+    struct vs_checker *ck = s->checker;
+    pthread_mutex_lock (&ck->lock);
+    ck->stop = true;
+    pthread_cond_signal (&ck->cond);
+    pthread_mutex_unlock (&ck->lock);
+    pthread_join (ck->thread, NULL);
+    pthread_cond_destroy (&ck->cond);
+    pthread_mutex_destroy (&ck->lock);
+    free (ck);
+  }
+  volume_free (s->vol);
+  secmem_free (s->raw_key);
+  keyprov_free (s->kp);
+  free (s);
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* A served volume's key life cycle, for the filter (no nbdkit dependency): the volume
+ * parameters (kms-config=, kek-file=, key-id=, ...), opening the volume once per process
+ * (header mode: unwrap the DEK; key-id mode: fetch a raw key from the KMS), and the background
+ * key check that notices a revoked, deactivated or destroyed KEK while serving. */
+#ifndef NBDCRYPT_VOLUME_SESSION_H
+#define NBDCRYPT_VOLUME_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "volume.h"
+#include "xts.h"
+
+struct vs_config {
+  const char *kms_config;       /* KMIP configuration (kms.conf) */
+  const char *kek_file;         /* local 32-byte KEK */
+  const char *key_id;           /* headerless: raw volume key held by the KMS */
+  unsigned startup_timeout;     /* kms-startup-timeout=, seconds (default 60) */
+  unsigned check_interval;      /* key-check-interval=, seconds (default 300; 0 = off) */
+  bool on_revoke_shutdown;      /* on-revoke=shutdown (default refuse) */
+  bool allow_core_dumps;        /* allow-core-dumps=true */
+};
+
+/* The documented parameter list, for the filter's config_help. */
+#define VS_CONFIG_HELP \
+  "kms-config=FILE           KMIP server configuration: open the volume header's KEK there\n" \
+  "kek-file=PATH             local 32-byte KEK that wraps the volume header's key\n" \
+  "key-id=UID                headerless volume whose raw key is held by the KMS\n" \
+  "kms-startup-timeout=SECS  keep retrying an unreachable KMS at start (default 60)\n" \
+  "key-check-interval=SECS   check the KEK's state this often (default 300, 0 = never)\n" \
+  "on-revoke=refuse|shutdown revoked KEK: refuse new connections (default) or stop\n" \
+  "allow-core-dumps=BOOL     debugging only: keep the process dumpable (keys may leak)"
+
+void vs_config_init (struct vs_config *c);
+
+/* Handle one key=value if it is a volume parameter: returns 1 if handled, 0 if the key is not
+ * ours, -EINVAL (message set) on a bad value. value must outlive the config. */
+int vs_config_set (struct vs_config *c, const char *key, const char *value);
+
+/* After all parameters: check combinations. have_key_file: the filter's key-file= was given.
+ * Returns 0, or -EINVAL with a message. */
+int vs_config_complete (const struct vs_config *c, bool have_key_file);
+
+/* True if the parameters select a volume mode (header or key-id). */
+bool vs_config_active (const struct vs_config *c);
+/* True for header mode (kms-config or kek-file without key-id). */
+bool vs_config_header_mode (const struct vs_config *c);
+
+struct volume_session {
+  struct keyprov *kp;
+  struct volume *vol;           /* header mode */
+  uint8_t *raw_key;             /* key-id mode (secmem) */
+  enum ncr_cipher cipher;
+  const uint8_t *key;           /* the XTS key: vol->dek or raw_key */
+  size_t key_len;
+  unsigned sector_size;
+  uint64_t data_offset;         /* 0 in key-id mode */
+  char check_id[VH_MAX_KEK_ID + 1]; /* the KMS object whose state is checked */
+  char warning[400];
+  /* key check thread */
+  struct vs_checker *checker;
+  int revoked;                  /* __atomic access: set by the checker */
+};
+
+/* Header mode: read the header through rd, unwrap the DEK (retrying an unreachable KMS for up
+ * to startup_timeout). Returns 0 or -errno with a one-line reason in ncr_last_error(). */
+int vs_open_header (const struct vs_config *c, volume_read_fn rd, void *opaque,
+                    uint64_t size, struct volume_session **out);
+
+/* Key-id mode: fetch the raw key for cipher (64 bytes for aes-256-xts, 32 for aes-128-xts). */
+int vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sector_size,
+                    struct volume_session **out);
+
+enum vs_event {
+  VS_EVENT_REVOKED,             /* the key must no longer be used: msg says why */
+  VS_EVENT_UNREACHABLE,         /* a check could not reach the KMS: still serving */
+  VS_EVENT_RECOVERED,           /* the KMS answers again after failures */
+};
+typedef void (*vs_event_fn) (void *opaque, enum vs_event ev, const char *msg);
+
+/* Start the periodic key check (KMS-held keys only, interval > 0). ev is called from the
+ * checker thread. Returns 0 or -errno. */
+int vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
+                      void *opaque);
+
+/* Set once a check found the key revoked, deactivated or destroyed (never cleared). */
+bool vs_revoked (const struct volume_session *s);
+
+/* Stop the checker, wipe and free the keys. NULL is fine. */
+void vs_free (struct volume_session *s);
+
+#endif /* NBDCRYPT_VOLUME_SESSION_H */
