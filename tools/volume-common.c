@@ -35,25 +35,13 @@ vc_warn (const char *cmd, const char *fmt, ...)
   fputc ('\n', stderr);
 }
 
-/* Interim until the kmip-client operations land (then this indirection goes). */
-static int
-open_kmip (const char *path, struct keyprov **out)
-{
-#ifdef NBDCRYPT_KMIP_PROVIDER
-  return keyprov_kmip_open (path, out);
-#else
-  (void) path; (void) out;
-  return ncr_error (ENOTSUP, "this build has no KMS key provider yet");
-#endif
-}
-
 int
 vc_open_provider (const char *kms_config, const char *kek_file, struct keyprov **out)
 {
   if (kms_config && kek_file)
     return ncr_error (EINVAL, "give either --kms-config or --kek-file, not both");
   if (kms_config)
-    return open_kmip (kms_config, out);
+    return keyprov_kmip_open (kms_config, out);
   if (kek_file)
     return keyprov_file_open (kek_file, out);
   return ncr_error (EINVAL, "no key given: use --kms-config FILE (KEK in a KMS) or "
@@ -68,7 +56,7 @@ vc_provider_for_header (const struct volume_header *h, const char *kms_config,
     if (kms_config == NULL)
       return ncr_error (EINVAL, "this volume's KEK (%s) is in a KMS: give --kms-config FILE",
                         h->kek_id);
-    return open_kmip (kms_config, out);
+    return keyprov_kmip_open (kms_config, out);
   }
   if (kek_file == NULL)
     return ncr_error (EINVAL, "this volume's KEK is a local file (fingerprint %s): give "
