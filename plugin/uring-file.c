@@ -1,0 +1,634 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* File and block-device I/O for the uring plugin: request splitting, O_DIRECT alignment
+ * (bounce buffers, read-modify-write), zero/trim/extents/cache with the file plugin's rules. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "errors.h"
+#include "uring-file.h"
+
+/* Requests are cut into pieces this big, all in flight at once, so one large request keeps
+ * several device queues busy instead of one. */
+#define CHUNK (256 * 1024)
+/* At most this many pieces per request (bigger requests get bigger pieces), so the operation
+ * array stays on the stack; +4 leaves room for head/tail reads and a trailing fdatasync. */
+#define MAX_CHUNKS 64
+#define MAX_OPS (MAX_CHUNKS + 4)
+/* Zeros written by the fallback come from one shared, aligned buffer of this size. */
+#define ZERO_BUF_SIZE (1024 * 1024)
+
+#define FD_MAIN 0                 /* O_DIRECT when direct=true */
+#define FD_BUFFERED 1             /* direct=true only: the final partial block of a file */
+
+struct uf {
+  int fd, bfd;
+  bool direct, is_bdev, can_write;
+  unsigned sector_size;           /* block device: logical block size (files: 4096) */
+  unsigned lbs;                   /* direct: offset/length alignment */
+  unsigned mem_align;             /* direct: buffer alignment */
+  uint64_t direct_end;            /* direct: end of the last whole block; buffered beyond */
+  uint64_t size_at_open;
+  bool fast_zeroout;              /* block device with a write-zeroes command */
+  _Atomic bool can_punch_hole, can_zero_range, can_fallocate, can_discard;
+  struct uq *q;
+};
+
+/* Unaligned direct writes read, modify and write whole blocks; they take this lock for
+ * writing, aligned direct writes take it for reading, so a block is never rewritten from a
+ * stale copy. One lock for the process: every connection (multi-conn) sees the same file. */
+static pthread_rwlock_t rmw_lock;
+static pthread_key_t bounce_key;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static void *zero_buf;
+
+/* Each worker thread keeps one aligned bounce buffer, grown as needed, freed at thread exit. */
+static __thread struct {
+  void *p;
+  size_t size;
+} bounce;
+
+static void
+global_init (void)
+{
+  pthread_rwlockattr_t attr;
+
+  pthread_rwlockattr_init (&attr);
+  /* Writers (read-modify-write) must not starve behind a stream of aligned writes. */
+  pthread_rwlockattr_setkind_np (&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init (&rmw_lock, &attr);
+  pthread_rwlockattr_destroy (&attr);
+  pthread_key_create (&bounce_key, free);
+  if (posix_memalign (&zero_buf, 4096, ZERO_BUF_SIZE) == 0)
+    memset (zero_buf, 0, ZERO_BUF_SIZE);
+  else
+    zero_buf = NULL;
+}
+
+static void *
+bounce_get (const struct uf *uf, size_t size)
+{
+  size_t align = uf->mem_align > 4096 ? uf->mem_align : 4096;
+  void *p;
+
+  if (bounce.size >= size)
+    return bounce.p;
+  if (posix_memalign (&p, align, size) != 0) {
+    ncr_error (ENOMEM, "cannot allocate a %zu-byte bounce buffer", size);
+    return NULL;
+  }
+  free (bounce.p);
+  bounce.p = p;
+  bounce.size = size;
+  pthread_setspecific (bounce_key, p);
+  return p;
+}
+
+static inline uint64_t round_down (uint64_t x, uint64_t a) { return x & ~(a - 1); }
+static inline uint64_t round_up (uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
+static inline bool is_enotsup (int e) { return e == EOPNOTSUPP || e == ENOTSUP || e == ENODEV; }
+
+/* Append read/write operations covering [offset, offset+len) of BUF to OPS. */
+static size_t
+add_rw (struct uq_op *ops, size_t n, enum uq_opcode opcode, unsigned fd_index,
+        void *buf, uint64_t len, uint64_t offset)
+{
+  uint64_t chunk = CHUNK;
+
+  if (len > (uint64_t) CHUNK * MAX_CHUNKS)
+    chunk = round_up ((len + MAX_CHUNKS - 1) / MAX_CHUNKS, 4096);
+  while (len > 0) {
+    uint64_t l = len < chunk ? len : chunk;
+    ops[n++] = (struct uq_op) {
+      .opcode = opcode, .fd_index = fd_index, .buf = buf, .len = l, .offset = offset,
+    };
+    buf = (char *) buf + l;
+    offset += l;
+    len -= l;
+  }
+  return n;
+}
+
+/* FUA "once per request": a single write carries RWF_DSYNC; several are followed by one
+ * fdatasync after they have all completed. */
+static int
+run_writes (struct uf *uf, struct uq_op *ops, size_t n, unsigned flags)
+{
+  int r;
+
+  if ((flags & UF_FUA) && n == 1)
+    ops[0].rw_flags |= RWF_DSYNC;
+  r = uq_run (uf->q, ops, n);
+  if (r == 0 && (flags & UF_FUA) && n > 1)
+    r = uf_flush (uf);
+  return r;
+}
+
+static int
+detect_alignment (struct uf *uf, const char *path)
+{
+  struct statx stx;
+
+  /* Block devices: the logical block size; files: a safe guess when the kernel cannot tell. */
+  uf->lbs = uf->mem_align = uf->is_bdev ? uf->sector_size : 4096;
+  if (statx (uf->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+      (stx.stx_mask & STATX_DIOALIGN)) {
+    if (stx.stx_dio_offset_align == 0)
+      return ncr_error (EINVAL, "%s: the file system does not support direct I/O; "
+                        "use direct=false", path);
+    uf->lbs = stx.stx_dio_offset_align;
+    uf->mem_align = stx.stx_dio_mem_align ? stx.stx_dio_mem_align : 1;
+  }
+  if (uf->lbs & (uf->lbs - 1) || uf->mem_align & (uf->mem_align - 1))
+    return ncr_error (EINVAL, "%s: direct I/O alignment %u/%u is not a power of two",
+                      path, uf->lbs, uf->mem_align);
+  return 0;
+}
+
+/* A block device can zero fast only when it has a write-zeroes command; otherwise the kernel
+ * quietly writes zero pages, which is the slow path fast-zero must refuse. */
+static bool
+bdev_has_write_zeroes (int fd)
+{
+  struct stat st;
+  char path[128];
+  CLEANUP_FCLOSE FILE *fp = NULL;
+  unsigned long long max = 0;
+
+  if (fstat (fd, &st) == -1)
+    return false;
+  snprintf (path, sizeof path, "/sys/dev/block/%u:%u/queue/write_zeroes_max_bytes",
+            major (st.st_rdev), minor (st.st_rdev));
+  fp = fopen (path, "r");
+  if (fp == NULL) {             /* a partition: the queue is its parent's */
+    snprintf (path, sizeof path, "/sys/dev/block/%u:%u/../queue/write_zeroes_max_bytes",
+              major (st.st_rdev), minor (st.st_rdev));
+    fp = fopen (path, "r");
+  }
+  return fp && fscanf (fp, "%llu", &max) == 1 && max > 0;
+}
+
+int
+uf_open (struct uf **ufp, const struct uf_config *cfg)
+{
+  struct uf *uf;
+  struct stat st;
+  int flags = O_CLOEXEC | O_NOCTTY | (cfg->direct ? O_DIRECT : 0);
+  int err;
+  int64_t size;
+
+  pthread_once (&init_once, global_init);
+  if (zero_buf == NULL)
+    return ncr_error (ENOMEM, "cannot allocate the zero buffer");
+  uf = calloc (1, sizeof *uf);
+  if (uf == NULL)
+    return ncr_error (errno, "calloc: %s", strerror (errno));
+  uf->bfd = -1;
+  uf->direct = cfg->direct;
+  uf->can_write = !cfg->readonly;
+  uf->fd = open (cfg->path, flags | (cfg->readonly ? O_RDONLY : O_RDWR));
+  if (uf->fd == -1 && !cfg->readonly &&
+      (errno == EACCES || errno == EROFS || errno == EPERM)) {
+    uf->can_write = false;
+    uf->fd = open (cfg->path, flags | O_RDONLY);
+  }
+  if (uf->fd == -1) {
+    if (errno == EINVAL && cfg->direct)
+      err = ncr_error (EINVAL, "%s: the file system does not support O_DIRECT; "
+                       "use direct=false", cfg->path);
+    else
+      err = ncr_error (errno, "open %s: %s", cfg->path, strerror (errno));
+    goto fail;
+  }
+  if (fstat (uf->fd, &st) == -1) {
+    err = ncr_error (errno, "fstat %s: %s", cfg->path, strerror (errno));
+    goto fail;
+  }
+  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
+    err = ncr_error (EINVAL, "%s is not a regular file or a block device", cfg->path);
+    goto fail;
+  }
+  uf->is_bdev = S_ISBLK (st.st_mode);
+  uf->lbs = uf->mem_align = 1;
+  uf->sector_size = 4096;
+  if (uf->is_bdev) {
+    int ss;
+    if (ioctl (uf->fd, BLKSSZGET, &ss) == -1) {
+      err = ncr_error (errno, "%s: BLKSSZGET: %s", cfg->path, strerror (errno));
+      goto fail;
+    }
+    uf->sector_size = (unsigned) ss;
+  }
+  size = uf_size (uf);
+  if (size < 0) {
+    err = (int) size;
+    goto fail;
+  }
+  uf->size_at_open = (uint64_t) size;
+  uf->direct_end = uf->size_at_open;
+  if (cfg->direct) {
+    err = detect_alignment (uf, cfg->path);
+    if (err < 0)
+      goto fail;
+    uf->direct_end = round_down (uf->size_at_open, uf->lbs);
+    if (uf->direct_end != uf->size_at_open) {
+      /* The last partial block of a file cannot be read or written with O_DIRECT without
+       * running past the end (a write would extend the file): that tail is buffered. */
+      uf->bfd = open (cfg->path, (flags & ~O_DIRECT) | (uf->can_write ? O_RDWR : O_RDONLY));
+      if (uf->bfd == -1) {
+        err = ncr_error (errno, "open %s: %s", cfg->path, strerror (errno));
+        goto fail;
+      }
+    }
+  }
+  uf->fast_zeroout = uf->is_bdev && bdev_has_write_zeroes (uf->fd);
+  atomic_init (&uf->can_punch_hole, true);
+  atomic_init (&uf->can_zero_range, true);
+  atomic_init (&uf->can_fallocate, !uf->is_bdev);
+  atomic_init (&uf->can_discard, uf->is_bdev);
+
+  struct uq_config qc = {
+    .engine = cfg->engine, .depth = cfg->depth,
+    .fds = { uf->fd, uf->bfd }, .nfds = uf->bfd >= 0 ? 2 : 1,
+  };
+  err = uq_new (&uf->q, &qc);
+  if (err < 0)
+    goto fail;
+  *ufp = uf;
+  return 0;
+
+ fail:
+  if (uf->bfd >= 0)
+    close (uf->bfd);
+  if (uf->fd >= 0)
+    close (uf->fd);
+  free (uf);
+  return err;
+}
+
+void
+uf_close (struct uf *uf)
+{
+  if (uf == NULL)
+    return;
+  uq_free (uf->q);
+  if (uf->bfd >= 0)
+    close (uf->bfd);
+  close (uf->fd);
+  free (uf);
+}
+
+int64_t
+uf_size (struct uf *uf)
+{
+  struct stat st;
+
+  if (uf->is_bdev) {
+    uint64_t size;
+    if (ioctl (uf->fd, BLKGETSIZE64, &size) == -1)
+      return ncr_error (errno, "BLKGETSIZE64: %s", strerror (errno));
+    return (int64_t) size;
+  }
+  if (fstat (uf->fd, &st) == -1)
+    return ncr_error (errno, "fstat: %s", strerror (errno));
+  return st.st_size;
+}
+
+bool uf_can_write (const struct uf *uf) { return uf->can_write; }
+bool uf_is_block_device (const struct uf *uf) { return uf->is_bdev; }
+unsigned uf_direct_alignment (const struct uf *uf) { return uf->direct ? uf->lbs : 1; }
+struct uq *uf_queue (struct uf *uf) { return uf->q; }
+
+bool
+uf_can_extents (struct uf *uf)
+{
+  /* As the file plugin: if SEEK_HOLE works at all, trust it. */
+  return lseek (uf->fd, 0, SEEK_HOLE) != -1;
+}
+
+/* Split [offset, end) at direct_end: [offset, mid) goes O_DIRECT, [mid, end) buffered. */
+static uint64_t
+direct_split (const struct uf *uf, uint64_t offset, uint64_t end)
+{
+  if (end <= uf->direct_end)
+    return end;
+  return offset > uf->direct_end ? offset : uf->direct_end;
+}
+
+static bool
+is_aligned (const struct uf *uf, const void *buf, uint64_t offset, uint64_t end)
+{
+  return ((uintptr_t) buf & (uf->mem_align - 1)) == 0 &&
+         ((offset | end) & (uf->lbs - 1)) == 0;
+}
+
+int
+uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
+{
+  struct uq_op ops[MAX_OPS];
+  uint64_t end = offset + count, mid, astart = 0, aend = 0;
+  char *bb = NULL;
+  size_t n = 0;
+  int r;
+
+  if (!uf->direct)
+    return uq_run (uf->q, ops, add_rw (ops, 0, UQ_READ, FD_MAIN, buf, count, offset));
+
+  mid = direct_split (uf, offset, end);
+  if (mid > offset) {
+    if (is_aligned (uf, buf, offset, mid))
+      n = add_rw (ops, n, UQ_READ, FD_MAIN, buf, mid - offset, offset);
+    else {
+      /* Read the covering whole blocks into an aligned buffer, copy out the middle. */
+      astart = round_down (offset, uf->lbs);
+      aend = round_up (mid, uf->lbs);
+      bb = bounce_get (uf, aend - astart);
+      if (bb == NULL)
+        return -ENOMEM;
+      n = add_rw (ops, n, UQ_READ, FD_MAIN, bb, aend - astart, astart);
+    }
+  }
+  if (end > mid)
+    n = add_rw (ops, n, UQ_READ, FD_BUFFERED, (char *) buf + (mid - offset), end - mid, mid);
+  r = uq_run (uf->q, ops, n);
+  if (r == 0 && bb)
+    memcpy (buf, bb + (offset - astart), mid - offset);
+  return r;
+}
+
+/* The O_DIRECT part of a write, [offset, end) with end <= direct_end. */
+static size_t
+direct_write_ops (struct uf *uf, struct uq_op *ops, const void *buf, uint64_t offset,
+                  uint64_t end, bool *exclusive, int *err)
+{
+  uint64_t astart, aend;
+  char *bb;
+  size_t n = 0;
+
+  *exclusive = false;
+  if (is_aligned (uf, buf, offset, end)) {
+    pthread_rwlock_rdlock (&rmw_lock);
+    return add_rw (ops, 0, UQ_WRITE, FD_MAIN, (void *) buf, end - offset, offset);
+  }
+  astart = round_down (offset, uf->lbs);
+  aend = round_up (end, uf->lbs);
+  bb = bounce_get (uf, aend - astart);
+  if (bb == NULL) {
+    *err = -ENOMEM;
+    return 0;
+  }
+  if (astart == offset && aend == end) {
+    /* Aligned range, unaligned buffer: copy, no read needed. */
+    pthread_rwlock_rdlock (&rmw_lock);
+  }
+  else {
+    /* Read-modify-write of the partial head and tail blocks, exclusively. */
+    struct uq_op rd[2];
+    size_t nrd = 0;
+
+    *exclusive = true;
+    pthread_rwlock_wrlock (&rmw_lock);
+    if (astart != offset)
+      rd[nrd++] = (struct uq_op) { .opcode = UQ_READ, .fd_index = FD_MAIN, .buf = bb,
+                                   .len = uf->lbs, .offset = astart };
+    if (aend != end && (nrd == 0 || aend - uf->lbs != astart))
+      rd[nrd++] = (struct uq_op) { .opcode = UQ_READ, .fd_index = FD_MAIN,
+                                   .buf = bb + (aend - uf->lbs - astart),
+                                   .len = uf->lbs, .offset = aend - uf->lbs };
+    *err = uq_run (uf->q, rd, nrd);
+    if (*err < 0) {
+      pthread_rwlock_unlock (&rmw_lock);
+      return 0;
+    }
+  }
+  memcpy (bb + (offset - astart), buf, end - offset);
+  n = add_rw (ops, 0, UQ_WRITE, FD_MAIN, bb, aend - astart, astart);
+  return n;
+}
+
+int
+uf_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsigned flags)
+{
+  struct uq_op ops[MAX_OPS];
+  uint64_t end = offset + count, mid;
+  bool exclusive, locked = false;
+  size_t n = 0;
+  int r = 0;
+
+  if (!uf->direct)
+    return run_writes (uf, ops, add_rw (ops, 0, UQ_WRITE, FD_MAIN, (void *) buf, count,
+                                        offset), flags);
+  mid = direct_split (uf, offset, end);
+  if (mid > offset) {
+    n = direct_write_ops (uf, ops, buf, offset, mid, &exclusive, &r);
+    if (r < 0)
+      return r;
+    locked = true;
+  }
+  if (end > mid)
+    n = add_rw (ops, n, UQ_WRITE, FD_BUFFERED, (char *) buf + (mid - offset), end - mid, mid);
+  r = run_writes (uf, ops, n, flags);
+  if (locked)
+    pthread_rwlock_unlock (&rmw_lock);
+  return r;
+}
+
+int
+uf_flush (struct uf *uf)
+{
+  struct uq_op op = { .opcode = UQ_FDATASYNC, .fd_index = FD_MAIN };
+  return uq_run (uf->q, &op, 1);
+}
+
+/* fallocate as a plain syscall: io_uring would only hand it to a worker thread. */
+static int
+do_fallocate (struct uf *uf, int mode, uint64_t offset, uint64_t len)
+{
+  if (fallocate (uf->fd, mode, (off_t) offset, (off_t) len) == -1)
+    return -errno;
+  return 0;
+}
+
+int
+uf_trim (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+{
+  int r = 0;
+
+  if (uf->is_bdev && atomic_load (&uf->can_discard)) {
+    /* BLKDISCARD wants whole logical blocks; trim is advisory, so shave the edges. */
+    uint64_t s = round_up (offset, uf->sector_size);
+    uint64_t e = round_down (offset + count, uf->sector_size);
+    if (e > s) {
+      uint64_t range[2] = { s, e - s };
+      if (ioctl (uf->fd, BLKDISCARD, &range) == -1)
+        r = -errno;
+    }
+    if (r < 0 && (is_enotsup (-r) || r == -ENOTTY))
+      atomic_store (&uf->can_discard, false);
+  }
+  else if (!uf->is_bdev && atomic_load (&uf->can_punch_hole)) {
+    r = do_fallocate (uf, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, count);
+    if (r < 0 && is_enotsup (-r))
+      atomic_store (&uf->can_punch_hole, false);
+  }
+  /* Like the file plugin: only EIO and EPERM are worth failing an advisory trim for. */
+  if (r == -EIO || r == -EPERM)
+    return ncr_error (-r, "trim: %s", strerror (-r));
+  if (flags & UF_FUA)
+    return uf_flush (uf);
+  return 0;
+}
+
+/* Write zeros from the shared zero buffer (already aligned for O_DIRECT). */
+static int
+write_zeros (struct uf *uf, uint32_t count, uint64_t offset)
+{
+  while (count > 0) {
+    uint32_t n = count < ZERO_BUF_SIZE ? count : ZERO_BUF_SIZE;
+    /* Keep the pieces after the first on block boundaries so only the ends need RMW. */
+    if (uf->direct && n == ZERO_BUF_SIZE && (offset & (uf->lbs - 1)))
+      n -= (uint32_t) (offset & (uf->lbs - 1));
+    int r = uf_pwrite (uf, zero_buf, n, offset, 0);
+    if (r < 0)
+      return r;
+    count -= n;
+    offset += n;
+  }
+  return 0;
+}
+
+/* Try one fallocate mode; *ok is cleared when the file system does not support it.
+ * Returns 1 on success, 0 to try the next method, -errno on a real error. */
+static int
+try_fallocate (struct uf *uf, _Atomic bool *ok, int mode, uint32_t count, uint64_t offset)
+{
+  int r;
+
+  if (!atomic_load (ok))
+    return 0;
+  r = do_fallocate (uf, mode, offset, count);
+  if (r == 0)
+    return 1;
+  if (!is_enotsup (-r))
+    return ncr_error (-r, "zero: fallocate: %s", strerror (-r));
+  atomic_store (ok, false);
+  return 0;
+}
+
+/* Zero [offset, offset+count) without writing data: 1 done, 0 no method applies, -errno. */
+static int
+zero_by_fallocate (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+{
+  int r = 0;
+
+  /* 1. Deallocate, when allowed (on a block device this is write-zeroes with unmap, which
+   *    the kernel never emulates: always fast). */
+  if (flags & UF_ZERO_MAY_TRIM)
+    r = try_fallocate (uf, &uf->can_punch_hole, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                       count, offset);
+  /* 2. Zero in place: unwritten extents on a file system; on a block device write-zeroes,
+   *    which the kernel emulates by writing zero pages when the device lacks it. */
+  if (r == 0 && (!uf->is_bdev || uf->fast_zeroout || !(flags & UF_ZERO_FAST)))
+    r = try_fallocate (uf, &uf->can_zero_range, FALLOC_FL_ZERO_RANGE, count, offset);
+  /* 3. A file system with holes but no ZERO_RANGE: punch, then allocate again (the client
+   *    did not allow holes). If allocating fails, fall through to writing zeros. */
+  if (r == 0 && !uf->is_bdev && atomic_load (&uf->can_fallocate)) {
+    r = try_fallocate (uf, &uf->can_punch_hole, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                       count, offset);
+    if (r == 1)
+      r = try_fallocate (uf, &uf->can_fallocate, 0, count, offset);
+  }
+  return r;
+}
+
+int
+uf_zero (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+{
+  uint64_t end = offset + count, s = offset, e = end;
+  int r;
+
+  /* Block devices only fallocate whole logical blocks: the partial edges are written. */
+  if (uf->is_bdev) {
+    s = round_up (offset, uf->sector_size);
+    e = round_down (end, uf->sector_size);
+    if (e < s)
+      s = e = offset;
+  }
+  r = e > s ? zero_by_fallocate (uf, (uint32_t) (e - s), s, flags) : 0;
+  if (r < 0)
+    return r;
+  if (r == 0) {
+    if (flags & UF_ZERO_FAST)
+      return ncr_error (ENOTSUP, "fast zero: only writing zeros would work here");
+    s = e = offset;           /* write the whole range */
+  }
+  if (s > offset && (r = write_zeros (uf, (uint32_t) (s - offset), offset)) < 0)
+    return r;
+  if (end > e && e >= s && (r = write_zeros (uf, (uint32_t) (end - e), e)) < 0)
+    return r;
+  if (flags & UF_FUA)
+    return uf_flush (uf);
+  return 0;
+}
+
+int
+uf_cache (struct uf *uf, uint32_t count, uint64_t offset)
+{
+  int r = posix_fadvise (uf->fd, (off_t) offset, count, POSIX_FADV_WILLNEED);
+  if (r != 0)
+    return ncr_error (r, "posix_fadvise: %s", strerror (r));
+  return 0;
+}
+
+int
+uf_extents (struct uf *uf, uint32_t count, uint64_t offset, bool req_one,
+            uf_extent_fn fn, void *opaque)
+{
+  uint64_t end = offset + count;
+
+  while (offset < end) {
+    off_t pos = lseek (uf->fd, (off_t) offset, SEEK_DATA);
+    int r;
+
+    if (pos == -1) {
+      if (errno != ENXIO)     /* ENXIO: offset is in the final hole */
+        return ncr_error (errno, "lseek SEEK_DATA %" PRIu64 ": %s", offset, strerror (errno));
+      pos = (off_t) end;
+    }
+    if ((uint64_t) pos > offset) {
+      uint64_t e = (uint64_t) pos < end ? (uint64_t) pos : end;
+      if ((r = fn (opaque, offset, e - offset, true)) < 0)
+        return r;
+      if (req_one)
+        return 0;
+      offset = e;
+    }
+    if (offset >= end)
+      break;
+    pos = lseek (uf->fd, (off_t) offset, SEEK_HOLE);
+    if (pos == -1)
+      return ncr_error (errno, "lseek SEEK_HOLE %" PRIu64 ": %s", offset, strerror (errno));
+    if ((uint64_t) pos > offset) {
+      uint64_t e = (uint64_t) pos < end ? (uint64_t) pos : end;
+      if ((r = fn (opaque, offset, e - offset, false)) < 0)
+        return r;
+      if (req_one)
+        return 0;
+      offset = e;
+    }
+  }
+  return 0;
+}

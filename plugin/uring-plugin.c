@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbdkit uring plugin: serves a file or block device through io_uring (uring-file.c). Glue. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "errors.h"
+#include "uring-file.h"
+
+#define UNUSED __attribute__ ((unused))
+#define DEFAULT_QUEUE_DEPTH 64
+
+static char *filename;
+static bool direct;
+static unsigned queue_depth = DEFAULT_QUEUE_DEPTH;
+static enum uq_engine engine = UQ_PER_THREAD;
+
+/* Report a core-module error the nbdkit way: message, errno, -1. */
+static int
+fail (int r)
+{
+  nbdkit_error ("%s", ncr_last_error ());
+  errno = -r;
+  return -1;
+}
+
+static void
+uring_unload (void)
+{
+  free (filename);
+}
+
+static int
+uring_config (const char *key, const char *value)
+{
+  if (strcmp (key, "file") == 0) {
+    free (filename);
+    filename = nbdkit_absolute_path (value);
+    return filename ? 0 : -1;
+  }
+  if (strcmp (key, "direct") == 0) {
+    int r = nbdkit_parse_bool (value);
+    if (r == -1)
+      return -1;
+    direct = r;
+    return 0;
+  }
+  if (strcmp (key, "queue-depth") == 0) {
+    if (nbdkit_parse_unsigned ("queue-depth", value, &queue_depth) == -1)
+      return -1;
+    if (queue_depth < 1 || queue_depth > 4096) {
+      nbdkit_error ("queue-depth=%s: must be between 1 and 4096", value);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "ring") == 0) {
+    if (strcmp (value, "per-thread") == 0)
+      engine = UQ_PER_THREAD;
+    else if (strcmp (value, "shared") == 0)
+      engine = UQ_SHARED;
+    else if (strcmp (value, "none") == 0)
+      engine = UQ_SYNC;
+    else {
+      nbdkit_error ("ring=%s: expected per-thread, shared or none", value);
+      return -1;
+    }
+    return 0;
+  }
+  nbdkit_error ("unknown parameter '%s'", key);
+  return -1;
+}
+
+/* Check everything a connection will need now, so mistakes are startup errors. */
+static int
+uring_config_complete (void)
+{
+  struct uf *uf;
+  int r;
+
+  if (filename == NULL) {
+    nbdkit_error ("you must supply the file=<FILE> parameter (a file or a block device)");
+    return -1;
+  }
+  if (engine != UQ_SYNC && uq_probe () < 0) {
+    /* Not fatal: the same semantics, one blocking syscall per request. Say so loudly. */
+    fprintf (stderr, "nbdkit: uring: warning: %s: falling back to pread/pwrite\n",
+             ncr_last_error ());
+    nbdkit_debug ("io_uring unavailable (%s): falling back to pread/pwrite",
+                  ncr_last_error ());
+    engine = UQ_SYNC;
+  }
+  struct uf_config cfg = {
+    .path = filename, .direct = direct, .readonly = true, .engine = UQ_SYNC, .depth = 1,
+  };
+  r = uf_open (&uf, &cfg);
+  if (r < 0)
+    return fail (r);
+  uf_close (uf);
+  nbdkit_debug ("uring: file=%s direct=%d queue-depth=%u ring=%s",
+                filename, direct, queue_depth, uq_engine_name (engine));
+  return 0;
+}
+
+static void
+uring_dump_plugin (void)
+{
+  printf ("uring_io_uring=%s\n", uq_probe () == 0 ? "yes" : "no");
+  printf ("uring_default_queue_depth=%d\n", DEFAULT_QUEUE_DEPTH);
+}
+
+static void *
+uring_open (int readonly)
+{
+  struct uf *uf;
+  struct uf_config cfg = {
+    .path = filename, .direct = direct, .readonly = readonly,
+    .engine = engine, .depth = queue_depth,
+  };
+  int r = uf_open (&uf, &cfg);
+
+  if (r < 0) {
+    fail (r);
+    return NULL;
+  }
+  return uf;
+}
+
+static void
+uring_close (void *handle)
+{
+  struct uf *uf = handle;
+  struct uq_stats st;
+
+  uq_get_stats (uf_queue (uf), &st);
+  nbdkit_debug ("uring: %s: %" PRIu64 " operations in %" PRIu64 " batches, %" PRIu64
+                " io_uring_enter calls, %" PRIu64 " resubmitted, %u rings, fixed files %s",
+                uq_engine_name (uq_engine (uf_queue (uf))), st.ops, st.batches, st.enters,
+                st.resubmits, st.rings, st.fixed_files ? "yes" : "no");
+  uf_close (uf);
+}
+
+static int64_t
+uring_get_size (void *handle)
+{
+  int64_t r = uf_size (handle);
+  return r < 0 ? fail ((int) r) : r;
+}
+
+static int
+uring_block_size (void *handle, uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
+{
+  unsigned a = uf_direct_alignment (handle);
+
+  /* Any size works (unaligned direct I/O is bounced), but aligned requests are cheaper. */
+  *minimum = 1;
+  *preferred = a > 4096 ? a : 4096;
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int
+uring_can_write (void *handle)
+{
+  return uf_can_write (handle);
+}
+
+static int
+uring_can_multi_conn (void *handle UNUSED)
+{
+  /* Every connection opens the same file and flush is fdatasync: what one connection has
+   * flushed, all see. */
+  return 1;
+}
+
+static int
+uring_can_trim (void *handle UNUSED)
+{
+  return 1;
+}
+
+static int
+uring_can_zero (void *handle UNUSED)
+{
+  return 1;
+}
+
+static int
+uring_can_fast_zero (void *handle UNUSED)
+{
+  /* uf_zero fails with ENOTSUP instead of falling back to writing zeros when asked to. */
+  return 1;
+}
+
+static int
+uring_can_fua (void *handle UNUSED)
+{
+  return NBDKIT_FUA_NATIVE;
+}
+
+static int
+uring_can_cache (void *handle)
+{
+  /* With direct=true reads never use the page cache, so filling it would only waste memory. */
+  return uf_direct_alignment (handle) > 1 ? NBDKIT_CACHE_NONE : NBDKIT_CACHE_NATIVE;
+}
+
+static int
+uring_can_extents (void *handle)
+{
+  return uf_can_extents (handle);
+}
+
+static int
+uring_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
+             uint32_t flags UNUSED)
+{
+  int r = uf_pread (handle, buf, count, offset);
+  return r < 0 ? fail (r) : 0;
+}
+
+static int
+uring_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset,
+              uint32_t flags)
+{
+  int r = uf_pwrite (handle, buf, count, offset, flags & NBDKIT_FLAG_FUA ? UF_FUA : 0);
+  return r < 0 ? fail (r) : 0;
+}
+
+static int
+uring_flush (void *handle, uint32_t flags UNUSED)
+{
+  int r = uf_flush (handle);
+  return r < 0 ? fail (r) : 0;
+}
+
+static int
+uring_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  int r = uf_trim (handle, count, offset, flags & NBDKIT_FLAG_FUA ? UF_FUA : 0);
+  return r < 0 ? fail (r) : 0;
+}
+
+static int
+uring_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  unsigned f = (flags & NBDKIT_FLAG_MAY_TRIM ? UF_ZERO_MAY_TRIM : 0) |
+               (flags & NBDKIT_FLAG_FAST_ZERO ? UF_ZERO_FAST : 0) |
+               (flags & NBDKIT_FLAG_FUA ? UF_FUA : 0);
+  int r = uf_zero (handle, count, offset, f);
+
+  if (r == -ENOTSUP && (flags & NBDKIT_FLAG_FAST_ZERO)) {
+    /* Not an error: the client asked to be told, and will write zeros itself. */
+    errno = ENOTSUP;
+    return -1;
+  }
+  return r < 0 ? fail (r) : 0;
+}
+
+static int
+add_extent (void *opaque, uint64_t offset, uint64_t length, bool hole)
+{
+  if (nbdkit_add_extent (opaque, offset, length,
+                         hole ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0) == -1)
+    return -errno;
+  return 0;
+}
+
+static int
+uring_extents (void *handle, uint32_t count, uint64_t offset, uint32_t flags,
+               struct nbdkit_extents *extents)
+{
+  int r = uf_extents (handle, count, offset, flags & NBDKIT_FLAG_REQ_ONE,
+                      add_extent, extents);
+  return r < 0 ? fail (r) : 0;
+}
+
+static int
+uring_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags UNUSED)
+{
+  int r = uf_cache (handle, count, offset);
+  return r < 0 ? fail (r) : 0;
+}
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+static struct nbdkit_plugin plugin = {
+  .name = "uring",
+  .longname = "nbdcrypt io_uring file and block device plugin",
+  .version = "0.1.0",
+  .unload = uring_unload,
+  .config = uring_config,
+  .config_complete = uring_config_complete,
+  .config_help =
+    "file=<FILE>          (required) The file or block device to serve.\n"
+    "direct=true|false    Use O_DIRECT (default false).\n"
+    "queue-depth=<N>      io_uring entries per ring (default 64).\n"
+    "ring=per-thread|shared|none  io_uring layout (default per-thread; none: pread/pwrite).",
+  .magic_config_key = "file",
+  .dump_plugin = uring_dump_plugin,
+  .open = uring_open,
+  .close = uring_close,
+  .get_size = uring_get_size,
+  .block_size = uring_block_size,
+  .can_write = uring_can_write,
+  .can_multi_conn = uring_can_multi_conn,
+  .can_trim = uring_can_trim,
+  .can_zero = uring_can_zero,
+  .can_fast_zero = uring_can_fast_zero,
+  .can_fua = uring_can_fua,
+  .can_cache = uring_can_cache,
+  .can_extents = uring_can_extents,
+  .pread = uring_pread,
+  .pwrite = uring_pwrite,
+  .flush = uring_flush,
+  .trim = uring_trim,
+  .zero = uring_zero,
+  .extents = uring_extents,
+  .cache = uring_cache,
+  .errno_is_preserved = 1,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)
