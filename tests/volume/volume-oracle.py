@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
+# Independent oracle for nbdcrypt volumes, written only from docs/format.md and the standards:
+# python3-cryptography (RFC 5649 unwrap, AES-CBC, AES-XTS) and PyKMIP's own client.
+#   kms-get --port P --pki DIR [--version 1.4] UID OUT   fetch a key's bytes with PyKMIP
+#   unwrap-dek IMAGE KEKFILE OUT      parse copy A of the header, unwrap the DEK (aes-kwp or kms)
+#   check-data IMAGE DEKFILE PLAIN    decrypt IMAGE's data area sector by sector, compare to PLAIN
+import hashlib, struct, sys
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
+
+
+def parse_header(buf):
+    """The documented layout (docs/format.md), big-endian."""
+    assert buf[0:8] == b"NBDCRYPT", "magic"
+    assert hashlib.sha256(buf[:4064]).digest() == buf[4064:4096], "checksum"
+    h = {}
+    h["version"], h["copy"] = struct.unpack(">HB", buf[8:11])
+    h["sequence"], h["data_offset"], h["sector_size"] = struct.unpack(">QQI", buf[16:36])
+    name = lambda b: b.rstrip(b"\0").decode()
+    h["cipher"], h["provider"], h["wrap"] = name(buf[40:56]), name(buf[56:72]), name(buf[72:88])
+    h["uuid"] = buf[88:104]
+    kek_id_len, wdek_len = struct.unpack(">HH", buf[104:108])
+    h["kcv"] = buf[112:144]
+    h["kek_id"] = buf[144:144 + kek_id_len].decode()
+    h["wrapped_dek"] = buf[400:400 + wdek_len]
+    return h
+
+
+def kms_get(args):
+    import logging
+    logging.disable(logging.CRITICAL)
+    from kmip.pie.client import ProxyKmipClient
+    from kmip.core import enums
+    opts = {}
+    i = 0
+    while args[i].startswith("--"):
+        opts[args[i][2:]] = args[i + 1]
+        i += 2
+    uid, out = args[i], args[i + 1]
+    kw = {}
+    if "version" in opts:
+        kw["kmip_version"] = getattr(enums.KMIPVersion, "KMIP_" + opts["version"].replace(".", "_"))
+    pki = opts["pki"]
+    c = ProxyKmipClient(hostname="127.0.0.1", port=int(opts["port"]), cert=pki + "/client.pem",
+                        key=pki + "/client.key", ca=pki + "/ca.pem",
+                        ssl_version="PROTOCOL_TLSv1_2", config_file="/dev/null", **kw)
+    c.open()
+    key = c.get(uid)
+    c.close()
+    with open(out, "wb") as f:
+        f.write(key.value)
+
+
+def unwrap_dek(image, kekfile, out):
+    with open(image, "rb") as f:
+        h = parse_header(f.read(4096))
+    kek = open(kekfile, "rb").read()
+    w = h["wrapped_dek"]
+    if h["wrap"] == "aes-kwp":
+        dek = aes_key_unwrap_with_padding(kek, w)
+    elif h["wrap"] == "kms":
+        # mode byte (1 = CBC), IV length, IV, then the KMS's AES-CBC/PKCS#7 ciphertext.
+        assert w[0] == 1 and w[1] == 16, "kms wrap layout"
+        iv, ct = w[2:18], w[18:]
+        d = Cipher(algorithms.AES(kek), modes.CBC(iv)).decryptor()
+        p = d.update(ct) + d.finalize()
+        u = padding.PKCS7(128).unpadder()
+        dek = u.update(p) + u.finalize()
+    else:
+        raise SystemExit("unknown wrap " + h["wrap"])
+    # The key check value: HMAC-SHA256(DEK, "nbdcrypt key check v1" || uuid).
+    import hmac
+    kcv = hmac.new(dek, b"nbdcrypt key check v1" + h["uuid"], hashlib.sha256).digest()
+    assert hmac.compare_digest(kcv, h["kcv"]), "key check value"
+    with open(out, "wb") as f:
+        f.write(dek)
+
+
+def check_data(image, dekfile, plain):
+    dek = open(dekfile, "rb").read()
+    with open(image, "rb") as f:
+        h = parse_header(f.read(4096))
+        ss, off = h["sector_size"], h["data_offset"]
+        f.seek(off)
+        ct = f.read()
+    pt = open(plain, "rb").read()
+    n = min(len(pt), len(ct)) // ss
+    assert n > 0, "nothing to compare"
+    bad = 0
+    for s in range(n):
+        d = Cipher(algorithms.AES(dek), modes.XTS(s.to_bytes(16, "little"))).decryptor()
+        if d.update(ct[s * ss:(s + 1) * ss]) + d.finalize() != pt[s * ss:(s + 1) * ss]:
+            bad += 1
+            if bad <= 3:
+                print(f"sector {s} differs", file=sys.stderr)
+    if bad:
+        raise SystemExit(f"{bad} of {n} sectors differ")
+    print(f"{n} sectors of {ss} bytes decrypt to the written data")
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"kms-get": lambda: kms_get(args),
+     "unwrap-dek": lambda: unwrap_dek(*args),
+     "check-data": lambda: check_data(*args)}[cmd]()
