@@ -57,8 +57,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 repetition, 1 s jobs, smaller image (about 3 minutes)")
     p.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
-    p.add_argument("--runtime", type=float, help="seconds per fio job (default 2, quick 1)")
-    p.add_argument("--ramp", type=float, help="fio ramp seconds (default 0.5, quick 0.25)")
+    p.add_argument("--runtime", type=float, help="seconds per fio job (default 1.5, quick 1)")
+    p.add_argument("--ramp", type=float, help="fio ramp seconds (default 0.25)")
     p.add_argument("--size", type=parse_size, help="test image size (default 1G, quick 256M)")
     p.add_argument("--out", default=os.path.join(TOP, "perf", "results"),
                    help="output directory (default perf/results)")
@@ -78,8 +78,8 @@ def parse_args(argv):
     a = p.parse_args(argv)
     q = a.quick
     a.reps = a.reps or (1 if q else 3)
-    a.runtime = a.runtime or (1.0 if q else 2.0)
-    a.ramp = a.ramp if a.ramp is not None else (0.25 if q else 0.5)
+    a.runtime = a.runtime or (1.0 if q else 1.5)
+    a.ramp = a.ramp if a.ramp is not None else 0.25
     a.size = a.size or ((256 if q else 1024) << 20)
     a.stacks = a.stacks.split(",") if a.stacks else (QUICK_STACKS if q else DEFAULT_STACKS)
     a.workloads = a.workloads.split(",") if a.workloads else list(fiojobs.WORKLOADS)
@@ -258,11 +258,12 @@ def profile(args, stacks, images, res):
         except OSError:
             lines.append("  (perf stat produced nothing)")
         rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
-                              "--percent-limit", "2", "--sort", "comm,dso,symbol", "-g",
+                              "--percent-limit", "2", "--sort", "dso,symbol", "-g",
                               "none"], capture_output=True, text=True)
-        top = [l for l in rep.stdout.splitlines() if l.strip() and not l.startswith("#")]
-        lines.append("perf record (99 Hz x threads, self time, >= 2%):")
-        lines += ["  " + l.strip() for l in top[:18]]
+        top = [re.sub(r"(\s+-)+\s*$", "", l.strip()) for l in rep.stdout.splitlines()
+               if l.strip() and not l.startswith("#")]
+        lines.append("perf record -F 499 -g on nbdkit, self time by symbol (>= 2%):")
+        lines += ["  " + l for l in top[:18]]
         out.append({"stack": sid, "workload": wl, "conns": conns, "text": "\n".join(lines)})
         log("perf: profiled %s %s %d conn" % (sid, wl, conns))
     return out
@@ -347,10 +348,10 @@ def main(argv):
             st.stop(s)
     if not args.no_fs:
         fs_ids = [i for i in (QUICK_FS_STACKS if args.quick else FS_STACKS)]
-        fs_images = st.Images(args.work, (256 if args.quick else 512) << 20, log)
+        fs_images = st.Images(args.work, (256 if args.quick else 768) << 20, log)
         fs_images.prepare()
         res["fs"] = fsbench.run(fs_ids, bks, fs_images, args.build, args.work, args.quick,
-                                2 if args.quick else 4, log)
+                                1 if args.quick else 2, 2 if args.quick else 4, log)
     if not args.no_engine:
         res["engine_bench"] = engine_bench(args)
     loads = [r["load1"] for r in runs]

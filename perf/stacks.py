@@ -102,12 +102,20 @@ class Images:
 
 def make_luks(path, pwfile, size):
     # iter-time=100 ms: nbdkit's luks filter runs PBKDF2 on every new connection; the default
-    # 2 s would be charged to every 4-connection job.
-    subprocess.run(["qemu-img", "create", "-q", "-f", "luks",
-                    "--object", "secret,id=sec0,file=" + pwfile,
-                    "-o", "key-secret=sec0,cipher-alg=aes-256,cipher-mode=xts,"
-                          "ivgen-alg=plain64,hash-alg=sha256,iter-time=100",
-                    path, str(size)], check=True)
+    # 2 s would be charged to every 4-connection job. qemu-img times PBKDF2 with CPU-time
+    # samples and sometimes gives up ("Unable to get accurate CPU usage") on a busy machine:
+    # retry.
+    argv = ["qemu-img", "create", "-q", "-f", "luks",
+            "--object", "secret,id=sec0,file=" + pwfile,
+            "-o", "key-secret=sec0,cipher-alg=aes-256,cipher-mode=xts,"
+                  "ivgen-alg=plain64,hash-alg=sha256,iter-time=100",
+            path, str(size)]
+    for attempt in range(5):
+        p = subprocess.run(argv, capture_output=True, text=True)
+        if p.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("qemu-img create -f luks failed: " + p.stderr.strip())
 
 
 def luks_payload_offset(path):
