@@ -11,6 +11,7 @@ struct attr_args {
   uint32_t op;
   const char *uid;
   struct kmip_attr attr;
+  struct kmip_attr current;     /* 2.0 ModifyAttribute of a multi-valued one; tag 0: none */
 };
 
 static void
@@ -22,6 +23,11 @@ build_attr_op (struct kmip_req *req, const void *argsv)
   kmip_enc_str (&req->e, KMIP_TAG_UNIQUE_IDENTIFIER, a->uid);
   if (a->op == KMIP_OPERATION_ADD_ATTRIBUTE || a->op == KMIP_OPERATION_MODIFY_ATTRIBUTE) {
     if (KMIP_ATTRS_V2 (req->version)) {
+      if (a->current.tag) {
+        kmip_enc_begin (&req->e, KMIP_TAG_CURRENT_ATTRIBUTE);
+        kmip_enc_attr (req, &a->current);
+        kmip_enc_end (&req->e);
+      }
       kmip_enc_begin (&req->e, KMIP_TAG_NEW_ATTRIBUTE);
       kmip_enc_attr (req, &a->attr);
       kmip_enc_end (&req->e);
@@ -133,10 +139,23 @@ attr_change (struct kmip_client *c, uint32_t op, const char *uid, const char *na
   else
     return kmip_set_error (-EINVAL, "attribute '%s': only Name, Contact Information and custom "
                            "x- attributes can be set", name);
+  if ((r = kmip_client_connect (c)) < 0)     /* the encoding depends on the version */
+    return r;
   if (args.attr.tag == 0 && kmip_client_version (c) >= KMIP_V (2, 0))
     return kmip_set_error (-ENOTSUP, "custom attribute '%s': KMIP 2.0 vendor attributes are "
                            "not supported by this client; use max-version = 1.4", name);
+  /* KMIP 2.0 modifies one instance of a multi-valued attribute (Name): name the current one,
+   * the first, as 1.x servers do implicitly (attribute index 0). */
+  struct kmip_attrs cur = { 0 };
+  if (op == KMIP_OPERATION_MODIFY_ATTRIBUTE && args.attr.tag == KMIP_TAG_NAME &&
+      kmip_client_version (c) >= KMIP_V (2, 0)) {
+    if ((r = kmip_get_attributes (c, uid, &cur)) < 0)
+      return r;
+    if (cur.names && cur.names[0])
+      args.current = (struct kmip_attr) { .tag = KMIP_TAG_NAME, .text = cur.names[0] };
+  }
   r = kmip_call (c, 1, build_attr_op, &args, &resp);
+  kmip_attrs_free (&cur);
   if (r < 0)
     return r;
   r = kmip_resp_check (&resp, 0, op);

@@ -129,14 +129,23 @@ enable_tls_client_auth=True
 database_path=$dir/pykmip.db
 logging_level=INFO
 EOF
+  _kmip_servers+=("$name")
+  on_exit "kmip_stop_server $name"
+  _kmip_launch "$name" || return 1
+  printf -v "${name//-/_}_port" '%s' "$port"
+  kmip_port=$port
+}
+
+# Start (or restart) the server whose config is in $tmpdir/NAME and wait until it serves.
+_kmip_launch () {
+  local name=$1 dir="$tmpdir/$1" port i
+  port=$(grep '^port=' "$dir/server.conf" | cut -d= -f2)
+  : > "$dir/server.log"
   # Its own session (setsid) so that the whole group can be killed at exit.
   setsid /usr/bin/python3 /usr/bin/pykmip-server -f "$dir/server.conf" -l "$dir/server.log" \
     >"$dir/stdout.log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"
   disown $!   # no "Killed" job report from the shell when it is stopped
-  _kmip_servers+=("$name")
-  on_exit "kmip_stop_server $name"
-  local i
   for i in $(seq 300); do
     if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
       echo "$0: pykmip-server failed to start:" >&2
@@ -147,8 +156,6 @@ EOF
     if grep -q "Starting connection service" "$dir/server.log" 2>/dev/null &&
        /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" \
          2>/dev/null; then
-      printf -v "${name//-/_}_port" '%s' "$port"
-      kmip_port=$port
       return 0
     fi
     sleep 0.1
@@ -156,6 +163,34 @@ EOF
   echo "$0: pykmip-server did not start in 30 s:" >&2
   cat "$dir/server.log" >&2
   return 1
+}
+
+# kmip_restart_server [NAME]: stop the server and start it again on the same port and
+# database (clients holding a connection see it closed).
+kmip_restart_server () {
+  local name=${1:-kms}
+  kmip_stop_server "$name"
+  _kmip_launch "$name"
+}
+
+# kmip_start_fake MODE [NAME]: start tests/kmip/fake-kmip-server.py in MODE (see that file)
+# with the harness server certificate; sets ${NAME}_port (NAME defaults to fake_MODE).
+kmip_start_fake () {
+  local mode=$1 name=${2:-fake_${1//-/_}} dir
+  kmip_pki
+  dir="$tmpdir/$name"
+  mkdir -p "$dir"
+  setsid /usr/bin/python3 "$srcdir/kmip/fake-kmip-server.py" "$mode" "$kmip_pki/server.pem" \
+    "$kmip_pki/server.key" "$kmip_pki/ca.pem" > "$dir/port" 2> "$dir/stderr.log" < /dev/null &
+  echo $! > "$dir/pid"
+  disown $!
+  on_exit "kmip_stop_server $name"
+  for _ in $(seq 100); do
+    [ -s "$dir/port" ] && break
+    sleep 0.1
+  done
+  [ -s "$dir/port" ] || { echo "$0: fake server did not start" >&2; cat "$dir/stderr.log" >&2; return 1; }
+  printf -v "${name//-/_}_port" '%s' "$(head -1 "$dir/port")"
 }
 
 # kmip_stop_server [NAME]: SIGTERM the server's process group, SIGKILL it after 1 s.

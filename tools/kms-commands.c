@@ -87,7 +87,7 @@ do_create (struct kmip_client *c, const struct kms_opts *o)
 static int
 do_get (struct kmip_client *c, const struct kms_opts *o)
 {
-  uint32_t format = KMIP_KEY_FORMAT_TYPE_RAW;
+  uint32_t format = 0;          /* the server's default: Raw keys, Opaque secret data */
   uint8_t *key;
   int n, r;
 
@@ -96,7 +96,9 @@ do_get (struct kmip_client *c, const struct kms_opts *o)
                            "terminal)");
   if (o->format && strcmp (o->format, "transparent") == 0)
     format = KMIP_KEY_FORMAT_TYPE_TRANSPARENT_SYMMETRIC_KEY;
-  else if (o->format && strcmp (o->format, "raw") != 0)
+  else if (o->format && strcmp (o->format, "raw") == 0)
+    format = KMIP_KEY_FORMAT_TYPE_RAW;
+  else if (o->format)
     return kmip_set_error (-EINVAL, "--format must be raw or transparent");
   key = secmem_alloc (MAX_SECRET_BYTES);
   if (key == NULL)
