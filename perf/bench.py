@@ -72,7 +72,8 @@ def parse_args(argv):
     p.add_argument("--no-fs", action="store_true", help="skip the ext4 filesystem workload")
     p.add_argument("--no-profile", action="store_true",
                    help="skip perf stat/record of stacks that miss a target")
-    p.add_argument("--no-engine", action="store_true", help="skip perf/engine-bench")
+    p.add_argument("--no-micro", action="store_true",
+                   help="skip the micro-benchmarks (perf/engine-bench, perf/kmip-codec-bench)")
     p.add_argument("--report-only", action="store_true",
                    help="re-render results.md/png from OUT/results.json")
     a = p.parse_args(argv)
@@ -269,26 +270,27 @@ def profile(args, stacks, images, res):
     return out
 
 
-def engine_bench(args):
-    exe = os.path.join(args.build, "perf", "engine-bench")
-    if not os.path.exists(exe):
-        return None
-    log("perf: running %s" % exe)
-    argv = [exe] + (["--quick"] if args.quick and _accepts_quick(exe) else [])
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-        return {"cmd": " ".join(shlex.quote(a) for a in [os.path.relpath(exe, TOP)] + argv[1:]),
-                "rc": p.returncode, "output": p.stdout + p.stderr}
-    except subprocess.TimeoutExpired:
-        return {"cmd": exe, "rc": -1, "output": "timed out after 300 s"}
-
-
-def _accepts_quick(exe):
-    try:
-        h = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10)
-        return "--quick" in h.stdout + h.stderr
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+def micro_benches(args):
+    """Other helpers' micro-benchmarks, if built: the XTS engine against `openssl speed`, and
+    the KMIP TTLV codec against PyKMIP. Their output goes into the report verbatim."""
+    q = args.quick
+    wanted = [("engine-bench", ["-t", "0.2", "-r", "1"] if q else []),
+              ("kmip-codec-bench", ["--seconds", "0.3" if q else "1"])]
+    out = []
+    for name, extra in wanted:
+        exe = os.path.join(args.build, "perf", name)
+        if not os.path.exists(exe):
+            continue
+        log("perf: running %s %s" % (os.path.relpath(exe, TOP), " ".join(extra)))
+        cmd = " ".join(shlex.quote(a) for a in [os.path.relpath(exe, TOP)] + extra)
+        try:
+            p = subprocess.run([exe] + extra, capture_output=True, text=True, timeout=300,
+                               cwd=TOP)
+            out.append({"name": name, "cmd": cmd, "rc": p.returncode,
+                        "output": p.stdout + p.stderr})
+        except (OSError, subprocess.TimeoutExpired) as e:
+            out.append({"name": name, "cmd": cmd, "rc": -1, "output": str(e)})
+    return out
 
 
 def write_outputs(res, out):
@@ -352,8 +354,8 @@ def main(argv):
         fs_images.prepare()
         res["fs"] = fsbench.run(fs_ids, bks, fs_images, args.build, args.work, args.quick,
                                 1 if args.quick else 2, 2 if args.quick else 4, log)
-    if not args.no_engine:
-        res["engine_bench"] = engine_bench(args)
+    if not args.no_micro:
+        res["micro"] = micro_benches(args)
     loads = [r["load1"] for r in runs]
     if loads:
         machine["load_median"] = statistics.median(loads)

@@ -275,15 +275,16 @@ def markdown(res):
             L.append("```")
             L.append("")
 
-    eng = res.get("engine_bench")
-    L.append("## Engine micro-benchmark\n")
-    if eng:
-        L.append("`%s`:\n" % eng["cmd"])
+    L.append("## Micro-benchmarks\n")
+    micro = res.get("micro") or []
+    for m in micro:
+        L.append("`%s`%s:\n" % (m["cmd"], "" if m["rc"] == 0 else " (exit %d)" % m["rc"]))
         L.append("```")
-        L.append(eng["output"].rstrip())
+        L.append(m["output"].rstrip())
         L.append("```")
-    else:
-        L.append("perf/engine-bench was not in the build; not run.")
+        L.append("")
+    if not micro:
+        L.append("perf/engine-bench and perf/kmip-codec-bench were not in the build; not run.")
     L.append("")
     L.append("![chart](results.png)")
     L.append("")
