@@ -41,6 +41,10 @@
 #define XTS_CHUNK (64 * 1024)
 #endif
 
+/* Bytes of the per-context buffer of initial tweaks (16 per unit of a chunk), rounded up
+ * to the 64-byte alignment as aligned_alloc requires. */
+#define INITIAL_SIZE(unit) ((XTS_CHUNK / (unit) * 16 + 63) / 64 * 64)
+
 typedef void (*xor_tweaks_fn) (const uint8_t *initial, size_t units, size_t unit,
                                const uint8_t *in, uint8_t *out, uint8_t *tweaks);
 typedef void (*xor_back_fn) (uint8_t *out, const uint8_t *tweaks, size_t len);
@@ -293,7 +297,7 @@ ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
   x->unit = unit;
   x->chunk = XTS_CHUNK / unit * unit;
   x->tweaks = aligned_alloc (64, XTS_CHUNK);
-  x->initial = aligned_alloc (64, XTS_CHUNK / unit * 16);
+  x->initial = aligned_alloc (64, INITIAL_SIZE (unit));
   if (!x->tweaks || !x->initial) {
     ncr_xts_free (x);
     return ncr_error (ENOMEM, "out of memory");
@@ -325,6 +329,33 @@ ncr_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len,
   int r = ncr_sector_size_valid (sector_size);
 
   return r < 0 ? r : ncr_xts_new_unit (c, key, key_len, sector_size, out);
+}
+
+int
+ncr_xts_dup (const struct ncr_xts *x, struct ncr_xts **out)
+{
+  struct ncr_xts *d = calloc (1, sizeof *d);
+
+  if (!d)
+    return ncr_error (ENOMEM, "out of memory");
+  *d = *x;
+  d->k1_enc = d->k1_dec = d->k2_enc = NULL;
+  d->tweaks = aligned_alloc (64, XTS_CHUNK);
+  d->initial = aligned_alloc (64, INITIAL_SIZE (x->unit));
+  if (d->tweaks && d->initial) {
+    d->k1_enc = EVP_CIPHER_CTX_new ();
+    d->k1_dec = EVP_CIPHER_CTX_new ();
+    d->k2_enc = EVP_CIPHER_CTX_new ();
+  }
+  if (!d->k1_enc || !d->k1_dec || !d->k2_enc ||
+      EVP_CIPHER_CTX_copy (d->k1_enc, x->k1_enc) != 1 ||
+      EVP_CIPHER_CTX_copy (d->k1_dec, x->k1_dec) != 1 ||
+      EVP_CIPHER_CTX_copy (d->k2_enc, x->k2_enc) != 1) {
+    ncr_xts_free (d);
+    return ncr_error (ENOMEM, "cannot copy the %s context", ncr_cipher_name (x->cipher));
+  }
+  *out = d;
+  return 0;
 }
 
 static int
@@ -388,7 +419,7 @@ ncr_xts_free (struct ncr_xts *x)
   if (x->tweaks)
     OPENSSL_cleanse (x->tweaks, XTS_CHUNK);
   if (x->initial)
-    OPENSSL_cleanse (x->initial, XTS_CHUNK / x->unit * 16);
+    OPENSSL_cleanse (x->initial, INITIAL_SIZE (x->unit));
   free (x->tweaks);
   free (x->initial);
   explicit_bzero (x, sizeof *x);

@@ -31,6 +31,10 @@ struct ncr_xts;
 int ncr_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len,
                  unsigned sector_size, struct ncr_xts **out);
 
+/* A second context with the same key and settings (key schedules copied, no key bytes
+ * needed): one per thread, made from a master keyed once. Returns 0 or -errno. */
+int ncr_xts_dup (const struct ncr_xts *x, struct ncr_xts **out);
+
 /* Encrypt/decrypt len bytes (a whole number of sectors) starting at sector first_sector.
  * in == out is allowed (in place); otherwise the buffers must not overlap.
  * Returns 0 or -errno. */

@@ -1,10 +1,493 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* nbdcrypt filter: SCAFFOLD, replaced by the real implementation. */
+/* nbdcrypt filter: nbdkit glue for inline AES-XTS (dm-crypt aes-xts-plain64) over any plugin.
+ *
+ * Clients see plaintext, the plugin below sees only ciphertext. Export sector n (counted from
+ * the start of the export, sector-size bytes) is XTS-encrypted with tweak n, as dm-crypt's
+ * aes-xts-plain64 does (for 4096-byte sectors, counting 4096-byte sectors, as LUKS2 does).
+ * The cipher lives in lib/ (xts.c: the engine; xts-pool.c: per-thread contexts and buffers;
+ * keyfile.c: the key file); this file only maps nbdkit requests onto whole sectors. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <nbdkit-filter.h>
 
+#include "errors.h"
+#include "keyfile.h"
+#include "secmem.h"
+#include "xts-pool.h"
+#include "xts.h"
+
+#define UNUSED __attribute__ ((unused))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Write-zeroes is done in pieces of at most this much encrypted zeros, so that a huge zero
+ * request needs only a bounded bounce buffer. */
+#define ZERO_CHUNK (1024 * 1024)
+
+/* Configuration: set by .config, checked by .config_complete. */
+static char *key_file;
+static enum ncr_cipher cipher = NCR_CIPHER_AES_256_XTS;
+static unsigned sector_size = 4096;
+static bool discard;
+
+/* Bytes of the plugin below that precede the encrypted area (0: a raw volume). Tweaks count
+ * export sectors, i.e. from here. */
+static uint64_t data_offset;
+
+/* One engine context per thread, copied from a master keyed once in .config_complete. */
+static struct ncr_xts_pool *pool;
+
+/* Write ordering. A partial-sector write is read-modify-write (read the sector, decrypt,
+ * merge, encrypt, write): if any other write reached the same sector between our read and
+ * our write, one update would be lost. So every request that does read-modify-write holds
+ * this lock exclusively from its first read to its last write, and every other write (whole
+ * sectors, write-zeroes, trim) holds it shared. Whole-sector writes - what filesystems,
+ * hypervisors and fio issue - therefore never wait for each other; only the rare unaligned
+ * write is serialised. A per-sector-range lock would let unrelated unaligned writes run in
+ * parallel too, at the price of a range table consulted on every write; a global rwlock is
+ * simpler to get right and costs aligned I/O only an uncontended shared acquisition.
+ * Writers are preferred so that a stream of aligned writes cannot starve an unaligned one.
+ * Reads take no lock: a sector is read in one piece below, before or after a write. */
+static pthread_rwlock_t write_lock;
+
+static void
+nbdcrypt_load (void)
+{
+  pthread_rwlockattr_t attr;
+
+  pthread_rwlockattr_init (&attr);
+  pthread_rwlockattr_setkind_np (&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init (&write_lock, &attr);
+  pthread_rwlockattr_destroy (&attr);
+}
+
+static void
+nbdcrypt_unload (void)
+{
+  ncr_xts_pool_free (pool);     /* every thread's key schedules, cleansed */
+  pool = NULL;
+  free (key_file);
+  pthread_rwlock_destroy (&write_lock);
+}
+
+static int
+nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
+                 const char *key, const char *value)
+{
+  if (strcmp (key, "key-file") == 0) {
+    free (key_file);
+    key_file = strdup (value);
+    if (!key_file) {
+      nbdkit_error ("nbdcrypt: strdup: %m");
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "cipher") == 0) {
+    if (ncr_cipher_from_name (value, &cipher) < 0) {
+      nbdkit_error ("nbdcrypt: cipher=%s: %s", value, ncr_last_error ());
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "sector-size") == 0) {
+    if (nbdkit_parse_unsigned ("sector-size", value, &sector_size) == -1)
+      return -1;
+    if (ncr_sector_size_valid (sector_size) < 0) {
+      nbdkit_error ("nbdcrypt: sector-size=%s: %s", value, ncr_last_error ());
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "discard") == 0) {
+    int r = nbdkit_parse_bool (value);
+    if (r == -1)
+      return -1;
+    discard = r;
+    return 0;
+  }
+  return next (nxdata, key, value);
+}
+
+static int
+nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
+{
+  size_t key_len = ncr_cipher_key_len (cipher);
+  struct ncr_xts *master;
+  uint8_t *key;
+  int r;
+
+  if (!key_file) {
+    nbdkit_error ("nbdcrypt: key-file=PATH is required: a file holding the raw %zu-byte "
+                  "%s volume key", key_len, ncr_cipher_name (cipher));
+    return -1;
+  }
+  if (ncr_keyfile_read (key_file, key_len, &key) < 0) {
+    nbdkit_error ("nbdcrypt: %s (cipher=%s)", ncr_last_error (), ncr_cipher_name (cipher));
+    return -1;
+  }
+  /* Key once; the key bytes are wiped right away. Threads copy the master's key schedules,
+   * which live in the heap and so also survive nbdkit's fork into the background (locked
+   * key memory is wiped on fork). */
+  r = ncr_xts_new (cipher, key, key_len, sector_size, &master);
+  secmem_free (key);
+  if (r < 0 || ncr_xts_pool_new (master, sector_size, &pool) < 0) {
+    if (r >= 0)
+      ncr_xts_free (master);
+    nbdkit_error ("nbdcrypt: key-file '%s': %s", key_file, ncr_last_error ());
+    return -1;
+  }
+  if (secmem_protect_process (false) < 0) {
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    return -1;
+  }
+  nbdkit_debug ("nbdcrypt: %s, %u-byte sectors, discard %s, engine %s",
+                ncr_cipher_name (cipher), sector_size, discard ? "on" : "off",
+                ncr_xts_impl (master));
+  return next (nxdata);
+}
+
+#define nbdcrypt_config_help \
+  "key-file=PATH              (required) Raw volume key: 64 bytes for aes-256-xts,\n" \
+  "                           32 bytes for aes-128-xts.\n" \
+  "cipher=aes-256-xts|aes-128-xts   Cipher (default aes-256-xts).\n" \
+  "sector-size=4096|512       Encryption sector size (default 4096).\n" \
+  "discard=on|off             Pass whole-sector trims down (default off: trims\n" \
+  "                           reveal which blocks are in use)."
+
+static int
+nbdcrypt_thread_model (void)
+{
+  return NBDKIT_THREAD_MODEL_PARALLEL;
+}
+
+/* This thread's engine context and buffers; made on its first request. */
+static struct ncr_xts_thread *
+thread_state (int *err)
+{
+  struct ncr_xts_thread *t = ncr_xts_pool_thread (pool);
+
+  if (!t) {
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    *err = ENOMEM;
+  }
+  return t;
+}
+
+/* An engine failure (never expected: OpenSSL refusing to work). */
+static int
+engine_error (int r, int *err)
+{
+  nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+  *err = r < 0 ? -r : EIO;
+  return -1;
+}
+
+/* The export: the plugin's size past data_offset, rounded down to whole sectors. */
+static int64_t
+nbdcrypt_get_size (nbdkit_next *next, void *handle UNUSED)
+{
+  int64_t size = next->get_size (next);
+
+  if (size == -1)
+    return -1;
+  if ((uint64_t) size < data_offset) {
+    nbdkit_error ("nbdcrypt: the device (%" PRIi64 " bytes) is smaller than the data offset "
+                  "%" PRIu64, size, data_offset);
+    return -1;
+  }
+  return (size - data_offset) / sector_size * sector_size;
+}
+
+static int
+nbdcrypt_block_size (nbdkit_next *next, void *handle UNUSED,
+                     uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
+{
+  if (next->block_size (next, minimum, preferred, maximum) == -1)
+    return -1;
+  /* Any alignment works (partial sectors are read-modify-write), but whole sectors avoid
+   * that extra read and the exclusive lock. */
+  *minimum = 1;
+  *preferred = MAX (*preferred, sector_size);
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+/* Write-zeroes is always ours: encrypted zeros are written, because a hole or zeroed range
+ * below would decrypt to noise, not to zeros. */
+static int
+nbdcrypt_can_zero (nbdkit_next *next UNUSED, void *handle UNUSED)
+{
+  return NBDKIT_ZERO_NATIVE;
+}
+
+/* Advertised so that clients can ask, and told at once that zeroing is not fast here: it
+ * costs as much as writing. */
+static int
+nbdcrypt_can_fast_zero (nbdkit_next *next UNUSED, void *handle UNUSED)
+{
+  return 1;
+}
+
+/* Off unless discard=on, like dm-crypt without allow_discards: the pattern of trimmed
+ * blocks below tells an observer which blocks of the volume are in use. */
+static int
+nbdcrypt_can_trim (nbdkit_next *next, void *handle UNUSED)
+{
+  return discard ? next->can_trim (next) : 0;
+}
+
+/* Off: holes and zero ranges below are ciphertext-level facts. A hole decrypts to noise, so
+ * reporting it as a zero range would be a lie; and allocation below says nothing true
+ * about the plaintext. nbdkit then reports the whole export as data. */
+static int
+nbdcrypt_can_extents (nbdkit_next *next UNUSED, void *handle UNUSED)
+{
+  return 0;
+}
+
+/* Read and decrypt one whole sector into the thread's sector buffer. */
+static int
+read_sector (nbdkit_next *next, struct ncr_xts_thread *t, uint64_t sector, int *err)
+{
+  int r;
+
+  if (next->pread (next, t->sector, sector_size, data_offset + sector * sector_size, 0,
+                   err) == -1)
+    return -1;
+  if ((r = ncr_xts_decrypt (t->xts, sector, t->sector, t->sector, sector_size)) < 0)
+    return engine_error (r, err);
+  return 0;
+}
+
+static int
+nbdcrypt_pread (nbdkit_next *next, void *handle UNUSED, void *buf, uint32_t count, uint64_t offset,
+                uint32_t flags, int *err)
+{
+  struct ncr_xts_thread *t = thread_state (err);
+  uint8_t *p = buf;
+  int r;
+
+  if (!t)
+    return -1;
+
+  /* 1. Unaligned head: the end of a sector the request starts inside of. */
+  if (offset % sector_size) {
+    uint32_t skip = offset % sector_size, n = MIN (count, sector_size - skip);
+
+    if (read_sector (next, t, offset / sector_size, err) == -1)
+      return -1;
+    memcpy (p, t->sector + skip, n);
+    p += n;
+    offset += n;
+    count -= n;
+  }
+
+  /* 2. Aligned body: all whole sectors in one call below, straight into the client's
+   * buffer, decrypted in place. */
+  if (count >= sector_size) {
+    uint32_t n = count / sector_size * sector_size;
+
+    if (next->pread (next, p, n, data_offset + offset, flags, err) == -1)
+      return -1;
+    if ((r = ncr_xts_decrypt (t->xts, offset / sector_size, p, p, n)) < 0)
+      return engine_error (r, err);
+    p += n;
+    offset += n;
+    count -= n;
+  }
+
+  /* 3. Unaligned tail: the start of the sector the request ends inside of. */
+  if (count > 0) {
+    if (read_sector (next, t, offset / sector_size, err) == -1)
+      return -1;
+    memcpy (p, t->sector, count);
+  }
+  return 0;
+}
+
+/* Write plaintext src (NULL: zeros) to [offset, offset + count) as ONE write of whole
+ * sectors below, staged in the thread's bounce buffer (the client's buffer is never
+ * changed). Sectors only partly covered are read-modify-write, under write_lock held
+ * exclusively; otherwise the lock is shared (see write_lock). */
+static int
+write_sectors (nbdkit_next *next, struct ncr_xts_thread *t, const uint8_t *src,
+               uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+  const uint64_t first = offset / sector_size, last = (offset + count - 1) / sector_size;
+  const size_t len = (last - first + 1) * sector_size;
+  const uint32_t head = offset % sector_size;                   /* bytes kept before */
+  const uint32_t tail = (offset + count) % sector_size;         /* bytes written in last */
+  const bool rmw = head != 0 || tail != 0;
+  uint8_t *b;
+  int r, ret = -1;
+
+  if ((r = ncr_xts_thread_bounce (t, len)) < 0)
+    return engine_error (r, err);
+  b = t->bounce;
+
+  if (rmw)
+    pthread_rwlock_wrlock (&write_lock);
+  else
+    pthread_rwlock_rdlock (&write_lock);
+
+  /* 1. Unaligned head: the first sector's current plaintext, to be partly overwritten. */
+  if (head != 0) {
+    if (next->pread (next, b, sector_size, data_offset + first * sector_size, 0, err) == -1)
+      goto out;
+    if ((r = ncr_xts_decrypt (t->xts, first, b, b, sector_size)) < 0) {
+      engine_error (r, err);
+      goto out;
+    }
+  }
+
+  /* 3. Unaligned tail (read before the body is merged): the last sector's current plaintext,
+   * unless it is the head sector, already read. */
+  if (tail != 0 && (last != first || head == 0)) {
+    uint8_t *s = b + len - sector_size;
+
+    if (next->pread (next, s, sector_size, data_offset + last * sector_size, 0, err) == -1)
+      goto out;
+    if ((r = ncr_xts_decrypt (t->xts, last, s, s, sector_size)) < 0) {
+      engine_error (r, err);
+      goto out;
+    }
+  }
+
+  /* 2. Body: merge the new plaintext and encrypt all the sectors; aligned client data is
+   * encrypted straight from its buffer into the bounce buffer. */
+  if (src && !rmw)
+    r = ncr_xts_encrypt (t->xts, first, src, b, len);
+  else {
+    if (src)
+      memcpy (b + head, src, count);
+    else
+      memset (b + head, 0, count);
+    r = ncr_xts_encrypt (t->xts, first, b, b, len);
+  }
+  if (r < 0) {
+    engine_error (r, err);
+    goto out;
+  }
+
+  /* One call below for the whole span; FUA, if asked, travels with it. */
+  ret = next->pwrite (next, b, len, data_offset + first * sector_size, flags, err);
+ out:
+  pthread_rwlock_unlock (&write_lock);
+  return ret;
+}
+
+static int
+nbdcrypt_pwrite (nbdkit_next *next, void *handle UNUSED, const void *buf, uint32_t count,
+                 uint64_t offset, uint32_t flags, int *err)
+{
+  struct ncr_xts_thread *t = thread_state (err);
+
+  if (!t)
+    return -1;
+  if (count == 0)
+    return 0;
+  return write_sectors (next, t, buf, count, offset, flags, err);
+}
+
+static int
+nbdcrypt_zero (nbdkit_next *next, void *handle UNUSED, uint32_t count, uint64_t offset,
+               uint32_t flags, int *err)
+{
+  struct ncr_xts_thread *t;
+  const uint32_t fua = flags & NBDKIT_FLAG_FUA;
+  bool several;
+
+  /* Zeroing is writing encrypted zeros: never faster than a write, so say so at once. */
+  if (flags & NBDKIT_FLAG_FAST_ZERO) {
+    *err = ENOTSUP;
+    return -1;
+  }
+  if (count == 0)
+    return 0;
+  if (!(t = thread_state (err)))
+    return -1;
+
+  /* Pieces of at most ZERO_CHUNK bytes of sectors. With several pieces, FUA is applied once:
+   * the pieces are written without it, then one flush. */
+  several = offset / sector_size * sector_size + ZERO_CHUNK < offset + count;
+  while (count > 0) {
+    uint64_t end = MIN (offset + count, offset / sector_size * sector_size + ZERO_CHUNK);
+    uint32_t n = end - offset;
+
+    if (write_sectors (next, t, NULL, n, offset, several ? 0 : fua, err) == -1)
+      return -1;
+    offset += n;
+    count -= n;
+  }
+  if (several && fua)
+    return next->flush (next, 0, err);
+  return 0;
+}
+
+static int
+nbdcrypt_trim (nbdkit_next *next, void *handle UNUSED, uint32_t count, uint64_t offset,
+               uint32_t flags, int *err)
+{
+  /* Only the whole sectors inside the range: the plugin below can only drop whole
+   * ciphertext sectors, and the rest of a partly covered sector must keep its data. A
+   * trimmed sector then reads back as noise, which NBD allows (trimmed data is
+   * unspecified). Nothing to trim means nothing changed, so FUA needs no flush. */
+  uint64_t start = (offset + sector_size - 1) / sector_size * sector_size;
+  uint64_t end = (offset + count) / sector_size * sector_size;
+  int r;
+
+  if (end <= start)
+    return 0;
+  pthread_rwlock_rdlock (&write_lock);
+  r = next->trim (next, end - start, data_offset + start, flags, err);
+  pthread_rwlock_unlock (&write_lock);
+  return r;
+}
+
+/* Prefetch hint: passed down, widened to whole sectors (what a later read will fetch). */
+static int
+nbdcrypt_cache (nbdkit_next *next, void *handle UNUSED, uint32_t count, uint64_t offset,
+                uint32_t flags, int *err)
+{
+  uint64_t start = offset / sector_size * sector_size;
+  uint64_t end = (offset + count + sector_size - 1) / sector_size * sector_size;
+
+  while (start < end) {       /* widening may exceed 32 bits: pieces of at most 1 GiB */
+    uint32_t n = MIN (end - start, UINT64_C (1) << 30);
+
+    if (next->cache (next, n, data_offset + start, flags, err) == -1)
+      return -1;
+    start += n;
+  }
+  return 0;
+}
+
 static struct nbdkit_filter filter = {
-  .name = "nbdcrypt",
-  .longname = "nbdcrypt inline AES-XTS encryption filter",
+  .name               = "nbdcrypt",
+  .longname           = "nbdcrypt inline AES-XTS encryption filter",
+  .load               = nbdcrypt_load,
+  .unload             = nbdcrypt_unload,
+  .config             = nbdcrypt_config,
+  .config_complete    = nbdcrypt_config_complete,
+  .config_help        = nbdcrypt_config_help,
+  .thread_model       = nbdcrypt_thread_model,
+  .get_size           = nbdcrypt_get_size,
+  .block_size         = nbdcrypt_block_size,
+  .can_zero           = nbdcrypt_can_zero,
+  .can_fast_zero      = nbdcrypt_can_fast_zero,
+  .can_trim           = nbdcrypt_can_trim,
+  .can_extents        = nbdcrypt_can_extents,
+  .pread              = nbdcrypt_pread,
+  .pwrite             = nbdcrypt_pwrite,
+  .zero               = nbdcrypt_zero,
+  .trim               = nbdcrypt_trim,
+  .cache              = nbdcrypt_cache,
 };
 
 NBDKIT_REGISTER_FILTER (filter)
