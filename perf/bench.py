@@ -263,7 +263,14 @@ def profile(args, stacks, images, res):
                               "none"], capture_output=True, text=True)
         top = [re.sub(r"(\s+-)+\s*$", "", l.strip()) for l in rep.stdout.splitlines()
                if l.strip() and not l.startswith("#")]
-        lines.append("perf record -F 499 -g on nbdkit, self time by symbol (>= 2%):")
+        dso = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                              "--percent-limit", "1", "--sort", "dso", "-g", "none"],
+                             capture_output=True, text=True)
+        by_dso = [re.sub(r"\s+", " ", l.strip()) for l in dso.stdout.splitlines()
+                  if l.strip() and not l.startswith("#")]
+        lines.append("perf record -F 499 -g on nbdkit, self time by object: " +
+                     "; ".join(by_dso[:6]))
+        lines.append("by symbol (>= 2%):")
         lines += ["  " + l for l in top[:18]]
         out.append({"stack": sid, "workload": wl, "conns": conns, "text": "\n".join(lines)})
         log("perf: profiled %s %s %d conn" % (sid, wl, conns))
