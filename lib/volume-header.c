@@ -267,12 +267,15 @@ int
 volume_kcv_check (const uint8_t *dek, size_t dek_len, const struct volume_header *h)
 {
   uint8_t kcv[VH_KCV_LEN];
-  CLEANUP_WIPE (kcv);
-  int r;
+  int r, diff;
 
-  if ((r = volume_kcv (dek, dek_len, h->uuid, kcv)) < 0)
+  /* (explicit wipe rather than CLEANUP_WIPE: clang flags its descriptor as unused) */
+  r = volume_kcv (dek, dek_len, h->uuid, kcv);
+  diff = r == 0 ? CRYPTO_memcmp (kcv, h->kcv, VH_KCV_LEN) : 0;
+  OPENSSL_cleanse (kcv, sizeof kcv);
+  if (r < 0)
     return r;
-  if (CRYPTO_memcmp (kcv, h->kcv, VH_KCV_LEN) != 0)
+  if (diff != 0)
     return ncr_error (EKEYREJECTED, "key check value mismatch: the unwrapped volume key is "
                       "not this volume's key");
   return 0;
