@@ -8,6 +8,8 @@
  * keyfile.c: the key file); this file only maps nbdkit requests onto whole sectors. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -106,19 +108,48 @@ nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
   }
   if (strcmp (key, "discard") == 0) {
     int r = nbdkit_parse_bool (value);
-    if (r == -1)
+    if (r == -1) {
+      nbdkit_error ("nbdcrypt: discard=%s: use discard=on or discard=off", value);
       return -1;
+    }
     discard = r;
     return 0;
   }
   return next (nxdata, key, value);
 }
 
+/* The one place where the filter is keyed: a master engine context from the volume key,
+ * copied by each thread on its first request. The caller wipes key. The key schedules live
+ * in the heap, so they survive nbdkit's fork into the background (locked key memory is wiped
+ * on fork). source names the key in messages. Returns 0, or -1 after nbdkit_error. */
+static int
+set_key (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned ss,
+         const char *source)
+{
+  struct ncr_xts *master;
+  struct ncr_xts_pool *p;
+
+  if (ncr_xts_new (c, key, key_len, ss, &master) < 0) {
+    nbdkit_error ("nbdcrypt: %s: %s", source, ncr_last_error ());
+    return -1;
+  }
+  if (ncr_xts_pool_new (master, ss, &p) < 0) {
+    ncr_xts_free (master);
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    return -1;
+  }
+  ncr_xts_pool_free (pool);
+  pool = p;
+  nbdkit_debug ("nbdcrypt: %s, %u-byte sectors, discard %s, engine %s",
+                ncr_cipher_name (c), ss, discard ? "on" : "off", ncr_xts_impl (master));
+  return 0;
+}
+
 static int
 nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
 {
   size_t key_len = ncr_cipher_key_len (cipher);
-  struct ncr_xts *master;
+  char source[PATH_MAX + 16];
   uint8_t *key;
   int r;
 
@@ -131,24 +162,15 @@ nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxd
     nbdkit_error ("nbdcrypt: %s (cipher=%s)", ncr_last_error (), ncr_cipher_name (cipher));
     return -1;
   }
-  /* Key once; the key bytes are wiped right away. Threads copy the master's key schedules,
-   * which live in the heap and so also survive nbdkit's fork into the background (locked
-   * key memory is wiped on fork). */
-  r = ncr_xts_new (cipher, key, key_len, sector_size, &master);
-  secmem_free (key);
-  if (r < 0 || ncr_xts_pool_new (master, sector_size, &pool) < 0) {
-    if (r >= 0)
-      ncr_xts_free (master);
-    nbdkit_error ("nbdcrypt: key-file '%s': %s", key_file, ncr_last_error ());
+  snprintf (source, sizeof source, "key-file '%s'", key_file);
+  r = set_key (cipher, key, key_len, sector_size, source);
+  secmem_free (key);            /* key bytes gone; only the key schedules remain */
+  if (r == -1)
     return -1;
-  }
   if (secmem_protect_process (false) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
-  nbdkit_debug ("nbdcrypt: %s, %u-byte sectors, discard %s, engine %s",
-                ncr_cipher_name (cipher), sector_size, discard ? "on" : "off",
-                ncr_xts_impl (master));
   return next (nxdata);
 }
 
@@ -170,8 +192,14 @@ nbdcrypt_thread_model (void)
 static struct ncr_xts_thread *
 thread_state (int *err)
 {
-  struct ncr_xts_thread *t = ncr_xts_pool_thread (pool);
+  struct ncr_xts_thread *t;
 
+  if (!pool) {                  /* not keyed (cannot happen once .config_complete passed) */
+    nbdkit_error ("nbdcrypt: the volume key is not loaded");
+    *err = EIO;
+    return NULL;
+  }
+  t = ncr_xts_pool_thread (pool);
   if (!t) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     *err = ENOMEM;
