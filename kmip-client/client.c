@@ -169,7 +169,8 @@ exchange (struct kmip_client *c, const uint8_t *req, size_t req_len, struct kmip
   }
   r = kmip_ttlv_frame_length (hdr, c->cfg->max_message, &total);
   if (r < 0)
-    return kmip_set_error (r, "%s: bad response: %s", c->where, kmip_last_error ());
+    return kmip_set_error (r, "%s: bad response (max-message-size %zu): %s", c->where,
+                           c->cfg->max_message, kmip_last_error ());
   buf = malloc (total);
   if (buf == NULL)
     return kmip_set_error (-ENOMEM, "out of memory");

@@ -2,6 +2,7 @@
 /* Per-thread last-error message for kmip-client. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "kmip/errors.h"
 
@@ -12,9 +13,14 @@ kmip_set_error (int code, const char *fmt, ...)
 {
   va_list ap;
 
+  /* Format into a scratch buffer: callers often wrap the previous message, passing
+   * kmip_last_error() itself as an argument. */
+  char tmp[sizeof last_error];
+
   va_start (ap, fmt);
-  vsnprintf (last_error, sizeof last_error, fmt, ap);
+  vsnprintf (tmp, sizeof tmp, fmt, ap);
   va_end (ap);
+  memcpy (last_error, tmp, sizeof last_error);
   return code;
 }
 

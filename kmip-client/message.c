@@ -52,6 +52,11 @@ kmip_req_item_begin (struct kmip_req *r, uint32_t op)
   r->nitems++;
   kmip_enc_begin (&r->e, KMIP_TAG_BATCH_ITEM);
   kmip_enc_enum (&r->e, KMIP_TAG_OPERATION, op);
+  if (r->declared > 1) {
+    /* Required with several items; the answer echoes it. */
+    uint8_t id[4] = { 0, 0, 0, (uint8_t) r->nitems };
+    kmip_enc_bytes (&r->e, KMIP_TAG_UNIQUE_BATCH_ITEM_ID, id, sizeof id);
+  }
   kmip_enc_begin (&r->e, KMIP_TAG_REQUEST_PAYLOAD);
 }
 
@@ -160,6 +165,9 @@ kmip_resp_parse (const uint8_t *buf, size_t len, size_t max_size, struct kmip_re
     if ((n = kmip_find (item, KMIP_TAG_RESULT_MESSAGE)) &&
         (r = kmip_node_text (n, &it->message, &mlen)) < 0)
       goto bad_item;
+    if ((n = kmip_find (item, KMIP_TAG_UNIQUE_BATCH_ITEM_ID)) &&
+        (r = kmip_node_bytes (n, &it->id, &it->id_len)) < 0)
+      goto bad_item;
     if ((n = kmip_find (item, KMIP_TAG_RESPONSE_PAYLOAD))) {
       if ((r = kmip_node_struct (n)) < 0)
         goto bad_item;
@@ -190,6 +198,9 @@ kmip_resp_check (const struct kmip_resp *resp, size_t i, uint32_t op)
     return kmip_set_error (KMIP_E_DECODE, "%s: the response has no batch item %zu", opname,
                            i + 1);
   it = &resp->items[i];
+  if (it->id && (it->id_len != 4 || it->id[0] || it->id[1] || it->id[2] || it->id[3] != i + 1))
+    return kmip_set_error (KMIP_E_DECODE, "%s: the response batch items are out of order",
+                           opname);
   if (it->operation && it->operation != op)
     return kmip_set_error (KMIP_E_DECODE, "%s: the response is for another operation (%s)",
                            opname, kmip_enum_name (KMIP_TAG_OPERATION, it->operation)

@@ -32,6 +32,8 @@ struct kmip_resp_item {
   uint32_t status, reason;
   const char *message;                  /* ResultMessage or NULL */
   const struct kmip_node *payload;      /* ResponsePayload or NULL */
+  const uint8_t *id;                    /* Unique Batch Item ID or NULL */
+  size_t id_len;
 };
 
 struct kmip_resp {

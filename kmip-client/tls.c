@@ -122,6 +122,12 @@ kmip_tls_ctx_new (const struct kmip_config *cfg, struct kmip_tls_ctx **ctxp)
       goto err;
     }
     if (SSL_CTX_use_PrivateKey_file (ctx->ssl_ctx, key, SSL_FILETYPE_PEM) != 1) {
+      if (ERR_GET_REASON (ERR_peek_last_error ()) == X509_R_KEY_VALUES_MISMATCH) {
+        ERR_clear_error ();
+        r = kmip_set_error (KMIP_E_TLS, "client key %s does not belong to client certificate "
+                            "%s", key, cfg->client_cert);
+        goto err;
+      }
       r = kmip_set_error (KMIP_E_TLS, "client key %s is not an unencrypted PEM private key: "
                           "%s", key, ssl_err_string (ebuf, sizeof ebuf));
       goto err;
@@ -432,6 +438,8 @@ io_error (struct tls_conn *c, int r, int ssl_err, int saved_errno, const char *w
     ERR_clear_error ();
     return kmip_set_error (-EPIPE, "%s: the server closed the connection", c->where);
   }
+  if (ssl_err == SSL_ERROR_SYSCALL && (saved_errno == ECONNRESET || saved_errno == EPIPE))
+    return kmip_set_error (-EPIPE, "%s: the server closed the connection (reset)", c->where);
   if (ssl_err == SSL_ERROR_SYSCALL && saved_errno)
     return kmip_set_error (-saved_errno, "%s: %s: %s", c->where, what, strerror (saved_errno));
   return kmip_set_error (KMIP_E_TLS, "%s: %s: %s", c->where, what,
