@@ -389,7 +389,8 @@ def chart(res, outdir):
 
 
 def _ratio_panel(g, rpath, bks):
-    g.append('set title "encryption cost: nbdcrypt / plain, 1 conn (1.0 = free; dashed = 0.85 seq target)"')
+    g.append('set title "encryption cost: nbdcrypt / plain, 1 conn '
+             '(1.0 = free; dashed = 0.85 seq target)"')
     g.append('set ylabel "ratio"')
     g.append('set style histogram clustered gap 1')
     g.append('set yrange [0:1.3<*]')
