@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import statistics
 import subprocess
@@ -151,6 +152,19 @@ def _version(text):
     return m.group(1) if m else "?"
 
 
+def busy_seconds():
+    """CPU seconds the whole machine has spent busy (all CPUs), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def load1():
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
@@ -176,14 +190,21 @@ def run_matrix(args, stacks, images):
                 out = os.path.join(fiodir, "%s-%s-%d-%d.json" % (
                     s.id.replace("/", "_"), wl, conns, rep))
                 l1 = load1()
-                cpu0 = s.cpu_seconds()
+                cpu0, busy0, kids0, w0 = s.cpu_seconds(), busy_seconds(), children_cpu(), \
+                    time.monotonic()
                 r = fiojobs.run(wl, conns, s.uri, images.size, args.runtime, args.ramp, out,
                                 timeout=60 + 3 * (args.runtime + args.ramp))
+                nbdkit_cpu = s.cpu_seconds() - cpu0
+                fio_cpu = children_cpu() - kids0
+                wall = time.monotonic() - w0
+                # What the rest of the machine (the other jobs on it) used meanwhile.
+                foreign = max(0.0, busy_seconds() - busy0 - nbdkit_cpu - fio_cpu)
                 r.update({"stack": s.id, "workload": wl, "conns": conns, "rep": rep,
-                          "load1": l1, "seconds": args.runtime,
-                          "nbdkit_cpu_s": s.cpu_seconds() - cpu0})
-                # nbdkit CPU includes the ramp; charge it to the measured bytes pro rata.
-                r["nbdkit_cpu_s"] *= args.runtime / (args.runtime + args.ramp)
+                          "load1": l1, "seconds": args.runtime, "fio_cpu_s": fio_cpu,
+                          "foreign_cpu_frac": foreign / (wall * os.cpu_count()),
+                          # nbdkit CPU includes the ramp: charge it to the bytes pro rata.
+                          "nbdkit_cpu_s": nbdkit_cpu * args.runtime / (args.runtime +
+                                                                       args.ramp)})
                 runs.append(r)
                 if "error" in r:
                     log("perf: [%d/%d] %-24s %-9s %d conn: ERROR %s" %
@@ -193,8 +214,9 @@ def run_matrix(args, stacks, images):
                         st.start(s, images, args.build, os.path.dirname(s.sock))
                 else:
                     log("perf: [%d/%d] %-24s %-9s %d conn: %8.1f MiB/s %9.0f IOPS  "
-                        "(load %.1f, %.0fs)" % (n, total, s.id, wl, conns, r["bw"] / 2**20,
-                                                r["iops"], l1, time.time() - t0))
+                        "(others %2.0f%% CPU, %.0fs)" % (
+                            n, total, s.id, wl, conns, r["bw"] / 2**20, r["iops"],
+                            100 * r["foreign_cpu_frac"], time.time() - t0))
     return runs
 
 
@@ -367,6 +389,9 @@ def main(argv):
     if loads:
         machine["load_median"] = statistics.median(loads)
         machine["load_max"] = max(loads)
+        foreign = sorted(r["foreign_cpu_frac"] for r in runs)
+        machine["foreign_cpu_median"] = statistics.median(foreign)
+        machine["foreign_cpu_max"] = foreign[-1]
     machine["suite_seconds"] = round(time.time() - t0)
     write_outputs(res, args.out)
     log("perf: done in %d s" % machine["suite_seconds"])

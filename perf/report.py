@@ -133,9 +133,11 @@ def markdown(res):
              "numjobs 1 or 4 with the queue depth split between them." %
              (cfg["reps"], cfg["runtime"], cfg["ramp"], cfg["size"] >> 20))
     L.append("")
-    L.append("**Noise:** load average (1 min) over the runs: median %.1f, max %.1f, on %s "
-             "cores — other jobs were running on this machine; compare ratios, not absolute "
-             "numbers." % (mi.get("load_median", 0), mi.get("load_max", 0), mi["nproc"]))
+    L.append("**Noise:** other processes on this machine used a median %.0f%% (max %.0f%%) of "
+             "its %s CPUs during the fio jobs (from /proc/stat, minus fio and nbdkit); load "
+             "average median %.1f, max %.1f. Compare ratios, not absolute numbers." %
+             (100 * mi.get("foreign_cpu_median", 0), 100 * mi.get("foreign_cpu_max", 0),
+              mi["nproc"], mi.get("load_median", 0), mi.get("load_max", 0)))
     L.append("")
     missing = [s for s in res["stacks"] if not s["available"]]
     if missing:
