@@ -260,7 +260,8 @@ kmip_get_raw (struct keyprov *kp, const char *key_id, uint8_t *key, size_t key_s
 
   if ((r = check_uid (key_id)) < 0 || (r = require_active (kp, key_id)) < 0)
     return r;
-  r = kmip_get_key (k->client, key_id, KMIP_KEY_FORMAT_TYPE_RAW, key, key_size);
+  /* Format left to the server: Raw is not applicable to Secret Data on some servers. */
+  r = kmip_get_key (k->client, key_id, 0, key, key_size);
   if (r == -ENOBUFS)
     return ncr_error (EINVAL, "key %s is larger than %zu bytes", key_id, key_size);
   if (r < 0)

@@ -154,6 +154,12 @@ vs_open_header (const struct vs_config *c, volume_read_fn rd, void *opaque, uint
   s->data_offset = s->vol->hdr.data_offset;
   snprintf (s->warning, sizeof s->warning, "%s", s->vol->warning);
   snprintf (s->check_id, sizeof s->check_id, "%s", s->vol->hdr.kek_id);
+  /* A KEK file has no life cycle to watch: drop the provider now, so that the KEK does not
+   * stay in memory (even locked) for the life of the process. */
+  if (strcmp (keyprov_name (s->kp), "file") == 0) {
+    keyprov_free (s->kp);
+    s->kp = NULL;
+  }
   *out = s;
   return 0;
 }
@@ -260,10 +266,10 @@ checker_main (void *arg)
       ck->ev (ck->opaque, VS_EVENT_RECOVERED, msg);
     }
     if (kek_state_is_revoked (st)) {
+      snprintf (s->revoked_msg, sizeof s->revoked_msg, "key %s is %s in the KMS: the volume "
+                "key may no longer be used", s->check_id, kek_state_name (st));
       __atomic_store_n (&s->revoked, 1, __ATOMIC_SEQ_CST);
-      snprintf (msg, sizeof msg, "key %s is %s in the KMS: the volume key may no longer be "
-                "used", s->check_id, kek_state_name (st));
-      ck->ev (ck->opaque, VS_EVENT_REVOKED, msg);
+      ck->ev (ck->opaque, VS_EVENT_REVOKED, s->revoked_msg);
       return NULL;              /* final: nothing more to watch */
     }
   }
@@ -276,7 +282,7 @@ vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
   pthread_condattr_t ca;
   int r;
 
-  if (interval_s == 0 || strcmp (keyprov_name (s->kp), "kmip") != 0)
+  if (interval_s == 0 || s->kp == NULL || strcmp (keyprov_name (s->kp), "kmip") != 0)
     return 0;                   /* a KEK file has no life cycle to watch */
   ck = calloc (1, sizeof *ck);
   if (ck == NULL)

@@ -62,6 +62,7 @@ struct volume_session {
   /* key check thread */
   struct vs_checker *checker;
   int revoked;                  /* __atomic access: set by the checker */
+  char revoked_msg[600];        /* why; written before revoked is set */
 };
 
 /* Header mode: read the header through rd, unwrap the DEK (retrying an unreachable KMS for up

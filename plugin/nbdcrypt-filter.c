@@ -20,6 +20,7 @@
 #include "errors.h"
 #include "keyfile.h"
 #include "secmem.h"
+#include "volume-session.h"
 #include "xts-pool.h"
 #include "xts.h"
 
@@ -36,6 +37,12 @@ static char *key_file;
 static enum ncr_cipher cipher = NCR_CIPHER_AES_256_XTS;
 static unsigned sector_size = 4096;
 static bool discard;
+static bool cipher_set, sector_size_set;  /* given explicitly: must match a volume header */
+
+/* Volumes with a header (kms-config=, kek-file=) or keyed by the KMS (key-id=): parameters
+ * and key life cycle in lib/volume-session.c; opened once per process in .after_fork. */
+static struct vs_config vs_cfg;
+static struct volume_session *vsess;
 
 /* Bytes of the plugin below that precede the encrypted area (0: a raw volume). Tweaks count
  * export sectors, i.e. from here. */
@@ -66,11 +73,14 @@ nbdcrypt_load (void)
   pthread_rwlockattr_setkind_np (&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init (&write_lock, &attr);
   pthread_rwlockattr_destroy (&attr);
+  vs_config_init (&vs_cfg);
 }
 
 static void
 nbdcrypt_unload (void)
 {
+  vs_free (vsess);              /* stops the key check thread, wipes the DEK */
+  vsess = NULL;
   ncr_xts_pool_free (pool);     /* every thread's key schedules, cleansed */
   pool = NULL;
   free (key_file);
@@ -81,6 +91,14 @@ static int
 nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                  const char *key, const char *value)
 {
+  int vr = vs_config_set (&vs_cfg, key, value);
+
+  if (vr < 0) {
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    return -1;
+  }
+  if (vr > 0)
+    return 0;
   if (strcmp (key, "key-file") == 0) {
     free (key_file);
     key_file = strdup (value);
@@ -95,6 +113,7 @@ nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
       nbdkit_error ("nbdcrypt: cipher=%s: %s", value, ncr_last_error ());
       return -1;
     }
+    cipher_set = true;
     return 0;
   }
   if (strcmp (key, "sector-size") == 0) {
@@ -104,6 +123,7 @@ nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
       nbdkit_error ("nbdcrypt: sector-size=%s: %s", value, ncr_last_error ());
       return -1;
     }
+    sector_size_set = true;
     return 0;
   }
   if (strcmp (key, "discard") == 0) {
@@ -153,9 +173,16 @@ nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxd
   uint8_t *key;
   int r;
 
+  if (vs_config_complete (&vs_cfg, key_file != NULL) < 0) {
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    return -1;
+  }
+  if (vs_config_active (&vs_cfg))
+    return next (nxdata);       /* keyed in .after_fork: locked memory is wiped on fork */
   if (!key_file) {
     nbdkit_error ("nbdcrypt: key-file=PATH is required: a file holding the raw %zu-byte "
-                  "%s volume key", key_len, ncr_cipher_name (cipher));
+                  "%s volume key (or kms-config=FILE / kek-file=PATH for a volume made "
+                  "by 'nbdcrypt format')", key_len, ncr_cipher_name (cipher));
     return -1;
   }
   if (ncr_keyfile_read (key_file, key_len, &key) < 0) {
@@ -167,11 +194,112 @@ nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxd
   secmem_free (key);            /* key bytes gone; only the key schedules remain */
   if (r == -1)
     return -1;
-  if (secmem_protect_process (false) < 0) {
+  if (secmem_protect_process (vs_cfg.allow_core_dumps) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
   return next (nxdata);
+}
+
+/* Header reads go through a context on the plugin below (opened in .after_fork). */
+static int
+volume_read (void *opaque, void *buf, size_t count, uint64_t offset)
+{
+  nbdkit_next *n = opaque;
+  int err = 0;
+
+  if (n->pread (n, buf, count, offset, 0, &err) == -1) {
+    err = err ? err : EIO;
+    return ncr_error (err, "cannot read the volume header (offset %" PRIu64 ") from the "
+                      "plugin: %s", offset, strerror (err));
+  }
+  return 0;
+}
+
+/* Called by the key check thread. */
+static void
+volume_event (void *opaque UNUSED, enum vs_event ev, const char *msg)
+{
+  if (ev != VS_EVENT_REVOKED) {
+    nbdkit_error ("nbdcrypt: warning: %s", msg);
+    return;
+  }
+  nbdkit_error ("nbdcrypt: %s: %s", msg, vs_cfg.on_revoke_shutdown ?
+                "shutting down (on-revoke=shutdown)" :
+                "refusing new connections (on-revoke=refuse)");
+  if (vs_cfg.on_revoke_shutdown)
+    nbdkit_shutdown ();
+}
+
+/* Volumes: read the header once (or fetch the key-id= key), unwrap, key the engine, start
+ * the key check. After nbdkit's fork, so that locked key memory and the thread survive;
+ * before any connection is served. */
+static int
+nbdcrypt_after_fork (nbdkit_backend *backend)
+{
+  int r;
+
+  if (!vs_config_active (&vs_cfg))
+    return 0;
+  if (vs_config_header_mode (&vs_cfg)) {
+    nbdkit_next *n = nbdkit_next_context_open (backend, 1, "", 1);
+    int64_t size;
+
+    if (n == NULL) {
+      nbdkit_error ("nbdcrypt: cannot open the plugin to read the volume header");
+      return -1;
+    }
+    if (n->prepare (n) == -1) {
+      nbdkit_next_context_close (n);
+      return -1;
+    }
+    size = n->get_size (n);
+    r = size < 0 ? ncr_error (EIO, "cannot get the size of the plugin's export") :
+        vs_open_header (&vs_cfg, volume_read, n, (uint64_t) size, &vsess);
+    n->finalize (n);
+    nbdkit_next_context_close (n);
+  }
+  else
+    r = vs_open_key_id (&vs_cfg, cipher, sector_size, &vsess);
+  if (r < 0) {
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    return -1;
+  }
+  if (vsess->warning[0])
+    nbdkit_error ("nbdcrypt: warning: %s", vsess->warning);
+  if ((cipher_set && vsess->cipher != cipher) ||
+      (sector_size_set && vsess->sector_size != sector_size)) {
+    nbdkit_error ("nbdcrypt: cipher=/sector-size= disagree with the volume header (%s, "
+                  "%u-byte sectors): leave them out, the header decides",
+                  ncr_cipher_name (vsess->cipher), vsess->sector_size);
+    return -1;
+  }
+  cipher = vsess->cipher;
+  sector_size = vsess->sector_size;
+  data_offset = vsess->data_offset;
+  if (set_key (vsess->cipher, vsess->key, vsess->key_len, vsess->sector_size,
+               vs_config_header_mode (&vs_cfg) ? "volume key" : vs_cfg.key_id) == -1)
+    return -1;
+  if (vs_cfg.allow_core_dumps)
+    nbdkit_error ("nbdcrypt: warning: allow-core-dumps=true: the process stays dumpable and "
+                  "a core file may contain key material");
+  if (secmem_protect_process (vs_cfg.allow_core_dumps) < 0 ||
+      vs_start_checker (vsess, vs_cfg.check_interval, volume_event, NULL) < 0) {
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    return -1;
+  }
+  return 0;
+}
+
+/* A revoked key: no new connections (existing ones finish their work). */
+static int
+nbdcrypt_preconnect (nbdkit_next_preconnect *next, nbdkit_backend *nxdata, int readonly)
+{
+  if (vsess && vs_revoked (vsess)) {
+    nbdkit_error ("nbdcrypt: connection refused: %s", vsess->revoked_msg);
+    return -1;
+  }
+  return next (nxdata, readonly);
 }
 
 #define nbdcrypt_config_help \
@@ -180,7 +308,8 @@ nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxd
   "cipher=aes-256-xts|aes-128-xts   Cipher (default aes-256-xts).\n" \
   "sector-size=4096|512       Encryption sector size (default 4096).\n" \
   "discard=on|off             Pass whole-sector trims down (default off: trims\n" \
-  "                           reveal which blocks are in use)."
+  "                           reveal which blocks are in use).\n" \
+  VS_CONFIG_HELP
 
 static int
 nbdcrypt_thread_model (void)
@@ -504,6 +633,8 @@ static struct nbdkit_filter filter = {
   .config             = nbdcrypt_config,
   .config_complete    = nbdcrypt_config_complete,
   .config_help        = nbdcrypt_config_help,
+  .after_fork         = nbdcrypt_after_fork,
+  .preconnect         = nbdcrypt_preconnect,
   .thread_model       = nbdcrypt_thread_model,
   .get_size           = nbdcrypt_get_size,
   .block_size         = nbdcrypt_block_size,

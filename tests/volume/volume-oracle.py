@@ -5,6 +5,7 @@
 #   kms-get --port P --pki DIR [--version 1.4] UID OUT   fetch a key's bytes with PyKMIP
 #   unwrap-dek IMAGE KEKFILE OUT      parse copy A of the header, unwrap the DEK (aes-kwp or kms)
 #   check-data IMAGE DEKFILE PLAIN    decrypt IMAGE's data area sector by sector, compare to PLAIN
+#   check-raw IMAGE KEYFILE SECTOR_SIZE PLAIN   the same for a headerless volume
 import hashlib, struct, sys
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -100,8 +101,24 @@ def check_data(image, dekfile, plain):
     print(f"{n} sectors of {ss} bytes decrypt to the written data")
 
 
+def check_raw(image, keyfile, sector_size, plain):
+    """Headerless volume: XTS sectors from offset 0."""
+    key = open(keyfile, "rb").read()
+    ss = int(sector_size)
+    ct = open(image, "rb").read()
+    pt = open(plain, "rb").read()
+    n = min(len(pt), len(ct)) // ss
+    assert n > 0, "nothing to compare"
+    for s in range(n):
+        d = Cipher(algorithms.AES(key), modes.XTS(s.to_bytes(16, "little"))).decryptor()
+        if d.update(ct[s * ss:(s + 1) * ss]) + d.finalize() != pt[s * ss:(s + 1) * ss]:
+            raise SystemExit(f"sector {s} differs")
+    print(f"{n} sectors of {ss} bytes decrypt to the written data")
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"kms-get": lambda: kms_get(args),
      "unwrap-dek": lambda: unwrap_dek(*args),
-     "check-data": lambda: check_data(*args)}[cmd]()
+     "check-data": lambda: check_data(*args),
+     "check-raw": lambda: check_raw(*args)}[cmd]()

@@ -1,0 +1,20 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Sourced by the volume tests after functions.sh.
+
+# volume_fails EXPECTED_REGEX [nbdkit args...]: nbdkit must refuse to start and say why.
+# Volume keys are loaded in .after_fork, which runs after nbdkit's --run fork, so an error
+# there cannot change the exit status of `nbdkit --run` reliably (functions.sh's nbdkit_fails
+# uses --run): run it in the foreground (-f), as a service manager would, instead.
+volume_fails () {
+  local want=$1; shift
+  local out="$tmpdir/vfail.out" rc=0
+  rm -f "$tmpdir/vfail.sock"
+  ( sanitizer_env; exec timeout 90 nbdkit -f -U "$tmpdir/vfail.sock" "$@" ) >"$out" 2>&1 \
+    </dev/null || rc=$?
+  if [ "$rc" = 0 ] || [ "$rc" = 124 ]; then
+    echo "$0: FAIL: nbdkit $* did not refuse to start (rc $rc):" >&2; cat "$out" >&2; return 1
+  fi
+  if ! grep -Eq -- "$want" "$out"; then
+    echo "$0: FAIL: nbdkit $* error did not match /$want/:" >&2; cat "$out" >&2; return 1
+  fi
+}
