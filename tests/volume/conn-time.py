@@ -14,5 +14,5 @@ for _ in range(n):
     h.pread(4096, 0)
     times.append((time.perf_counter() - t0) * 1000)
     h.shutdown()
-    h.close()
+    del h
 print(f"{n} connections: median {statistics.median(times):.2f} ms, max {max(times):.2f} ms")

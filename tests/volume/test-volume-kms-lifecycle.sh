@@ -26,12 +26,14 @@ truncate -s 17M "$vol"
 "$NBDCRYPT" format "$vol" --kms-config "$conf" --create-kek >/dev/null
 uid=$(kek_id "$vol")
 start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kms-config="$conf" key-check-interval=1
-echo "KMS up:      $(/usr/bin/python3 "$srcdir/volume/conn-time.py" "$uri" 20)"
+t_up=$(/usr/bin/python3 "$srcdir/volume/conn-time.py" "$uri" 20)
+echo "KMS up:      $t_up"
 
 # KMS outage: checks fail with a warning, serving goes on, nothing is lost.
 kmip_stop_server
 wait_log "cannot get the state of $uid from the KMS.*still serving" 10
-echo "KMS stopped: $(/usr/bin/python3 "$srcdir/volume/conn-time.py" "$uri" 20)"
+t_down=$(/usr/bin/python3 "$srcdir/volume/conn-time.py" "$uri" 20)
+echo "KMS stopped: $t_down"
 head -c $((16 << 20)) /dev/urandom > "$tmpdir/plain"
 nbdcopy "$tmpdir/plain" "$uri"
 nbdcopy "$uri" "$tmpdir/back"
