@@ -18,4 +18,8 @@ int kmip_call (struct kmip_client *c, unsigned nitems, kmip_build_fn build, cons
 /* The versions of a DiscoverVersions response payload (server order); count or error. */
 int kmip_parse_versions (const struct kmip_node *payload, uint16_t *out, size_t max);
 
+/* The key bytes of a Get response (batch item 0) into buf; length or error. */
+int kmip_extract_key (const struct kmip_resp *resp, const char *uid, uint8_t *buf,
+                      size_t bufsize);
+
 #endif /* KMIP_CLIENT_H */

@@ -189,8 +189,9 @@ build_get (struct kmip_req *req, const void *argsv)
 }
 
 /* Copy the key material of a Get response (batch item 0) to buf. */
-static int
-extract_key (const struct kmip_resp *resp, const char *uid, uint8_t *buf, size_t bufsize)
+int
+kmip_extract_key (const struct kmip_resp *resp, const char *uid, uint8_t *buf,
+                  size_t bufsize)
 {
   const struct kmip_node *obj, *block, *value, *material;
   const uint8_t *key;
@@ -244,7 +245,7 @@ kmip_get_key (struct kmip_client *c, const char *uid, uint32_t key_format, uint8
   r = kmip_call (c, 1, build_get, &a, &resp);
   if (r < 0)
     return r;
-  r = extract_key (&resp, uid, buf, bufsize);
+  r = kmip_extract_key (&resp, uid, buf, bufsize);
   kmip_resp_free (&resp);       /* wipes the decoded tree, key bytes included */
   return r;
 }
@@ -283,7 +284,7 @@ kmip_get_key_state (struct kmip_client *c, const char *uid, uint32_t key_format,
   r = kmip_call (c, 2, build_get_state, &a, &resp);
   if (r < 0)
     return r;
-  n = extract_key (&resp, uid, buf, bufsize);
+  n = kmip_extract_key (&resp, uid, buf, bufsize);
   if (n >= 0 && (r = kmip_resp_check (&resp, 1, KMIP_OPERATION_GET_ATTRIBUTES)) == 0 &&
       (r = kmip_decode_attrs (resp.items[1].payload, resp.version, &attrs)) == 0) {
     *state = attrs.state;
