@@ -45,7 +45,7 @@ done
 # Rotation: rewrap to a new KEK, revoke and destroy the old one, restart: intact.
 vol=$tmpdir/local.img
 old=$(kek_id "$vol")
-"$NBDCRYPT" rewrap "$vol" --kms-config "$conf" --create-kek --name kek-rotated | grep -q "sequence 2"
+"$NBDCRYPT" rewrap "$vol" --kms-config "$conf" --create-kek --name kek-rotated | grep "sequence 2" >/dev/null
 new=$(kek_id "$vol")
 [ "$old" != "$new" ]
 kms revoke "$old" --reason superseded
