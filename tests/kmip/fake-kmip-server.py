@@ -10,6 +10,9 @@
 #   garbage      send 256 random bytes, then close
 #   bad-shape    a well-formed TTLV Structure that is not a ResponseMessage
 #   close        complete TLS, then close without answering
+#   kmip10       a KMIP 1.0 server: DiscoverVersions is "Operation Not Supported"; every
+#                other request gets "Item Not Found" with a message naming the request's
+#                protocol version (so a test can see which version the client fell back to)
 # usage: fake-kmip-server.py MODE CERT KEY CA
 import os
 import socket
@@ -26,6 +29,32 @@ def ttlv(tag, typ, value):
     pad = (8 - len(value) % 8) % 8
     return struct.pack(">I", tag)[1:] + bytes([typ]) + struct.pack(">I", len(value)) \
         + value + b"\0" * pad
+
+
+def integer(tag, v):
+    return ttlv(tag, 0x02, struct.pack(">i", v))
+
+
+def enum(tag, v):
+    return ttlv(tag, 0x05, struct.pack(">I", v))
+
+
+def kmip10_answer(req):
+    major = struct.unpack(">i", req[32:36])[0]
+    minor = struct.unpack(">i", req[48:52])[0]
+    i = req.find(bytes.fromhex("42005c0500000004"))
+    op = struct.unpack(">I", req[i + 8:i + 12])[0] if i >= 0 else 0
+    if op == 0x1E:   # DiscoverVersions
+        reason, msg = 0x05, "DiscoverVersions is not a KMIP 1.0 operation"
+    else:
+        reason, msg = 0x01, "request version %d.%d" % (major, minor)
+    header = ttlv(0x42007A, 0x01,
+                  ttlv(0x420069, 0x01, integer(0x42006A, 1) + integer(0x42006B, 0)) +
+                  ttlv(0x420092, 0x09, struct.pack(">q", int(time.time()))) +
+                  integer(0x42000D, 1))
+    item = ttlv(0x42000F, 0x01, enum(0x42005C, op) + enum(0x42007F, 1) +
+                enum(0x42007E, reason) + ttlv(0x42007D, 0x07, msg.encode()))
+    return ttlv(0x42007B, 0x01, header + item)
 
 
 def read_request(conn):
@@ -58,6 +87,12 @@ def handle(raw, ctx):
         if mode == "close":
             conn.close()
             return
+        if mode == "kmip10":
+            while True:
+                req = read_request(conn)
+                if req is None:
+                    return
+                conn.sendall(kmip10_answer(req))
         if read_request(conn) is None:
             return
         if mode == "silent-tls":

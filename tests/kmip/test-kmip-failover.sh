@@ -8,7 +8,7 @@ source "$srcdir/functions.sh"
 source "$srcdir/kmip-server.sh"
 
 kmip_start_server kms
-for m in silent-tcp silent-tls not-tls truncated oversized garbage bad-shape close; do
+for m in silent-tcp silent-tls not-tls truncated oversized garbage bad-shape close kmip10; do
   kmip_start_fake $m
 done
 dead=$(kmip_free_port)     # nothing listens there: connection refused
@@ -65,6 +65,17 @@ expect garbage "bad response|malformed|decode|not a KMIP"
 expect bad-shape "not a KMIP ResponseMessage"
 expect close "the server closed the connection"
 
-# A reused connection closed by the server (restart) is reopened: the API test program
-# does several operations on one handle around a restart.
+# A server without DiscoverVersions (KMIP 1.0): the client falls back to 1.0, and the
+# server's failure reason and message come through verbatim.
+c=$(conf kmip10 "server=127.0.0.1:$fake_kmip10_port" max-version=2.0)
+if "$NBDCRYPT" kms --config "$c" get some-key --out "$tmpdir/k10" 2> "$tmpdir/err"; then
+  fail "kmip10: succeeded"
+fi
+cat "$tmpdir/err"
+grep -qx "nbdcrypt kms get: Get failed: Item Not Found: request version 1.0" "$tmpdir/err" ||
+  fail "kmip10: no fallback to 1.0"
+"$NBDCRYPT" kms --config "$c" versions > "$tmpdir/out"
+grep -qx "using 1.0" "$tmpdir/out" || fail "kmip10: versions"
+grep -q "supported unknown (DiscoverVersions failed: DiscoverVersions failed: Operation Not Supported: DiscoverVersions is not a KMIP 1.0 operation)" "$tmpdir/out" ||
+  { cat "$tmpdir/out"; fail "kmip10: versions output"; }
 echo "$0: OK"
