@@ -10,6 +10,9 @@
 #   garbage      send 256 random bytes, then close
 #   bad-shape    a well-formed TTLV Structure that is not a ResponseMessage
 #   close        complete TLS, then close without answering
+#   transparent  answer every request with a Get response holding the key 00 01 .. 1f in
+#                TransparentSymmetricKey format (Key Material is a structure with a Key)
+#   wrapped      the same key in Raw format but with Key Wrapping Data (must be refused)
 #   kmip10       a KMIP 1.0 server: DiscoverVersions is "Operation Not Supported"; every
 #                other request gets "Item Not Found" with a message naming the request's
 #                protocol version (so a test can see which version the client fell back to)
@@ -57,6 +60,28 @@ def kmip10_answer(req):
     return ttlv(0x42007B, 0x01, header + item)
 
 
+def get_answer(req, transparent):
+    key = bytes(range(32))
+    if transparent:
+        material = ttlv(0x420043, 0x01, ttlv(0x42003F, 0x08, key))
+        wrapping = b""
+    else:
+        material = ttlv(0x420043, 0x08, key)
+        wrapping = ttlv(0x420046, 0x01, enum(0x42009E, 1))   # Key Wrapping Data
+    block = ttlv(0x420040, 0x01,
+                 enum(0x420042, 7 if transparent else 1) +
+                 ttlv(0x420045, 0x01, material) +
+                 enum(0x420028, 3) + integer(0x42002A, 256) + wrapping)
+    payload = ttlv(0x42007C, 0x01, enum(0x420057, 2) + ttlv(0x420094, 0x07, b"k1") +
+                   ttlv(0x42008F, 0x01, block))
+    header = ttlv(0x42007A, 0x01,
+                  ttlv(0x420069, 0x01, integer(0x42006A, 1) + integer(0x42006B, 4)) +
+                  ttlv(0x420092, 0x09, struct.pack(">q", int(time.time()))) +
+                  integer(0x42000D, 1))
+    item = ttlv(0x42000F, 0x01, enum(0x42005C, 0x0A) + enum(0x42007F, 0) + payload)
+    return ttlv(0x42007B, 0x01, header + item)
+
+
 def read_request(conn):
     hdr = b""
     while len(hdr) < 8:
@@ -87,12 +112,13 @@ def handle(raw, ctx):
         if mode == "close":
             conn.close()
             return
-        if mode == "kmip10":
+        if mode in ("kmip10", "transparent", "wrapped"):
             while True:
                 req = read_request(conn)
                 if req is None:
                     return
-                conn.sendall(kmip10_answer(req))
+                conn.sendall(kmip10_answer(req) if mode == "kmip10"
+                             else get_answer(req, mode == "transparent"))
         if read_request(conn) is None:
             return
         if mode == "silent-tls":

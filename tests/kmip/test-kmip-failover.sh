@@ -8,7 +8,7 @@ source "$srcdir/functions.sh"
 source "$srcdir/kmip-server.sh"
 
 kmip_start_server kms
-for m in silent-tcp silent-tls not-tls truncated oversized garbage bad-shape close kmip10; do
+for m in silent-tcp silent-tls not-tls truncated oversized garbage bad-shape close kmip10 transparent wrapped; do
   kmip_start_fake $m
 done
 dead=$(kmip_free_port)     # nothing listens there: connection refused
@@ -78,4 +78,15 @@ grep -qx "nbdcrypt kms get: Get failed: Item Not Found: request version 1.0" "$t
 grep -qx "using 1.0" "$tmpdir/out" || fail "kmip10: versions"
 grep -q "supported unknown (DiscoverVersions failed: DiscoverVersions failed: Operation Not Supported: DiscoverVersions is not a KMIP 1.0 operation)" "$tmpdir/out" ||
   { cat "$tmpdir/out"; fail "kmip10: versions output"; }
+# Key material in TransparentSymmetricKey format (a Key inside a Key Material structure), and
+# a wrapped key, which this client refuses rather than return wrapped bytes as the key.
+c=$(conf transparent "server=127.0.0.1:$fake_transparent_port" version=1.4)
+"$NBDCRYPT" kms --config "$c" get k1 --format transparent --out "$tmpdir/tkey"
+[ "$(od -An -tx1 -v "$tmpdir/tkey" | tr -d ' \n')" = "$(printf '%02x' $(seq 0 31))" ] ||
+  fail "transparent key bytes"
+c=$(conf wrapped "server=127.0.0.1:$fake_wrapped_port" version=1.4)
+if "$NBDCRYPT" kms --config "$c" get k1 --out "$tmpdir/wkey" 2> "$tmpdir/err"; then
+  fail "wrapped key accepted"
+fi
+grep -q "returned the key wrapped" "$tmpdir/err" || fail "wrapped: $(cat "$tmpdir/err")"
 echo "$0: OK"
