@@ -124,7 +124,7 @@ int kmip_enc_node (struct kmip_enc *e, const struct kmip_node *n);
 int kmip_enc_finish (struct kmip_enc *e, const uint8_t **buf, size_t *len);
 
 /* ---- Decoder ----
- * The tree lives in one block (nodes + copies of the values); kmip_tree_free() wipes it
+ * The tree lives in one block (nodes + copies of the values); kmip_tree_free() wipes the values
  * (responses carry keys) and frees it. The input buffer may be released right after decoding.
  * Text strings are NUL-terminated copies (an embedded NUL is kept; use .len). */
 struct kmip_node {
