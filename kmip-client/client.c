@@ -276,16 +276,29 @@ negotiate (struct kmip_client *c, size_t i)
     c->version = c->server_version[i];
     return 0;
   }
-  /* DiscoverVersions exists since 1.1; ask with the highest version we may speak. */
-  r = call_on_conn (c, a.max >= KMIP_V (1, 1) ? a.max : KMIP_V (1, 1), 1, build_discover, &a,
-                    &resp, &retryable);
-  if (r < 0)
-    return r;
-  r = kmip_resp_check (&resp, 0, KMIP_OPERATION_DISCOVER_VERSIONS);
-  if (r == KMIP_E_RESULT &&
-      resp.items[0].reason != KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL &&
-      resp.items[0].reason != KMIP_RESULT_REASON_PERMISSION_DENIED) {
-    /* A KMIP 1.0 server does not know the operation (or this header version): use 1.0. */
+  if (a.max < KMIP_V (1, 1)) {                /* max-version = 1.0: nothing to discover */
+    c->version = c->server_version[i] = KMIP_V (1, 0);
+    return 0;
+  }
+  /* DiscoverVersions exists since 1.1; ask with the highest version we may speak. A server
+   * that refuses that header version may answer in its own: ask once more in that one. */
+  uint16_t ask = a.max;
+  for (int attempt = 0;; attempt++) {
+    r = call_on_conn (c, ask, 1, build_discover, &a, &resp, &retryable);
+    if (r < 0)
+      return r;
+    r = kmip_resp_check (&resp, 0, KMIP_OPERATION_DISCOVER_VERSIONS);
+    if (r != KMIP_E_RESULT ||
+        resp.items[0].reason == KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL ||
+        resp.items[0].reason == KMIP_RESULT_REASON_PERMISSION_DENIED)
+      break;
+    if (attempt == 0 && resp.version >= KMIP_V (1, 1) && resp.version < ask &&
+        resp.items[0].reason != KMIP_RESULT_REASON_OPERATION_NOT_SUPPORTED) {
+      ask = resp.version;
+      kmip_resp_free (&resp);
+      continue;
+    }
+    /* A KMIP 1.0 server does not know the operation: use 1.0. */
     kmip_resp_free (&resp);
     c->version = c->server_version[i] = KMIP_V (1, 0);
     return 0;

@@ -10,6 +10,9 @@
 #   garbage      send 256 random bytes, then close
 #   bad-shape    a well-formed TTLV Structure that is not a ResponseMessage
 #   close        complete TLS, then close without answering
+#   kmip12       a KMIP 1.2 server that refuses newer request headers (Invalid Message, answered
+#                in 1.2), lists 1.2 1.1 1.0 in DiscoverVersions, and answers anything else with
+#                "Item Not Found" naming the request's version
 #   transparent  answer every request with a Get response holding the key 00 01 .. 1f in
 #                TransparentSymmetricKey format (Key Material is a structure with a Key)
 #   wrapped      the same key in Raw format but with Key Wrapping Data (must be refused)
@@ -42,22 +45,33 @@ def enum(tag, v):
     return ttlv(tag, 0x05, struct.pack(">I", v))
 
 
-def kmip10_answer(req):
+def pv(major, minor):
+    return ttlv(0x420069, 0x01, integer(0x42006A, major) + integer(0x42006B, minor))
+
+
+def answer(minor, op, reason=None, msg="", payload=b""):
+    header = ttlv(0x42007A, 0x01, pv(1, minor) +
+                  ttlv(0x420092, 0x09, struct.pack(">q", int(time.time()))) +
+                  integer(0x42000D, 1))
+    if reason is None:
+        result = enum(0x42007F, 0) + ttlv(0x42007C, 0x01, payload)
+    else:
+        result = enum(0x42007F, 1) + enum(0x42007E, reason) + ttlv(0x42007D, 0x07, msg.encode())
+    return ttlv(0x42007B, 0x01, header + ttlv(0x42000F, 0x01, enum(0x42005C, op) + result))
+
+
+def old_server_answer(req, top):
     major = struct.unpack(">i", req[32:36])[0]
     minor = struct.unpack(">i", req[48:52])[0]
     i = req.find(bytes.fromhex("42005c0500000004"))
     op = struct.unpack(">I", req[i + 8:i + 12])[0] if i >= 0 else 0
-    if op == 0x1E:   # DiscoverVersions
-        reason, msg = 0x05, "DiscoverVersions is not a KMIP 1.0 operation"
-    else:
-        reason, msg = 0x01, "request version %d.%d" % (major, minor)
-    header = ttlv(0x42007A, 0x01,
-                  ttlv(0x420069, 0x01, integer(0x42006A, 1) + integer(0x42006B, 0)) +
-                  ttlv(0x420092, 0x09, struct.pack(">q", int(time.time()))) +
-                  integer(0x42000D, 1))
-    item = ttlv(0x42000F, 0x01, enum(0x42005C, op) + enum(0x42007F, 1) +
-                enum(0x42007E, reason) + ttlv(0x42007D, 0x07, msg.encode()))
-    return ttlv(0x42007B, 0x01, header + item)
+    if (major, minor) > (1, top):
+        return answer(top, op, 0x04, "protocol version %d.%d not supported" % (major, minor))
+    if op == 0x1E and top == 0:
+        return answer(top, op, 0x05, "DiscoverVersions is not a KMIP 1.0 operation")
+    if op == 0x1E:
+        return answer(top, op, payload=b"".join(pv(1, m) for m in range(top, -1, -1)))
+    return answer(top, op, 0x01, "request version %d.%d" % (major, minor))
 
 
 def get_answer(req, transparent):
@@ -112,13 +126,15 @@ def handle(raw, ctx):
         if mode == "close":
             conn.close()
             return
-        if mode in ("kmip10", "transparent", "wrapped"):
+        if mode in ("kmip10", "kmip12", "transparent", "wrapped"):
             while True:
                 req = read_request(conn)
                 if req is None:
                     return
-                conn.sendall(kmip10_answer(req) if mode == "kmip10"
-                             else get_answer(req, mode == "transparent"))
+                if mode.startswith("kmip1"):
+                    conn.sendall(old_server_answer(req, int(mode[5:]) % 10))
+                else:
+                    conn.sendall(get_answer(req, mode == "transparent"))
         if read_request(conn) is None:
             return
         if mode == "silent-tls":

@@ -8,7 +8,7 @@ source "$srcdir/functions.sh"
 source "$srcdir/kmip-server.sh"
 
 kmip_start_server kms
-for m in silent-tcp silent-tls not-tls truncated oversized garbage bad-shape close kmip10 transparent wrapped; do
+for m in silent-tcp silent-tls not-tls truncated oversized garbage bad-shape close kmip10 kmip12 transparent wrapped; do
   kmip_start_fake $m
 done
 dead=$(kmip_free_port)     # nothing listens there: connection refused
@@ -78,6 +78,17 @@ grep -qx "nbdcrypt kms get: Get failed: Item Not Found: request version 1.0" "$t
 grep -qx "using 1.0" "$tmpdir/out" || fail "kmip10: versions"
 grep -q "supported unknown (DiscoverVersions failed: DiscoverVersions failed: Operation Not Supported: DiscoverVersions is not a KMIP 1.0 operation)" "$tmpdir/out" ||
   { cat "$tmpdir/out"; fail "kmip10: versions output"; }
+# A 1.2 server that refuses a 2.0 header: DiscoverVersions is asked again in the version it
+# answered in, and 1.2 is used.
+c=$(conf kmip12 "server=127.0.0.1:$fake_kmip12_port" max-version=2.0)
+"$NBDCRYPT" kms --config "$c" versions > "$tmpdir/out"
+grep -qx "using 1.2" "$tmpdir/out" || { cat "$tmpdir/out"; fail "kmip12: not 1.2"; }
+grep -qx "supported 1.2 1.1 1.0" "$tmpdir/out" || { cat "$tmpdir/out"; fail "kmip12: list"; }
+if "$NBDCRYPT" kms --config "$c" get some-key --out "$tmpdir/k12" 2> "$tmpdir/err"; then
+  fail "kmip12: succeeded"
+fi
+grep -q "Item Not Found: request version 1.2" "$tmpdir/err" || fail "kmip12: $(cat "$tmpdir/err")"
+
 # Key material in TransparentSymmetricKey format (a Key inside a Key Material structure), and
 # a wrapped key, which this client refuses rather than return wrapped bytes as the key.
 c=$(conf transparent "server=127.0.0.1:$fake_transparent_port" version=1.4)
