@@ -131,7 +131,8 @@ struct kmip_create_params {
   unsigned length_bits;         /* 128, 192, 256 (default 256 if 0) */
   uint32_t usage_mask;          /* default ENCRYPT|DECRYPT|WRAP|UNWRAP if 0 */
   const char *name;             /* Name attribute, or NULL */
-  bool activate;                /* Activate in the same message (ID placeholder batch) */
+  bool activate;                /* Activate in the same message (ID placeholder batch); in a
+                                 * second request if the server refuses that message */
 };
 /* Create an AES key; its Unique Identifier goes to uid. */
 int kmip_create_aes (struct kmip_client *c, const struct kmip_create_params *p,
