@@ -57,9 +57,9 @@ main (int argc, char **argv)
     fprintf (stderr, "kmip-fetch-bench: %s\n", kmip_last_error ());
     return 1;
   }
-  printf ("KMIP %d.%d, server %s, key %s, %d Get requests per mode\n",
+  printf ("KMIP %d.%d (%s), server %s, key %s, %d Get requests per mode\n",
           KMIP_V_MAJOR (kmip_client_version (c)), KMIP_V_MINOR (kmip_client_version (c)),
-          kmip_client_server (c), uid, n);
+          cfg->pin_version ? "pinned" : "negotiated", kmip_client_server (c), uid, n);
   printf ("%-26s %6s %6s %9s %9s %9s %9s %9s\n", "mode", "n", "conns", "p50 ms", "p99 ms",
           "mean ms", "min ms", "req/s");
 
