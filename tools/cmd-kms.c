@@ -32,7 +32,7 @@ usage (FILE *fp)
 "  activate UID | destroy UID | rekey UID\n"
 "  revoke UID [--reason compromised|superseded|ceased] [--message TEXT]\n"
 "  register --in FILE [--name N] [--secret-data]   prints the UID\n"
-"  encrypt|decrypt UID --in FILE --out FILE --iv HEX [--mode cbc|ctr|gcm]\n"
+"  encrypt|decrypt UID --in FILE --out FILE --iv HEX [--mode cbc|ctr]\n"
 "FILE for --in may be '-' (stdin). The default config is %s.\n", KMS_DEFAULT_CONFIG);
 }
 

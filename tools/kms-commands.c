@@ -128,6 +128,10 @@ parse_enum (uint32_t tag, const char *what, const char *s, uint32_t *v)
   camel[o] = '\0';
   if (kmip_enum_by_name (tag, camel, v) == 0)
     return 0;
+  for (size_t i = 0; camel[i]; i++)     /* acronyms: "gcm" -> "GCM" */
+    camel[i] = toupper ((unsigned char) camel[i]);
+  if (kmip_enum_by_name (tag, camel, v) == 0)
+    return 0;
   return kmip_set_error (-EINVAL, "unknown %s '%s'", what, s);
 }
 
