@@ -30,5 +30,14 @@ for ss in 512 4096; do
   echo "== memory plugin, sector-size $ss, concurrent reads"
   /usr/bin/python3 "$here/test-filter-concurrent.py" "$uri" $ss $conns $inflight
   stop_nbdkit "mem-$ss"
+
+  # Writes below slowed down (delay filter under ours): between the read and the write of a
+  # sub-sector read-modify-write there is now a millisecond, so a whole-sector write that
+  # did not wait for it would land inside and be lost (phase C).
+  start_nbdkit "delay-$ss" --filter="$NBDCRYPT_FILTER" --filter=delay memory $size \
+    delay-write=1ms key-file="$key" sector-size=$ss
+  echo "== memory plugin, writes below delayed 1 ms, sector-size $ss, phase C"
+  PHASES=c /usr/bin/python3 "$here/test-filter-concurrent.py" "$uri" $ss $conns $inflight
+  stop_nbdkit "delay-$ss"
 done
 echo "$0: OK"
