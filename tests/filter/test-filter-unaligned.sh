@@ -10,22 +10,28 @@ requires_py cryptography
 here="$srcdir/filter"
 key="$tmpdir/vol.key"
 head -c 64 /dev/urandom >"$key"
+key128="$tmpdir/vol128.key"
+head -c 32 /dev/urandom >"$key128"
 
-for ss in 512 4096; do
-  disk="$tmpdir/disk-$ss.img"
+for conf in 512:aes-256-xts 4096:aes-256-xts 512:aes-128-xts; do
+  ss=${conf%:*} cipher=${conf#*:} name=unaligned-${conf/:/-}
+  k=$key
+  [ "$cipher" = aes-128-xts ] && k=$key128
+  disk="$tmpdir/$name.img"
   # Not a whole number of sectors: the export is rounded down and the rest never touched.
   truncate -s $((1024 * 1024 + 4096 + 1000)) "$disk"
-  start_nbdkit "unaligned-$ss" --filter="$NBDCRYPT_FILTER" file "$disk" \
-    key-file="$key" sector-size=$ss
-  /usr/bin/python3 "$here/test-filter-unaligned.py" run "$uri" "$disk" "$key" $ss \
-    "$tmpdir/model-$ss.bin"
-  stop_nbdkit "unaligned-$ss"
+  start_nbdkit "$name" --filter="$NBDCRYPT_FILTER" file "$disk" \
+    key-file="$k" sector-size=$ss cipher=$cipher
+  echo "== sector-size $ss, $cipher"
+  /usr/bin/python3 "$here/test-filter-unaligned.py" run "$uri" "$disk" "$k" $ss \
+    "$tmpdir/$name.model"
+  stop_nbdkit "$name"
 
   # Nothing held in the filter: a fresh nbdkit reads back the same plaintext.
-  start_nbdkit "unaligned-$ss-again" --filter="$NBDCRYPT_FILTER" file "$disk" \
-    key-file="$key" sector-size=$ss
-  /usr/bin/python3 "$here/test-filter-unaligned.py" verify "$uri" "$tmpdir/model-$ss.bin"
-  stop_nbdkit "unaligned-$ss-again"
+  start_nbdkit "$name-again" --filter="$NBDCRYPT_FILTER" file "$disk" \
+    key-file="$k" sector-size=$ss cipher=$cipher
+  /usr/bin/python3 "$here/test-filter-unaligned.py" verify "$uri" "$tmpdir/$name.model"
+  stop_nbdkit "$name-again"
 done
 
 # For comparison only (not part of the verdict): the same 1-byte write through nbdkit's own
@@ -42,7 +48,7 @@ if command -v cryptsetup >/dev/null && nbdkit --filter=luks null --dump-plugin >
     NBDCRYPT_FILTER=/usr/bin/nbdkit start_nbdkit luks --filter=luks file "$luks" passphrase=pw
     theirs=$(/usr/bin/python3 "$here/test-filter-unaligned.py" neighbour "$uri" || echo "?")
     stop_nbdkit luks
-    start_nbdkit ours-demo --filter="$NBDCRYPT_FILTER" file "$tmpdir/disk-512.img" \
+    start_nbdkit ours-demo --filter="$NBDCRYPT_FILTER" file "$tmpdir/unaligned-512-aes-256-xts.img" \
       key-file="$key" sector-size=512
     ours=$(/usr/bin/python3 "$here/test-filter-unaligned.py" neighbour "$uri")
     stop_nbdkit ours-demo
