@@ -246,7 +246,11 @@ uf_open (struct uf **ufp, const struct uf_config *cfg)
     uf->direct_end = round_down (uf->size_at_open, uf->lbs);
     if (uf->direct_end != uf->size_at_open) {
       /* The last partial block of a file cannot be read or written with O_DIRECT without
-       * running past the end (a write would extend the file): that tail is buffered. */
+       * running past the end (a write would extend the file): that tail is buffered. The
+       * buffered part starts on a page boundary: a dirty page cache page overlapping blocks
+       * written with O_DIRECT cannot be invalidated, and the kernel reports that as EIO. */
+      uint64_t page = (uint64_t) sysconf (_SC_PAGESIZE);
+      uf->direct_end = round_down (uf->size_at_open, page > uf->lbs ? page : uf->lbs);
       uf->bfd = open (cfg->path, (flags & ~O_DIRECT) | (uf->can_write ? O_RDWR : O_RDONLY));
       if (uf->bfd == -1) {
         err = ncr_error (errno, "open %s: %s", cfg->path, strerror (errno));

@@ -46,15 +46,17 @@ uring_config (const char *key, const char *value)
   }
   if (strcmp (key, "direct") == 0) {
     int r = nbdkit_parse_bool (value);
-    if (r == -1)
+    if (r == -1) {
+      nbdkit_error ("direct=%s: expected true or false", value);
       return -1;
+    }
     direct = r;
     return 0;
   }
   if (strcmp (key, "queue-depth") == 0) {
-    if (nbdkit_parse_unsigned ("queue-depth", value, &queue_depth) == -1)
-      return -1;
-    if (queue_depth < 1 || queue_depth > 4096) {
+    /* nbdkit's own message can be misleading ("empty string"): add ours. */
+    if (nbdkit_parse_unsigned ("queue-depth", value, &queue_depth) == -1 ||
+        queue_depth < 1 || queue_depth > 4096) {
       nbdkit_error ("queue-depth=%s: must be between 1 and 4096", value);
       return -1;
     }

@@ -15,6 +15,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#if __has_include (<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#else
+#define VALGRIND_MAKE_MEM_DEFINED(addr, len) ((void) 0)
+#endif
+
 #include "cleanup.h"
 #include "errors.h"
 #include "uring-queue.h"
@@ -206,6 +212,9 @@ op_complete (struct uq_op *op, int64_t res)
       op->again = true;
     return;
   }
+  /* The kernel filled the buffer behind memcheck's back (no read syscall to see). */
+  if (op->opcode == UQ_READ)
+    VALGRIND_MAKE_MEM_DEFINED ((char *) op->buf + op->done, res);
   op->done += (uint64_t) res;
   if (op->done < op->len)
     op->again = true;
