@@ -107,10 +107,12 @@ kmip_free_port () {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# kmip_start_server [NAME [CERT]]: start pykmip-server (CERT: server certificate basename in
-# the PKI, default "server") and wait until it accepts TLS. Sets ${NAME}_port and $kmip_port.
+# kmip_start_server [NAME [CERT [DB-OF]]]: start pykmip-server (CERT: server certificate
+# basename in the PKI, default "server"; DB-OF: the name of a server whose database to share,
+# which makes a replicated pair for failover tests) and wait until it accepts TLS. Sets
+# ${NAME}_port and $kmip_port.
 kmip_start_server () {
-  local name=${1:-kms} cert=${2:-server}
+  local name=${1:-kms} cert=${2:-server} db=${3:-${1:-kms}}
   requires_py kmip
   [ -x /usr/bin/pykmip-server ] || { echo "$0: SKIP: pykmip-server is not installed"; exit 77; }
   kmip_pki
@@ -126,7 +128,7 @@ key_path=$kmip_pki/$cert.key
 ca_path=$kmip_pki/ca.pem
 auth_suite=TLS1.2
 enable_tls_client_auth=True
-database_path=$dir/pykmip.db
+database_path=$tmpdir/$db/pykmip.db
 logging_level=INFO
 EOF
   _kmip_servers+=("$name")

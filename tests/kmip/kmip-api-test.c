@@ -3,7 +3,7 @@
  * connection reuse, batched Get+State and Create+Activate, a handle shared by threads,
  * reconnection after the server went away, Locate paging, Encrypt/Decrypt, key-buffer sizes.
  * usage: kmip-api-test CONF {basic|threads|reconnect}   ("reconnect" waits for a line on
- * stdin between its two halves, during which the caller restarts the server) */
+ * stdin between its two halves, during which the caller restarts or stops the server) */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -139,14 +139,15 @@ main (int argc, char **argv)
     struct kmip_create_params p = { .activate = true };
     CHECK (kmip_create_aes (c, &p, uid) == 0);
     CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, key0, 32) == 32);
-    printf ("ready\n");
+    printf ("ready, connected to %s\n", kmip_client_server (c));
     fflush (stdout);
     CHECK (fgets (line, sizeof line, stdin) != NULL);   /* the server restarts meanwhile */
     uint8_t k[32];
     CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, k, 32) == 32);
     CHECK (memcmp (k, key0, 32) == 0);
     CHECK (kmip_client_connections (c) == 2);
-    printf ("reconnect: ok, %u connections\n", kmip_client_connections (c));
+    printf ("reconnect: ok, %u connections, now connected to %s\n",
+            kmip_client_connections (c), kmip_client_server (c));
   }
   else
     return 2;

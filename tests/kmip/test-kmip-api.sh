@@ -14,18 +14,32 @@ done
 kmip_write_conf "$tmpdir/kms.conf"
 "$api" "$tmpdir/kms.conf" threads
 
-# Reconnect: the program holds an open connection while the server restarts (same port and
-# database); its next call must see EOF, reconnect once and succeed.
-mkfifo "$tmpdir/go"
-"$api" "$tmpdir/kms.conf" reconnect < "$tmpdir/go" > "$tmpdir/out" &
-pid=$!
-exec 3> "$tmpdir/go"
-for _ in $(seq 100); do grep -q ready "$tmpdir/out" && break; sleep 0.1; done
-grep -q ready "$tmpdir/out" || { echo "$0: FAIL: reconnect program not ready" >&2; exit 1; }
-kmip_restart_server
-echo go >&3
-exec 3>&-
-wait $pid
-cat "$tmpdir/out"
-grep -q "reconnect: ok, 2 connections" "$tmpdir/out"
+# reconnect_around CMD...: run the "reconnect" scenario, doing CMD while the program holds
+# an open connection; its next call must notice, reconnect once and succeed.
+reconnect_around () {
+  rm -f "$tmpdir/go"
+  mkfifo "$tmpdir/go"
+  "$api" "$tmpdir/kms.conf" reconnect < "$tmpdir/go" > "$tmpdir/out" &
+  local pid=$!
+  exec 3> "$tmpdir/go"
+  for _ in $(seq 100); do grep -q ready "$tmpdir/out" && break; sleep 0.1; done
+  grep -q ready "$tmpdir/out" || { echo "$0: FAIL: reconnect program not ready" >&2; exit 1; }
+  "$@"
+  echo go >&3
+  exec 3>&-
+  wait $pid
+  cat "$tmpdir/out"
+}
+
+# The server restarts (same port and database).
+reconnect_around kmip_restart_server
+grep -qx "reconnect: ok, 2 connections, now connected to 127.0.0.1:$kms_port" "$tmpdir/out"
+
+# Failover of a live handle: two servers sharing one database (a replicated KMS); the first
+# goes down while the program is connected to it, and the next call lands on the second.
+kmip_start_server kms2 server kms
+kmip_write_conf "$tmpdir/kms.conf" server="127.0.0.1:$kms_port, 127.0.0.1:$kms2_port"
+reconnect_around kmip_stop_server kms
+grep -qx "ready, connected to 127.0.0.1:$kms_port" "$tmpdir/out"
+grep -qx "reconnect: ok, 2 connections, now connected to 127.0.0.1:$kms2_port" "$tmpdir/out"
 echo "$0: OK"
