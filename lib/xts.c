@@ -10,15 +10,22 @@
  *   C_{j,i}  = AES-ECB(K1, P_{j,i} ^ t_{j,i}) ^ t_{j,i}
  *
  * Per chunk of up to XTS_CHUNK bytes (a whole number of sectors): one ECB call under K2
- * makes the initial tweaks of all its sectors, one pass XORs the tweak stream into the data
- * (keeping the stream in a per-context buffer), one ECB call under K1 covers the chunk, and a
- * second pass XORs the stream back. The keys are set once, in ncr_xts_new; per chunk there are
- * two EVP calls, whatever the sector size. Sector sizes are multiples of 16 bytes, so XTS
- * ciphertext stealing is never needed.
+ * makes the initial tweaks of all its sectors, one pass XORs the tweak stream into the data,
+ * one ECB call under K1 covers the chunk, and a second pass XORs the same stream again (it is
+ * recomputed from the initial tweaks: cheaper than storing and reloading it, since stores
+ * are what these passes are limited by). The keys are set once, in ncr_xts_new; per chunk
+ * there are two EVP calls, whatever the sector size. Sector sizes are multiples of 16 bytes,
+ * so XTS ciphertext stealing is never needed.
  *
- * The two XOR passes have a portable C version and, on x86-64 CPUs with AVX-512 and
- * VPCLMULQDQ, a version that advances four tweaks per register (multiplying by x^8 is a byte
- * shift plus a carry-less multiply of the byte shifted out by 0x87). The KATs run both. */
+ * The XOR pass has a portable C version and, on x86-64 CPUs with AVX-512 and VPCLMULQDQ, a
+ * version that advances four tweaks per register (multiplying by x^8 is a byte shift plus a
+ * carry-less multiply of the byte shifted out by 0x87).
+ *
+ * Which way is fastest depends on the sector size (measured with perf/engine-bench): for
+ * 4096-byte sectors OpenSSL's fused XTS assembly wins once its per-sector IV setup is cheap,
+ * which xts-ossl.c arranges; for 512-byte sectors the batched ECB construction wins (the
+ * per-sector setup would be a fifth of the work). Without AVX-512 the portable XOR pass is
+ * slower than OpenSSL's XTS at both sizes, so that is used. The KATs run every way. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -33,10 +40,11 @@
 #endif
 
 #include "errors.h"
+#include "xts-ossl.h"
 #include "xts.h"
 
-/* Bytes of data per pair of ECB calls. 64 KiB keeps data plus tweak stream within L2 while
- * making the per-call EVP overhead negligible (measured with perf/engine-bench). */
+/* Bytes of data per pair of ECB calls: small enough to stay in the L1/L2 cache across the
+ * three passes, large enough that the ~20 ns of an EVP call is noise (perf/engine-bench). */
 #ifndef XTS_CHUNK
 #define XTS_CHUNK (64 * 1024)
 #endif
@@ -45,19 +53,18 @@
  * to the 64-byte alignment as aligned_alloc requires. */
 #define INITIAL_SIZE(unit) ((XTS_CHUNK / (unit) * 16 + 63) / 64 * 64)
 
+/* out = in ^ the tweak stream of units data units, whose initial tweaks are in initial. */
 typedef void (*xor_tweaks_fn) (const uint8_t *initial, size_t units, size_t unit,
-                               const uint8_t *in, uint8_t *out, uint8_t *tweaks);
-typedef void (*xor_back_fn) (uint8_t *out, const uint8_t *tweaks, size_t len);
+                               const uint8_t *in, uint8_t *out);
 
 struct ncr_xts {
   enum ncr_cipher cipher;
   unsigned unit;                /* data unit (sector) size in bytes, a multiple of 16 */
   size_t chunk;                 /* bytes per ECB call: a whole number of units */
   EVP_CIPHER_CTX *k1_enc, *k1_dec, *k2_enc;  /* AES-ECB, no padding; hold the key schedules */
-  uint8_t *tweaks;              /* tweak stream of the current chunk (chunk bytes) */
   uint8_t *initial;             /* per-unit sector numbers, then initial tweaks (16 B each) */
-  xor_tweaks_fn xor_tweaks;
-  xor_back_fn xor_back;
+  xor_tweaks_fn xor_tweaks;     /* NULL: use px, OpenSSL's XTS per sector */
+  struct ossl_xts *px;          /* NULL if the provider's functions were not found */
   const char *impl;
 };
 
@@ -115,17 +122,14 @@ store_le64 (uint8_t *p, uint64_t v)
   memcpy (p, &v, 8);
 }
 
-/* out = in ^ tweak stream; the stream is also saved in tweaks[] for xor_back. */
 static void
 xor_tweaks_generic (const uint8_t *initial, size_t units, size_t unit,
-                    const uint8_t *in, uint8_t *out, uint8_t *tweaks)
+                    const uint8_t *in, uint8_t *out)
 {
   for (size_t j = 0; j < units; j++) {
     uint64_t lo = load_le64 (initial + 16 * j), hi = load_le64 (initial + 16 * j + 8);
     for (size_t b = 0; b < unit; b += 16) {
       uint64_t carry;
-      store_le64 (tweaks + b, lo);
-      store_le64 (tweaks + b + 8, hi);
       store_le64 (out + b, load_le64 (in + b) ^ lo);
       store_le64 (out + b + 8, load_le64 (in + b + 8) ^ hi);
       /* Multiply by x: shift the 128-bit little-endian value left, reduce by
@@ -136,25 +140,7 @@ xor_tweaks_generic (const uint8_t *initial, size_t units, size_t unit,
     }
     in += unit;
     out += unit;
-    tweaks += unit;
   }
-}
-
-static void
-xor_back_generic (uint8_t *out, const uint8_t *tweaks, size_t len)
-{
-  typedef uint64_t v4u64 __attribute__ ((vector_size (32), aligned (1)));
-  size_t i = 0;
-
-  for (; i + 32 <= len; i += 32) {
-    v4u64 a, b;
-    memcpy (&a, out + i, 32);
-    memcpy (&b, tweaks + i, 32);
-    a ^= b;
-    memcpy (out + i, &a, 32);
-  }
-  for (; i < len; i += 8)
-    store_le64 (out + i, load_le64 (out + i) ^ load_le64 (tweaks + i));
 }
 
 /* ---- x86-64 AVX-512 + VPCLMULQDQ tweak passes (eight blocks per step) ---- */
@@ -183,7 +169,7 @@ mul_x8 (__m512i t, __m512i poly)
 
 AVX512_TARGET static void
 xor_tweaks_avx512 (const uint8_t *initial, size_t units, size_t unit,
-                   const uint8_t *in, uint8_t *out, uint8_t *tweaks)
+                   const uint8_t *in, uint8_t *out)
 {
   const __m512i poly = _mm512_set1_epi64 (0x87);
   const __m512i cnt_lo = _mm512_set_epi64 (3, 3, 2, 2, 1, 1, 0, 0);
@@ -199,8 +185,6 @@ xor_tweaks_avx512 (const uint8_t *initial, size_t units, size_t unit,
     for (; o + 128 <= unit; o += 128) {
       __m512i d0 = _mm512_loadu_si512 (in + o);
       __m512i d1 = _mm512_loadu_si512 (in + o + 64);
-      _mm512_storeu_si512 (tweaks + o, a);
-      _mm512_storeu_si512 (tweaks + o + 64, b);
       _mm512_storeu_si512 (out + o, _mm512_xor_si512 (d0, a));
       _mm512_storeu_si512 (out + o + 64, _mm512_xor_si512 (d1, b));
       a = mul_x8 (a, poly);
@@ -210,28 +194,13 @@ xor_tweaks_avx512 (const uint8_t *initial, size_t units, size_t unit,
       uint8_t t8[128];
       _mm512_storeu_si512 (t8, a);
       _mm512_storeu_si512 (t8 + 64, b);
-      for (size_t k = 0; o + k < unit; k++) {
-        tweaks[o + k] = t8[k];
+      for (size_t k = 0; o + k < unit; k++)
         out[o + k] = in[o + k] ^ t8[k];
-      }
       explicit_bzero (t8, sizeof t8);
     }
     in += unit;
     out += unit;
-    tweaks += unit;
   }
-}
-
-AVX512_TARGET static void
-xor_back_avx512 (uint8_t *out, const uint8_t *tweaks, size_t len)
-{
-  size_t i = 0;
-
-  for (; i + 64 <= len; i += 64)
-    _mm512_storeu_si512 (out + i, _mm512_xor_si512 (_mm512_loadu_si512 (out + i),
-                                                    _mm512_loadu_si512 (tweaks + i)));
-  for (; i < len; i++)
-    out[i] ^= tweaks[i];
 }
 
 static bool
@@ -243,12 +212,27 @@ have_avx512 (void)
 }
 #endif /* __x86_64__ */
 
-void
-ncr_xts_use_generic (struct ncr_xts *x)
+int
+ncr_xts_set_impl (struct ncr_xts *x, const char *name)
 {
-  x->xor_tweaks = xor_tweaks_generic;
-  x->xor_back = xor_back_generic;
-  x->impl = "generic";
+  if (strcmp (name, "ecb-generic") == 0) {
+    x->xor_tweaks = xor_tweaks_generic;
+    x->impl = "ecb-generic";
+    return 0;
+  }
+#if defined(__x86_64__)
+  if (strcmp (name, "ecb-avx512") == 0 && have_avx512 ()) {
+    x->xor_tweaks = xor_tweaks_avx512;
+    x->impl = "ecb-avx512";
+    return 0;
+  }
+#endif
+  if (strcmp (name, "openssl-xts") == 0 && x->px) {
+    x->xor_tweaks = NULL;
+    x->impl = "openssl-xts";
+    return 0;
+  }
+  return ncr_error (ENOTSUP, "XTS implementation '%s' is not available here", name);
 }
 
 const char *
@@ -279,6 +263,7 @@ ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
   const EVP_CIPHER *ecb = c == NCR_CIPHER_AES_128_XTS ? EVP_aes_128_ecb () : EVP_aes_256_ecb ();
   size_t half = ncr_cipher_key_len (c) / 2;
   struct ncr_xts *x;
+  int r;
 
   if (unit == 0 || unit % 16 || unit > XTS_CHUNK)
     return ncr_error (EINVAL, "XTS data unit of %u bytes is not a multiple of 16 in 16..%d",
@@ -296,9 +281,8 @@ ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
   x->cipher = c;
   x->unit = unit;
   x->chunk = XTS_CHUNK / unit * unit;
-  x->tweaks = aligned_alloc (64, XTS_CHUNK);
   x->initial = aligned_alloc (64, INITIAL_SIZE (unit));
-  if (!x->tweaks || !x->initial) {
+  if (!x->initial) {
     ncr_xts_free (x);
     return ncr_error (ENOMEM, "out of memory");
   }
@@ -310,14 +294,15 @@ ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
     return ncr_error (EIO, "cannot set up %s (OpenSSL AES-ECB unavailable)",
                       ncr_cipher_name (c));
   }
-  ncr_xts_use_generic (x);
-#if defined(__x86_64__)
-  if (have_avx512 ()) {
-    x->xor_tweaks = xor_tweaks_avx512;
-    x->xor_back = xor_back_avx512;
-    x->impl = "avx512-vpclmulqdq";
+  r = ossl_xts_new (c, key, key_len, &x->px);
+  if (r < 0 && r != -ENOTSUP) {
+    ncr_xts_free (x);
+    return r;
   }
-#endif
+  /* See the top of this file for why. */
+  if (unit >= 4096 || ncr_xts_set_impl (x, "ecb-avx512") < 0)
+    if (ncr_xts_set_impl (x, "openssl-xts") < 0)
+      ncr_xts_set_impl (x, "ecb-generic");
   *out = x;
   return 0;
 }
@@ -340,9 +325,13 @@ ncr_xts_dup (const struct ncr_xts *x, struct ncr_xts **out)
     return ncr_error (ENOMEM, "out of memory");
   *d = *x;
   d->k1_enc = d->k1_dec = d->k2_enc = NULL;
-  d->tweaks = aligned_alloc (64, XTS_CHUNK);
+  d->px = NULL;
+  if (x->px && ossl_xts_dup (x->px, &d->px) < 0) {
+    ncr_xts_free (d);
+    return -ENOMEM;
+  }
   d->initial = aligned_alloc (64, INITIAL_SIZE (x->unit));
-  if (d->tweaks && d->initial) {
+  if (d->initial) {
     d->k1_enc = EVP_CIPHER_CTX_new ();
     d->k1_dec = EVP_CIPHER_CTX_new ();
     d->k2_enc = EVP_CIPHER_CTX_new ();
@@ -367,12 +356,16 @@ ecb (EVP_CIPHER_CTX *ctx, uint8_t *buf, size_t len)
 }
 
 static int
-xts_crypt (struct ncr_xts *x, EVP_CIPHER_CTX *k1, uint64_t sector,
+xts_crypt (struct ncr_xts *x, int enc, uint64_t sector,
            const uint8_t *in, uint8_t *out, size_t len)
 {
+  EVP_CIPHER_CTX *k1 = enc ? x->k1_enc : x->k1_dec;
+
   if (len % x->unit)
     return ncr_error (EINVAL, "length %zu is not a whole number of %u-byte sectors",
                       len, x->unit);
+  if (!x->xor_tweaks)
+    return ossl_xts_crypt (x->px, enc, x->unit, sector, in, out, len);
   while (len > 0) {
     size_t n = len < x->chunk ? len : x->chunk, units = n / x->unit;
 
@@ -382,10 +375,10 @@ xts_crypt (struct ncr_xts *x, EVP_CIPHER_CTX *k1, uint64_t sector,
     }
     if (!ecb (x->k2_enc, x->initial, units * 16))
       return ncr_error (EIO, "AES-XTS tweak encryption failed at sector %" PRIu64, sector);
-    x->xor_tweaks (x->initial, units, x->unit, in, out, x->tweaks);
+    x->xor_tweaks (x->initial, units, x->unit, in, out);
     if (!ecb (k1, out, n))
       return ncr_error (EIO, "AES-XTS failed at sector %" PRIu64, sector);
-    x->xor_back (out, x->tweaks, n);
+    x->xor_tweaks (x->initial, units, x->unit, out, out);
 
     sector += units;
     in += n;
@@ -398,13 +391,13 @@ xts_crypt (struct ncr_xts *x, EVP_CIPHER_CTX *k1, uint64_t sector,
 int
 ncr_xts_encrypt (struct ncr_xts *x, uint64_t s, const uint8_t *in, uint8_t *out, size_t len)
 {
-  return xts_crypt (x, x->k1_enc, s, in, out, len);
+  return xts_crypt (x, 1, s, in, out, len);
 }
 
 int
 ncr_xts_decrypt (struct ncr_xts *x, uint64_t s, const uint8_t *in, uint8_t *out, size_t len)
 {
-  return xts_crypt (x, x->k1_dec, s, in, out, len);
+  return xts_crypt (x, 0, s, in, out, len);
 }
 
 void
@@ -416,11 +409,9 @@ ncr_xts_free (struct ncr_xts *x)
   EVP_CIPHER_CTX_free (x->k1_enc);
   EVP_CIPHER_CTX_free (x->k1_dec);
   EVP_CIPHER_CTX_free (x->k2_enc);
-  if (x->tweaks)
-    OPENSSL_cleanse (x->tweaks, XTS_CHUNK);
+  ossl_xts_free (x->px);
   if (x->initial)
     OPENSSL_cleanse (x->initial, INITIAL_SIZE (x->unit));
-  free (x->tweaks);
   free (x->initial);
   explicit_bzero (x, sizeof *x);
   free (x);

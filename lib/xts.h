@@ -51,9 +51,12 @@ void ncr_xts_free (struct ncr_xts *x);
  * 16-, 32- and 48-byte units). */
 int ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
                       unsigned unit, struct ncr_xts **out);
-/* Force the portable tweak code instead of the CPU-specific one chosen by ncr_xts_new. */
-void ncr_xts_use_generic (struct ncr_xts *x);
-/* Which tweak code the context uses: "generic" or "avx512-vpclmulqdq". */
+/* Choose how the context computes XTS instead of the default ncr_xts_new picked:
+ * "openssl-xts" (OpenSSL's XTS, one call per sector), "ecb-avx512" (batched ECB with the
+ * AVX-512 tweak pass) or "ecb-generic" (batched ECB, portable C tweak pass). -ENOTSUP when
+ * the CPU or the OpenSSL build lacks it. All give the same bytes. */
+int ncr_xts_set_impl (struct ncr_xts *x, const char *name);
+/* The implementation the context uses (one of the names above). */
 const char *ncr_xts_impl (const struct ncr_xts *x);
 
 #endif /* NBDCRYPT_XTS_H */

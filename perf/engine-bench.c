@@ -2,17 +2,27 @@
 /* Engine micro-benchmark: MB/s of ncr_xts_encrypt/decrypt vs `openssl speed -evp aes-*-xts`.
  *
  * Usage: engine-bench [-t SECONDS] [-r REPS] [-c aes-256-xts|aes-128-xts] [-n]
- *   -t  seconds per measurement (default 0.5)   -r  repetitions, the median is shown (3)
- *   -n  skip the `openssl speed` runs
+ *   -t  seconds per measurement (default 0.3)   -r  repetitions, medians shown (default 5)
+ *   -n  skip the external `openssl speed` runs
  *
- * openssl speed times one EVP update per buffer with a fixed IV: the cost of raw XTS on one
- * data unit. The engine rows time real work: each sector gets its own tweak. "1 sector/call"
- * is the worst case (a lone 512-byte or 4 KiB request); "64 KiB/call" and "1 MiB/call" are
- * typical NBD requests. The "EVP re-init/sector" row is the straightforward way (set the IV,
- * then update, per sector), shown for comparison. MB = 10^6 bytes, as openssl speed counts.
- * A benchmark, not a test: numbers vary with the machine's load; every figure is measured. */
+ * `openssl speed -evp` times one EVP update per buffer, the same buffer and the same IV each
+ * time: raw XTS on one data unit. Its loop is also run in-process ("speed loop"), alternating
+ * with each engine measurement, so that the ratio column compares two runs made at the same
+ * moment: on a shared machine the load changes from second to second. The ratio shown is
+ * the median of the per-repetition ratios; "vs openssl" divides the median by the figure the
+ * external `openssl speed` command printed.
+ *
+ * The engine rows do real work: each sector gets its own tweak. "1 sector/call" is the worst
+ * case (a lone 512-byte or 4 KiB request); "64 KiB/call" and "1 MiB/call" are typical NBD
+ * requests. As with openssl speed, each call reuses one buffer of the call's size. Every
+ * implementation available is measured; "*" marks the one ncr_xts_new picks for the sector
+ * size. "EVP re-init/sector" is the straightforward way (EVP_CipherInit_ex with the IV, then
+ * an update, per sector), for comparison. MB = 10^6 bytes, as openssl speed counts. Times are
+ * CPU time of this thread, as openssl speed's are (user time unless -elapsed).
+ * A benchmark, not a test: the numbers are measured, and vary with the machine's load. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,16 +35,18 @@
 #include "errors.h"
 #include "xts.h"
 
-#define BUF (1024 * 1024)
+#define MAXCALL (1024 * 1024)
+#define MAXREPS 99
 
-static double seconds = 0.5;
-static int reps = 3;
+static const char *const impls[] = { "openssl-xts", "ecb-avx512", "ecb-generic" };
+static double seconds = 0.3;
+static int reps = 5;
 
 static double
 now (void)
 {
   struct timespec t;
-  clock_gettime (CLOCK_MONOTONIC, &t);
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &t);
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
@@ -46,71 +58,77 @@ cmp_double (const void *a, const void *b)
 }
 
 static double
-median (double *v, int n)
+median (const double *v, int n)
 {
-  qsort (v, n, sizeof *v, cmp_double);
-  return v[n / 2];
+  double s[MAXREPS];
+  memcpy (s, v, n * sizeof *v);
+  qsort (s, n, sizeof *s, cmp_double);
+  return s[n / 2];
 }
 
-/* MB/s of the engine, call bytes per call, over a 1 MiB buffer. */
-static double
-bench_engine (struct ncr_xts *x, int enc, unsigned ss, size_t call, uint8_t *buf)
-{
-  double t0 = now (), t;
-  uint64_t bytes = 0, sector = 0;
+/* A measured operation: run it for `seconds` of CPU time, return MB/s. */
+struct op {
+  enum { OP_ENGINE, OP_SPEED_LOOP, OP_EVP_REINIT } kind;
+  struct ncr_xts *x;
+  EVP_CIPHER_CTX *ctx;
+  int enc;
+  unsigned ss;
+  size_t call;
+};
 
-  do {
-    for (size_t o = 0; o < BUF; o += call) {
-      int r = enc ? ncr_xts_encrypt (x, sector, buf + o, buf + o, call)
-                  : ncr_xts_decrypt (x, sector, buf + o, buf + o, call);
-      if (r < 0) {
-        fprintf (stderr, "engine-bench: %s\n", ncr_last_error ());
-        exit (1);
-      }
-      sector += call / ss;
-    }
-    bytes += BUF;
-  } while ((t = now () - t0) < seconds);
-  return bytes / t / 1e6;
-}
-
-/* MB/s of EVP aes-xts with the IV set before every sector (the per-sector re-init way). */
 static double
-bench_evp_reinit (const EVP_CIPHER *cipher, const uint8_t *key, int enc, unsigned ss,
-                  uint8_t *buf)
+measure (const struct op *op, uint8_t *buf)
 {
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
   double t0 = now (), t;
   uint64_t bytes = 0, sector = 0;
   int outl;
 
-  if (!ctx || EVP_CipherInit_ex (ctx, cipher, NULL, key, NULL, enc) != 1)
-    exit (1);
+  /* Read the clock (a system call for thread CPU time) once per 4 MiB of work, so that it
+   * adds well under 1% even to 512-byte calls. */
+  const size_t batch = op->call >= (4u << 20) ? 1 : (4u << 20) / op->call;
+
   do {
-    for (size_t o = 0; o < BUF; o += ss, sector++) {
-      uint8_t iv[16] = { 0 };
-      memcpy (iv, &sector, 8);           /* little-endian hosts: plain64 */
-      if (EVP_CipherInit_ex (ctx, NULL, NULL, NULL, iv, enc) != 1 ||
-          EVP_CipherUpdate (ctx, buf + o, &outl, buf + o, ss) != 1)
-        exit (1);
+    for (size_t i = 0; i < batch; i++) {
+      switch (op->kind) {
+      case OP_ENGINE:
+        if ((op->enc ? ncr_xts_encrypt (op->x, sector, buf, buf, op->call)
+                     : ncr_xts_decrypt (op->x, sector, buf, buf, op->call)) < 0) {
+          fprintf (stderr, "engine-bench: %s\n", ncr_last_error ());
+          exit (1);
+        }
+        sector += op->call / op->ss;
+        break;
+      case OP_SPEED_LOOP:       /* what openssl speed -evp times */
+        if (EVP_CipherUpdate (op->ctx, buf, &outl, buf, op->call) != 1)
+          exit (1);
+        break;
+      case OP_EVP_REINIT:
+        for (size_t o = 0; o < op->call; o += op->ss, sector++) {
+          uint8_t iv[16] = { 0 };
+          for (int b = 0; b < 8; b++)
+            iv[b] = sector >> (8 * b);
+          if (EVP_CipherInit_ex (op->ctx, NULL, NULL, NULL, iv, op->enc) != 1 ||
+              EVP_CipherUpdate (op->ctx, buf + o, &outl, buf + o, op->ss) != 1)
+            exit (1);
+        }
+        break;
+      }
+      bytes += op->call;
     }
-    bytes += BUF;
   } while ((t = now () - t0) < seconds);
-  EVP_CIPHER_CTX_free (ctx);
   return bytes / t / 1e6;
 }
 
-/* MB/s reported by `openssl speed -evp CIPHER -bytes SS` (its unit: 1000s of bytes/s). */
+/* MB/s printed by `openssl speed -evp CIPHER -bytes SS` (its unit: 1000s of bytes/s). */
 static double
 openssl_speed (const char *cipher, int enc, unsigned ss)
 {
   char cmd[256], line[512];
   double kbs = -1;
   FILE *fp;
-  int secs = seconds < 1 ? 1 : (int) seconds;
 
   snprintf (cmd, sizeof cmd, "openssl speed -seconds %d -bytes %u %s-evp %s 2>/dev/null",
-            secs, ss, enc ? "" : "-decrypt ", cipher);
+            seconds < 1 ? 1 : (int) seconds, ss, enc ? "" : "-decrypt ", cipher);
   fp = popen (cmd, "r");
   if (!fp)
     return -1;
@@ -124,13 +142,32 @@ openssl_speed (const char *cipher, int enc, unsigned ss)
   return kbs < 0 ? -1 : kbs / 1000;
 }
 
+static void
+row (unsigned ss, int enc, const char *method, const struct op *op,
+     const struct op *speed_loop, double external, uint8_t *buf)
+{
+  double mine[MAXREPS], ref[MAXREPS], ratio[MAXREPS], m;
+
+  for (int i = 0; i < reps; i++) {
+    ref[i] = measure (speed_loop, buf);
+    mine[i] = measure (op, buf);
+    ratio[i] = mine[i] / ref[i];
+  }
+  m = median (mine, reps);
+  printf ("%-6u %-4s %-29s %8.0f %8.0f %6.0f%%", ss, enc ? "enc" : "dec", method, m,
+          median (ref, reps), 100 * median (ratio, reps));
+  if (external > 0)
+    printf (" %8.0f %6.0f%%", external, 100 * m / external);
+  printf ("\n");
+}
+
 int
 main (int argc, char **argv)
 {
   enum ncr_cipher c = NCR_CIPHER_AES_256_XTS;
   const char *cname = "aes-256-xts";
   int opt, no_openssl = 0;
-  uint8_t key[64], *buf = aligned_alloc (64, BUF);
+  uint8_t key[64], *buf = aligned_alloc (64, MAXCALL);
 
   while ((opt = getopt (argc, argv, "t:r:c:n")) != -1) {
     switch (opt) {
@@ -149,76 +186,66 @@ main (int argc, char **argv)
       return 2;
     }
   }
-  if (reps < 1 || reps > 99 || seconds <= 0 || !buf)
+  if (reps < 1 || reps > MAXREPS || seconds <= 0 || !buf)
     return 2;
-  if (RAND_bytes (key, sizeof key) != 1 || RAND_bytes (buf, BUF) != 1)
+  if (RAND_bytes (key, sizeof key) != 1 || RAND_bytes (buf, MAXCALL) != 1)
     return 1;
 
-  printf ("nbdcrypt engine benchmark: %s, median of %d x %.1f s, MB/s (10^6 bytes/s)\n\n",
-          cname, reps, seconds);
-  printf ("%-6s %-5s %-28s %10s %10s %7s\n",
-          "sector", "op", "method", "MB/s", "openssl", "ratio");
+  const EVP_CIPHER *evp = c == NCR_CIPHER_AES_128_XTS ? EVP_aes_128_xts ()
+                                                      : EVP_aes_256_xts ();
+  printf ("nbdcrypt engine benchmark: %s, %d x %.1f s CPU time per figure, MB/s "
+          "(10^6 bytes/s)\n", cname, reps, seconds);
+  printf ("%-6s %-4s %-29s %8s %8s %7s %8s %7s\n", "sector", "op", "method", "MB/s",
+          "speedlp", "ratio", "openssl", "vs it");
 
   for (unsigned ss = 512; ss <= 4096; ss *= 8) {
     for (int enc = 1; enc >= 0; enc--) {
-      double ref = -1, v[99];
-      const char *op = enc ? "enc" : "dec";
+      uint8_t iv[16] = { 0 };
+      struct op loop = { .kind = OP_SPEED_LOOP, .enc = enc, .ss = ss, .call = ss };
+      double external = no_openssl ? -1 : openssl_speed (cname, enc, ss);
 
-      if (!no_openssl) {
-        for (int i = 0; i < reps; i++)
-          v[i] = openssl_speed (cname, enc, ss);
-        ref = median (v, reps);
-        printf ("%-6u %-5s %-28s %10.0f\n", ss, op, "openssl speed -evp", ref);
-      }
-      for (int impl = 0; impl <= 1; impl++) {
-        static const size_t calls[] = { 0, 64 * 1024, BUF };
-        struct ncr_xts *x;
+      loop.ctx = EVP_CIPHER_CTX_new ();
+      if (!loop.ctx || EVP_CipherInit_ex (loop.ctx, evp, NULL, key, iv, enc) != 1)
+        return 1;
+      printf ("%-6u %-4s %-29s %8s %8s %7s %8.0f\n", ss, enc ? "enc" : "dec",
+              "openssl speed -evp", "", "", "", external);
 
-        if (ncr_xts_new (c, key, ncr_cipher_key_len (c), ss, &x) < 0) {
+      for (size_t impl = 0; impl < sizeof impls / sizeof impls[0]; impl++) {
+        static const size_t calls[] = { 0, 64 * 1024, MAXCALL };
+        struct op op = { .kind = OP_ENGINE, .enc = enc, .ss = ss };
+        bool dflt;
+
+        if (ncr_xts_new (c, key, ncr_cipher_key_len (c), ss, &op.x) < 0) {
           fprintf (stderr, "engine-bench: %s\n", ncr_last_error ());
           return 1;
         }
-        if (impl == 1) {
-          if (strcmp (ncr_xts_impl (x), "generic") == 0) {
-            ncr_xts_free (x);
-            continue;       /* the default already is the generic code */
-          }
-          ncr_xts_use_generic (x);
+        dflt = strcmp (ncr_xts_impl (op.x), impls[impl]) == 0;
+        if (ncr_xts_set_impl (op.x, impls[impl]) < 0) {
+          ncr_xts_free (op.x);
+          continue;             /* not available on this CPU / OpenSSL */
         }
         for (size_t k = 0; k < 3; k++) {
-          size_t call = calls[k] ? calls[k] : ss;
           char method[64];
-          double mbs;
 
-          for (int i = 0; i < reps; i++)
-            v[i] = bench_engine (x, enc, ss, call, buf);
-          mbs = median (v, reps);
-          if (call == ss)
-            snprintf (method, sizeof method, "nbdcrypt %s 1 sector/call", ncr_xts_impl (x));
+          op.call = calls[k] ? calls[k] : ss;
+          if (op.call == ss)
+            snprintf (method, sizeof method, "%s%s 1 sector/call", dflt ? "*" : " ",
+                      impls[impl]);
           else
-            snprintf (method, sizeof method, "nbdcrypt %s %zu KiB/call",
-                      ncr_xts_impl (x), call / 1024);
-          if (ref > 0)
-            printf ("%-6u %-5s %-28s %10.0f %10.0f %6.0f%%\n", ss, op, method, mbs, ref,
-                    100 * mbs / ref);
-          else
-            printf ("%-6u %-5s %-28s %10.0f\n", ss, op, method, mbs);
+            snprintf (method, sizeof method, "%s%s %zu KiB/call", dflt ? "*" : " ",
+                      impls[impl], op.call / 1024);
+          row (ss, enc, method, &op, &loop, external, buf);
         }
-        ncr_xts_free (x);
+        ncr_xts_free (op.x);
       }
-      {
-        const EVP_CIPHER *evp = c == NCR_CIPHER_AES_128_XTS ? EVP_aes_128_xts ()
-                                                            : EVP_aes_256_xts ();
-        double mbs;
-        for (int i = 0; i < reps; i++)
-          v[i] = bench_evp_reinit (evp, key, enc, ss, buf);
-        mbs = median (v, reps);
-        if (ref > 0)
-          printf ("%-6u %-5s %-28s %10.0f %10.0f %6.0f%%\n", ss, op, "EVP re-init/sector",
-                  mbs, ref, 100 * mbs / ref);
-        else
-          printf ("%-6u %-5s %-28s %10.0f\n", ss, op, "EVP re-init/sector", mbs);
-      }
+
+      struct op reinit = { .kind = OP_EVP_REINIT, .enc = enc, .ss = ss, .call = 64 * 1024 };
+      reinit.ctx = EVP_CIPHER_CTX_new ();
+      if (!reinit.ctx || EVP_CipherInit_ex (reinit.ctx, evp, NULL, key, NULL, enc) != 1)
+        return 1;
+      row (ss, enc, " EVP re-init/sector 64 KiB", &reinit, &loop, external, buf);
+      EVP_CIPHER_CTX_free (reinit.ctx);
+      EVP_CIPHER_CTX_free (loop.ctx);
     }
   }
   explicit_bzero (key, sizeof key);
