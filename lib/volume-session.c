@@ -19,6 +19,7 @@ struct vs_checker {
   bool stop;
   unsigned interval_s;
   vs_event_fn ev;
+  vs_reread_fn reread;
   void *opaque;
   struct volume_session *s;
 };
@@ -225,6 +226,29 @@ vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sect
   return ncr_error (-r, "%s", msg);
 }
 
+/* After a rewrap the header names another KEK. Follow it only if the header still holds our
+ * DEK (its key check value matches) and the new KEK is in the same KMS; otherwise keep
+ * watching the KEK the volume was opened with. Read errors: try again next time. */
+static void
+follow_rewrap (struct vs_checker *ck)
+{
+  struct volume_session *s = ck->s;
+  struct volume_headers hs;
+  const struct volume_header *h;
+  char msg[600];
+
+  if (ck->reread (ck->opaque, &hs) < 0 || hs.newest < 0)
+    return;
+  h = &hs.copy[hs.newest];
+  if (strcmp (h->kek_id, s->check_id) == 0 || strcmp (h->kek_provider, "kmip") != 0 ||
+      volume_kcv_check (s->key, s->key_len, h) < 0)
+    return;
+  snprintf (msg, sizeof msg, "key check: the volume was rewrapped from KEK %s to KEK %s; "
+            "watching %s from now on", s->check_id, h->kek_id, h->kek_id);
+  snprintf (s->check_id, sizeof s->check_id, "%s", h->kek_id);
+  ck->ev (ck->opaque, VS_EVENT_KEK_CHANGED, msg);
+}
+
 /* One check per interval; the state of the KMS object decides, an unreachable KMS never does. */
 static void *
 checker_main (void *arg)
@@ -251,6 +275,8 @@ checker_main (void *arg)
     if (stop)
       return NULL;
 
+    if (ck->reread)
+      follow_rewrap (ck);
     r = keyprov_kek_state (s->kp, s->check_id, &st);
     if (r < 0) {
       snprintf (msg, sizeof msg, "key check: cannot get the state of %s from the KMS (%s); "
@@ -276,7 +302,8 @@ checker_main (void *arg)
 }
 
 int
-vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev, void *opaque)
+vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
+                  vs_reread_fn reread, void *opaque)
 {
   struct vs_checker *ck;
   pthread_condattr_t ca;
@@ -289,6 +316,7 @@ vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
     return ncr_error (ENOMEM, "out of memory");
   ck->interval_s = interval_s;
   ck->ev = ev;
+  ck->reread = s->vol ? reread : NULL;     /* key-id= volumes have no header */
   ck->opaque = opaque;
   ck->s = s;
   pthread_mutex_init (&ck->lock, NULL);

@@ -78,13 +78,20 @@ enum vs_event {
   VS_EVENT_REVOKED,             /* the key must no longer be used: msg says why */
   VS_EVENT_UNREACHABLE,         /* a check could not reach the KMS: still serving */
   VS_EVENT_RECOVERED,           /* the KMS answers again after failures */
+  VS_EVENT_KEK_CHANGED,         /* a rewrap moved the volume to another KEK: now watched */
 };
 typedef void (*vs_event_fn) (void *opaque, enum vs_event ev, const char *msg);
 
+/* Re-read the volume's header copies (from the checker thread). Returns 0 or -errno. */
+typedef int (*vs_reread_fn) (void *opaque, struct volume_headers *out);
+
 /* Start the periodic key check (KMS-held keys only, interval > 0). ev is called from the
- * checker thread. Returns 0 or -errno. */
+ * checker thread. reread (header mode, may be NULL): before each check the header is read
+ * again, and if a rewrap moved the volume to another KMS KEK — the header's key check value
+ * still matching the DEK in use — that KEK is watched from then on, so a rotation followed by
+ * revoking the old KEK does not cut a running volume off. Returns 0 or -errno. */
 int vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
-                      void *opaque);
+                      vs_reread_fn reread, void *opaque);
 
 /* Set once a check found the key revoked, deactivated or destroyed (never cleared). */
 bool vs_revoked (const struct volume_session *s);

@@ -43,6 +43,8 @@ static bool cipher_set, sector_size_set;  /* given explicitly: must match a volu
  * and key life cycle in lib/volume-session.c; opened once per process in .after_fork. */
 static struct vs_config vs_cfg;
 static struct volume_session *vsess;
+static nbdkit_backend *volume_backend;  /* from .after_fork; stable until .cleanup */
+static int final_thread_model;          /* from .get_ready */
 
 /* Bytes of the plugin below that precede the encrypted area (0: a raw volume). Tweaks count
  * export sectors, i.e. from here. */
@@ -216,10 +218,45 @@ volume_read (void *opaque, void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
+/* Re-read both header copies through a fresh shared context (key check thread). */
+static int
+volume_reread (void *opaque UNUSED, struct volume_headers *hs)
+{
+  nbdkit_next *n = nbdkit_next_context_open (volume_backend, 1, "", 1);
+  int64_t size;
+  int r;
+
+  if (n == NULL)
+    return ncr_error (EIO, "cannot open the plugin to re-read the volume header");
+  if (n->prepare (n) == -1) {
+    nbdkit_next_context_close (n);
+    return ncr_error (EIO, "cannot prepare the plugin to re-read the volume header");
+  }
+  size = n->get_size (n);
+  r = size < 0 ? ncr_error (EIO, "cannot get the plugin's size") :
+      volume_read_headers (volume_read, n, (uint64_t) size, hs);
+  n->finalize (n);
+  nbdkit_next_context_close (n);
+  return r;
+}
+
+/* The key check thread re-reads the header through its own plugin context, outside any
+ * connection: only safe when the plugin (hence nbdkit) runs requests in parallel. */
+static int
+nbdcrypt_get_ready (int thread_model)
+{
+  final_thread_model = thread_model;
+  return 0;
+}
+
 /* Called by the key check thread. */
 static void
 volume_event (void *opaque UNUSED, enum vs_event ev, const char *msg)
 {
+  if (ev == VS_EVENT_KEK_CHANGED) {   /* not an error: nbdkit has no lower level that logs */
+    nbdkit_error ("nbdcrypt: %s", msg);
+    return;
+  }
   if (ev != VS_EVENT_REVOKED) {
     nbdkit_error ("nbdcrypt: warning: %s", msg);
     return;
@@ -241,6 +278,7 @@ nbdcrypt_after_fork (nbdkit_backend *backend)
 
   if (!vs_config_active (&vs_cfg))
     return 0;
+  volume_backend = backend;
   if (vs_config_header_mode (&vs_cfg)) {
     nbdkit_next *n = nbdkit_next_context_open (backend, 1, "", 1);
     int64_t size;
@@ -284,7 +322,9 @@ nbdcrypt_after_fork (nbdkit_backend *backend)
     nbdkit_error ("nbdcrypt: warning: allow-core-dumps=true: the process stays dumpable and "
                   "a core file may contain key material");
   if (secmem_protect_process (vs_cfg.allow_core_dumps) < 0 ||
-      vs_start_checker (vsess, vs_cfg.check_interval, volume_event, NULL) < 0) {
+      vs_start_checker (vsess, vs_cfg.check_interval, volume_event,
+                        final_thread_model == NBDKIT_THREAD_MODEL_PARALLEL ?
+                        volume_reread : NULL, NULL) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
@@ -633,6 +673,7 @@ static struct nbdkit_filter filter = {
   .config             = nbdcrypt_config,
   .config_complete    = nbdcrypt_config_complete,
   .config_help        = nbdcrypt_config_help,
+  .get_ready          = nbdcrypt_get_ready,
   .after_fork         = nbdcrypt_after_fork,
   .preconnect         = nbdcrypt_preconnect,
   .thread_model       = nbdcrypt_thread_model,

@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Description: a served volume through the KEK's life: KMS stopped while serving → the key
 # check warns, new connections and I/O keep working, nothing is lost (checked after a restart);
+# rewrap while serving, then the old KEK revoked and destroyed → still serving (the key check
+# follows the header to the new KEK);
 # KEK revoked while serving → new connections refused within the key-check interval while an
 # open connection keeps working; on-revoke=shutdown → nbdkit exits. Prints connection setup
 # times with the KMS up and stopped.
@@ -44,6 +46,22 @@ stop_nbdkit vol
 start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kms-config="$conf" key-check-interval=1
 nbdcopy "$uri" "$tmpdir/back"
 cmp "$tmpdir/plain" "$tmpdir/back" || { echo "$0: FAIL: outage writes lost after restart"; exit 1; }
+
+# Rotation while serving: rewrap to a new KEK, revoke and destroy the old one; the running
+# server follows the header to the new KEK and keeps accepting connections.
+old=$uid
+"$NBDCRYPT" rewrap "$vol" --kms-config "$conf" --create-kek >/dev/null
+uid=$(kek_id "$vol")
+wait_log "rewrapped from KEK $old to KEK $uid" 10
+kms revoke "$old" --reason superseded
+kms destroy "$old"
+sleep 3                         # three check intervals
+nbdcopy "$uri" "$tmpdir/back"
+cmp "$tmpdir/plain" "$tmpdir/back" || { echo "$0: FAIL: data after rotation while serving"; exit 1; }
+if grep -q "refusing new connections" "$tmpdir/vol.log"; then
+  echo "$0: FAIL: revoking the rotated-out KEK cut the volume off"; exit 1
+fi
+echo "rotated from KEK $old to $uid while serving; old KEK revoked and destroyed; still serving"
 
 # Revocation while serving: new connections refused within the interval (1 s, + one check),
 # while a connection opened before keeps working and loses nothing.
