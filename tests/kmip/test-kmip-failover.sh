@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Description: several servers are tried in order (refused, silent, down) and the first one
 # that works is used; timeouts stay within the configured bound; a connection closed by the
 # server (restart) is reopened transparently; misbehaving servers (truncated, oversized,
 # garbage, wrong message, not TLS) give clean one-line errors without crash or big allocation.
-# SPDX-License-Identifier: BSD-3-Clause
 source "$srcdir/functions.sh"
 source "$srcdir/kmip-server.sh"
 
