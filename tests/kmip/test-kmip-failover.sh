@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Description: several servers are tried in order (refused, silent, down) and the first one
-# that works is used; timeouts stay within the configured bound; a connection closed by the
-# server (restart) is reopened transparently; misbehaving servers (truncated, oversized,
-# garbage, wrong message, not TLS) give clean one-line errors without crash or big allocation.
+# that works is used; timeouts stay within the configured bound; misbehaving servers
+# (truncated, oversized, garbage, wrong message, not TLS, reset) give clean one-line errors
+# without crash or big allocation; version fallback against fake 1.0 and 1.2 servers;
+# TransparentSymmetricKey material is read and wrapped keys are refused.
 source "$srcdir/functions.sh"
 source "$srcdir/kmip-server.sh"
 
