@@ -23,48 +23,87 @@ def is_seq(workload):
     return WORKLOADS[workload][1] >= 1 << 20
 
 
-def fio_argv(workload, conns, uri, size, runtime, ramp, out):
+def job_options(workload, conns, size, runtime, ramp):
+    """fio options (name, value) for one workload with N connections."""
     rw, bs, qd, mix, _ = WORKLOADS[workload]
-    argv = ["fio", "--name=" + workload, "--ioengine=nbd", "--uri=" + uri,
-            "--rw=" + rw, "--bs=%d" % bs, "--iodepth=%d" % max(1, qd // conns),
-            "--numjobs=%d" % conns, "--group_reporting",
-            "--time_based", "--runtime=%g" % runtime, "--ramp_time=%g" % ramp,
-            "--norandommap", "--randrepeat=0",
-            "--output-format=json", "--output=" + out]
+    opts = [("ioengine", "nbd"), ("rw", rw), ("bs", "%d" % bs),
+            ("iodepth", "%d" % max(1, qd // conns)), ("numjobs", "%d" % conns),
+            ("group_reporting", None), ("time_based", None), ("runtime", "%dms" % round(runtime * 1000)),
+            # fio reads "1.5" (seconds) as 1: always give milliseconds.
+            ("ramp_time", "%dms" % round(ramp * 1000)), ("norandommap", None), ("randrepeat", "0")]
     if mix is not None:
-        argv.append("--rwmixread=%d" % mix)
+        opts.append(("rwmixread", "%d" % mix))
     if conns > 1 and rw in ("read", "write"):
-        # Each connection streams through its own quarter, as N sequential readers would.
+        # Each connection streams through its own part, as N sequential readers would.
         part = (size // conns) & ~((1 << 20) - 1)
-        argv += ["--size=%d" % part, "--offset_increment=%d" % part]
+        opts += [("size", "%d" % part), ("offset_increment", "%d" % part)]
     else:
-        argv.append("--size=%d" % size)
+        opts.append(("size", "%d" % size))
+    return opts
+
+
+def fio_argv(workload, conns, uri, size, runtime, ramp, out):
+    argv = ["fio", "--name=" + workload, "--uri=" + uri,
+            "--output-format=json", "--output=" + out]
+    for k, v in job_options(workload, conns, size, runtime, ramp):
+        argv.append("--%s" % k if v is None else "--%s=%s" % (k, v))
     return argv
 
 
-def run(workload, conns, uri, size, runtime, ramp, out, timeout):
-    """Run one fio job; return a dict of numbers, or {'error': ...}."""
-    argv = fio_argv(workload, conns, uri, size, runtime, ramp, out)
+def _fio(argv, out, timeout):
     if os.path.exists(out):
         os.unlink(out)
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"error": "fio timed out after %ds" % timeout}
-    if p.returncode != 0:
-        return {"error": "fio exit %d: %s" % (p.returncode, (p.stderr or p.stdout)[-300:])}
+        return None, "fio timed out after %ds" % timeout
     try:
         with open(out) as f:
             text = f.read()
         # fio's nbd engine prints "fio: connected to NBD server" lines; skip to the JSON.
-        data = json.loads(text[text.index("{"):])
-        return parse(data)
-    except (OSError, ValueError, KeyError, IndexError) as e:
+        return json.loads(text[text.index("{"):]), None
+    except (OSError, ValueError) as e:
+        return None, "fio exit %d, no JSON (%s): %s" % (p.returncode, e,
+                                                        (p.stderr or p.stdout)[-300:])
+
+
+def run(workload, conns, uri, size, runtime, ramp, out, timeout):
+    """Run one fio job; return a dict of numbers, or {'error': ...}."""
+    data, err = _fio(fio_argv(workload, conns, uri, size, runtime, ramp, out), out, timeout)
+    if err:
+        return {"error": err}
+    try:
+        return parse(data["jobs"][0])
+    except (KeyError, IndexError) as e:
         return {"error": "cannot parse fio output: %s" % e}
 
 
-def parse(data):
-    j = data["jobs"][0]
+def run_sequence(workload, conns, targets, size, runtime, ramp, out):
+    """One fio process running the same job against each (name, uri) in turn (stonewall):
+    the stacks run back to back and fio's start-up cost is paid once. Returns name -> dict."""
+    lines = ["[global]"]
+    for k, v in job_options(workload, conns, size, runtime, ramp):
+        lines.append(k if v is None else "%s=%s" % (k, v))
+    for name, uri in targets:
+        lines += ["", "[%s]" % name, "uri=" + uri, "stonewall"]
+    jobfile = out[:-5] + ".fio"
+    with open(jobfile, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    timeout = 60 + 3 * len(targets) * (runtime + ramp)
+    data, err = _fio(["fio", jobfile, "--output-format=json", "--output=" + out], out,
+                     timeout)
+    res = {name: {"error": err or "no result"} for name, _ in targets}
+    if data:
+        for j in data.get("jobs", []):
+            if j.get("jobname") in res:
+                try:
+                    res[j["jobname"]] = parse(j)
+                except KeyError as e:
+                    res[j["jobname"]] = {"error": "cannot parse fio output: %s" % e}
+    return res
+
+
+def parse(j):
     if j.get("error"):
         return {"error": "fio job error %d" % j["error"]}
     r, w = j["read"], j["write"]

@@ -55,7 +55,9 @@ def _paired(runs, a, b, workload, conns):
 
 def ratio(summary, runs, a, b, workload, conns):
     sa, sb = summary.get((a, workload, conns)), summary.get((b, workload, conns))
-    m = metric(workload)
+    # Throughput ratio = IOPS ratio (same block size); fio's bytes count is the more exact
+    # of its two counters at the ramp boundary, so ratios always use it.
+    m = "mib_s"
     if not sa or not sb or m not in sa or m not in sb or not sb[m]["median"]:
         return None
     p = _paired(runs, a, b, workload, conns)
