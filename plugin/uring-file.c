@@ -432,9 +432,15 @@ uf_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsi
   size_t n = 0;
   int r = 0;
 
-  if (!uf->direct)
-    return run_writes (uf, ops, add_rw (ops, 0, UQ_WRITE, FD_MAIN, (void *) buf, count,
-                                        offset), flags);
+  if (!uf->direct) {
+    /* Buffered writes are memory copies into the page cache: on ext4 io_uring cannot do
+     * them without blocking and punts each to a worker thread, which measured slower than
+     * writing from this thread (docs/uring.md). One pwritev2, RWF_DSYNC for FUA. */
+    ops[0] = (struct uq_op) { .opcode = UQ_WRITE, .fd_index = FD_MAIN, .buf = (void *) buf,
+                              .len = count, .offset = offset,
+                              .rw_flags = flags & UF_FUA ? RWF_DSYNC : 0 };
+    return uq_run_inline (uf->q, ops, 1);
+  }
   mid = direct_split (uf, offset, end);
   if (mid > offset) {
     n = direct_write_ops (uf, ops, buf, offset, mid, &exclusive, &r);

@@ -8,7 +8,6 @@ requires nbdkit
 requires losetup
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
-sanitizer_env "$NBDCRYPT_URING_PLUGIN"
 io="/usr/bin/python3 $srcdir/uring/uring_io.py"
 [ -w /dev/loop-control ] || { echo "$0: SKIP: cannot create loop devices"; exit 77; }
 

@@ -7,7 +7,6 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}" "${NO_IO_URING:?}"
-sanitizer_env "$NBDCRYPT_URING_PLUGIN"
 io="/usr/bin/python3 $srcdir/uring/uring_io.py"
 
 for err in ENOSYS EPERM; do
@@ -15,8 +14,10 @@ for err in ENOSYS EPERM; do
     rm -f "$tmpdir/img" "$tmpdir/ref"
     truncate -s 24M "$tmpdir/img"
     truncate -s 24M "$tmpdir/ref"
-    "$NO_IO_URING" $err nbdkit -U - -v "$NBDCRYPT_URING_PLUGIN" file="$tmpdir/img" \
-      direct=$direct --run "$io write \"\$uri\" $tmpdir/ref 7 20 && $io verify \"\$uri\" $tmpdir/ref 8 20" \
+    ( sanitizer_env "$NBDCRYPT_URING_PLUGIN"
+      exec "$NO_IO_URING" $err nbdkit -U - -v "$NBDCRYPT_URING_PLUGIN" file="$tmpdir/img" \
+        direct=$direct --run "$io write \"\$uri\" $tmpdir/ref 7 20 &&
+                              $io verify \"\$uri\" $tmpdir/ref 8 20" ) \
       >"$tmpdir/log" 2>&1 || { cat "$tmpdir/log"; exit 1; }
     want='warning: .*(no io_uring|io_uring is disabled).*falling back to pread/pwrite'
     grep -Eq "$want" "$tmpdir/log" || { echo "FAIL: no fallback warning ($err)"; cat "$tmpdir/log"; exit 1; }

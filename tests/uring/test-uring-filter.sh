@@ -9,7 +9,6 @@ requires nbdkit
 requires_py nbd
 requires_py cryptography
 : "${NBDCRYPT_URING_PLUGIN:?}" "${NBDCRYPT_FILTER:?}"
-sanitizer_env "$NBDCRYPT_URING_PLUGIN"
 io="/usr/bin/python3 $srcdir/uring/uring_io.py"
 key=$tmpdir/vol.key
 head -c 64 /dev/urandom >"$key"

@@ -7,7 +7,6 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
-sanitizer_env "$NBDCRYPT_URING_PLUGIN"
 io="/usr/bin/python3 $srcdir/uring/uring_io.py"
 
 for direct in true false; do

@@ -6,7 +6,6 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
-sanitizer_env "$NBDCRYPT_URING_PLUGIN"
 mnt=$tmpdir/ramfs
 mkdir "$mnt"
 mount -t ramfs ramfs "$mnt" 2>/dev/null || { echo "$0: SKIP: cannot mount ramfs"; exit 77; }

@@ -5,7 +5,6 @@ source "$srcdir/functions.sh"
 requires nbdkit
 : "${NBDCRYPT_URING_PLUGIN:?}"
 p=$NBDCRYPT_URING_PLUGIN
-sanitizer_env "$p"
 
 # fails REGEX nbdkit-args...: nbdkit must refuse to start with a matching message. Bounded in
 # time: with libasan preloaded, nbdkit 1.32 hangs in exit() after an error printed with
@@ -41,12 +40,13 @@ if mount -t ramfs ramfs "$mnt" 2>/dev/null; then
   fails 'does not support (O_DIRECT|direct I/O); use direct=false' \
     "$p" file="$mnt/img" direct=true
   # ... while buffered it starts.
-  nbdkit -U - "$p" file="$mnt/img" --run 'true'
+  ( sanitizer_env "$p"; exec nbdkit -U - "$p" file="$mnt/img" --run 'true' )
 else
   echo "cannot mount ramfs here: O_DIRECT refusal not tested"
 fi
 
 # Good parameters start.
-nbdkit -U - "$p" file="$img" direct=true queue-depth=1 ring=shared --run 'true'
-nbdkit -U - "$p" file="$img" queue-depth=4096 ring=none --run 'true'
+( sanitizer_env "$p"; exec nbdkit -U - "$p" file="$img" direct=true queue-depth=1 ring=shared \
+    --run 'true' )
+( sanitizer_env "$p"; exec nbdkit -U - "$p" file="$img" queue-depth=4096 ring=none --run true )
 echo PASS

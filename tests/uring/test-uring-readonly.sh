@@ -7,7 +7,6 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
-sanitizer_env "$NBDCRYPT_URING_PLUGIN"
 
 img=$tmpdir/img
 /usr/bin/python3 -c "import sys; open(sys.argv[1], 'wb').write(bytes(range(256)) * 4096)" "$img"

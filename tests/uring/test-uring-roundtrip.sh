@@ -8,7 +8,6 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
-sanitizer_env "$NBDCRYPT_URING_PLUGIN"
 io="/usr/bin/python3 $srcdir/uring/uring_io.py"
 
 # size (24 MiB, or 24 MiB + 1034: a partial last block), direct, ring
