@@ -308,22 +308,26 @@ def profile(args, stacks, images, res):
 
 
 def micro_benches(args):
-    """Other helpers' micro-benchmarks, if built: the XTS engine against `openssl speed`, and
-    the KMIP TTLV codec against PyKMIP. Their output goes into the report verbatim."""
+    """Other helpers' micro-benchmarks, if built: the XTS engine against `openssl speed`, the
+    KMIP TTLV codec against PyKMIP, KMIP key fetch latency. Output goes into the report as is."""
     q = args.quick
     # Short timings: the default engine-bench (0.5 s x 3 per row) alone takes ~2 minutes here.
     wanted = [("engine-bench", ["-t", "0.1", "-r", "1"] if q else ["-t", "0.2", "-r", "3"]),
-              ("kmip-codec-bench", ["--seconds", "0.3" if q else "1"])]
+              ("kmip-codec-bench", ["--seconds", "0.3" if q else "1"]),
+              # Key fetch latency against a loopback pykmip-server (its script starts one).
+              ("kmip-fetch-bench", None)]
     out = []
     for name, extra in wanted:
         exe = os.path.join(args.build, "perf", name)
         if not os.path.exists(exe):
             continue
-        log("perf: running %s %s" % (os.path.relpath(exe, TOP), " ".join(extra)))
-        cmd = " ".join(shlex.quote(a) for a in [os.path.relpath(exe, TOP)] + extra)
+        argv = [exe] + extra if extra is not None else \
+            [os.path.join(TOP, "perf", name + ".sh"), args.build, "30" if q else "100"]
+        cmd = " ".join(shlex.quote(os.path.relpath(a, TOP) if a.startswith("/") else a)
+                       for a in argv)
+        log("perf: running " + cmd)
         try:
-            p = subprocess.run([exe] + extra, capture_output=True, text=True, timeout=300,
-                               cwd=TOP)
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=TOP)
             out.append({"name": name, "cmd": cmd, "rc": p.returncode,
                         "output": p.stdout + p.stderr})
         except (OSError, subprocess.TimeoutExpired) as e:

@@ -288,7 +288,7 @@ def markdown(res):
         L.append("```")
         L.append("")
     if not micro:
-        L.append("perf/engine-bench and perf/kmip-codec-bench were not in the build; not run.")
+        L.append("perf/engine-bench and the KMIP benchmarks were not in the build; not run.")
     L.append("")
     L.append("![chart](results.png)")
     L.append("")
