@@ -21,9 +21,9 @@
 #include "errors.h"
 #include "uring-file.h"
 
-/* Requests are cut into pieces this big, all in flight at once, so one large request keeps
- * several device queues busy instead of one. */
-#define CHUNK (256 * 1024)
+/* Requests are cut into pieces this big (split-size=), all in flight at once, so one large
+ * request keeps several device queues busy instead of one. */
+#define DEFAULT_SPLIT (256 * 1024)
 /* At most this many pieces per request (bigger requests get bigger pieces), so the operation
  * array stays on the stack; +4 leaves room for head/tail reads and a trailing fdatasync. */
 #define MAX_CHUNKS 64
@@ -42,6 +42,7 @@ struct uf {
   unsigned mem_align;             /* direct: buffer alignment */
   uint64_t direct_end;            /* direct: end of the last whole block; buffered beyond */
   uint64_t size_at_open;
+  uint64_t split;                 /* request piece size */
   bool fast_zeroout;              /* block device with a write-zeroes command */
   _Atomic bool can_punch_hole, can_zero_range, can_fallocate, can_discard;
   struct uq *q;
@@ -103,12 +104,12 @@ static inline bool is_enotsup (int e) { return e == EOPNOTSUPP || e == ENOTSUP |
 
 /* Append read/write operations covering [offset, offset+len) of BUF to OPS. */
 static size_t
-add_rw (struct uq_op *ops, size_t n, enum uq_opcode opcode, unsigned fd_index,
-        void *buf, uint64_t len, uint64_t offset)
+add_rw (const struct uf *uf, struct uq_op *ops, size_t n, enum uq_opcode opcode,
+        unsigned fd_index, void *buf, uint64_t len, uint64_t offset)
 {
-  uint64_t chunk = CHUNK;
+  uint64_t chunk = uf->split;
 
-  if (len > (uint64_t) CHUNK * MAX_CHUNKS)
+  if (len > chunk * MAX_CHUNKS)
     chunk = round_up ((len + MAX_CHUNKS - 1) / MAX_CHUNKS, 4096);
   while (len > 0) {
     uint64_t l = len < chunk ? len : chunk;
@@ -198,6 +199,13 @@ uf_open (struct uf **ufp, const struct uf_config *cfg)
     return ncr_error (errno, "calloc: %s", strerror (errno));
   uf->bfd = -1;
   uf->direct = cfg->direct;
+  uf->split = cfg->split_size ? cfg->split_size : DEFAULT_SPLIT;
+  if (uf->split < 4096 || (uf->split & (uf->split - 1))) {
+    err = ncr_error (EINVAL, "split size %" PRIu64 " is not a power of two >= 4096",
+                     uf->split);
+    free (uf);
+    return err;
+  }
   uf->can_write = !cfg->readonly;
   uf->fd = open (cfg->path, flags | (cfg->readonly ? O_RDONLY : O_RDWR));
   if (uf->fd == -1 && !cfg->readonly &&
@@ -349,12 +357,12 @@ uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
   int r;
 
   if (!uf->direct)
-    return uq_run (uf->q, ops, add_rw (ops, 0, UQ_READ, FD_MAIN, buf, count, offset));
+    return uq_run (uf->q, ops, add_rw (uf, ops, 0, UQ_READ, FD_MAIN, buf, count, offset));
 
   mid = direct_split (uf, offset, end);
   if (mid > offset) {
     if (is_aligned (uf, buf, offset, mid))
-      n = add_rw (ops, n, UQ_READ, FD_MAIN, buf, mid - offset, offset);
+      n = add_rw (uf, ops, n, UQ_READ, FD_MAIN, buf, mid - offset, offset);
     else {
       /* Read the covering whole blocks into an aligned buffer, copy out the middle. */
       astart = round_down (offset, uf->lbs);
@@ -362,11 +370,11 @@ uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
       bb = bounce_get (uf, aend - astart);
       if (bb == NULL)
         return -ENOMEM;
-      n = add_rw (ops, n, UQ_READ, FD_MAIN, bb, aend - astart, astart);
+      n = add_rw (uf, ops, n, UQ_READ, FD_MAIN, bb, aend - astart, astart);
     }
   }
   if (end > mid)
-    n = add_rw (ops, n, UQ_READ, FD_BUFFERED, (char *) buf + (mid - offset), end - mid, mid);
+    n = add_rw (uf, ops, n, UQ_READ, FD_BUFFERED, (char *) buf + (mid - offset), end - mid, mid);
   r = uq_run (uf->q, ops, n);
   if (r == 0 && bb)
     memcpy (buf, bb + (offset - astart), mid - offset);
@@ -385,7 +393,7 @@ direct_write_ops (struct uf *uf, struct uq_op *ops, const void *buf, uint64_t of
   *exclusive = false;
   if (is_aligned (uf, buf, offset, end)) {
     pthread_rwlock_rdlock (&rmw_lock);
-    return add_rw (ops, 0, UQ_WRITE, FD_MAIN, (void *) buf, end - offset, offset);
+    return add_rw (uf, ops, 0, UQ_WRITE, FD_MAIN, (void *) buf, end - offset, offset);
   }
   astart = round_down (offset, uf->lbs);
   aend = round_up (end, uf->lbs);
@@ -419,7 +427,7 @@ direct_write_ops (struct uf *uf, struct uq_op *ops, const void *buf, uint64_t of
     }
   }
   memcpy (bb + (offset - astart), buf, end - offset);
-  n = add_rw (ops, 0, UQ_WRITE, FD_MAIN, bb, aend - astart, astart);
+  n = add_rw (uf, ops, 0, UQ_WRITE, FD_MAIN, bb, aend - astart, astart);
   return n;
 }
 
@@ -449,7 +457,7 @@ uf_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsi
     locked = true;
   }
   if (end > mid)
-    n = add_rw (ops, n, UQ_WRITE, FD_BUFFERED, (char *) buf + (mid - offset), end - mid, mid);
+    n = add_rw (uf, ops, n, UQ_WRITE, FD_BUFFERED, (char *) buf + (mid - offset), end - mid, mid);
   r = run_writes (uf, ops, n, flags);
   if (locked)
     pthread_rwlock_unlock (&rmw_lock);

@@ -16,6 +16,7 @@ struct uf_config {
   bool readonly;              /* open O_RDONLY */
   enum uq_engine engine;
   unsigned depth;             /* uring-queue depth */
+  uint64_t split_size;        /* large requests are cut into pieces this big; 0: 256 KiB */
 };
 
 /* uf_zero flags */

@@ -20,6 +20,7 @@ static char *filename;
 static bool direct;
 static unsigned queue_depth = DEFAULT_QUEUE_DEPTH;
 static enum uq_engine engine = UQ_PER_THREAD;
+static uint64_t split_size;
 
 /* Report a core-module error the nbdkit way: message, errno, -1. */
 static int
@@ -62,6 +63,15 @@ uring_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "split-size") == 0) {
+    int64_t r = nbdkit_parse_size (value);
+    if (r < 4096 || r > 64 * 1024 * 1024 || (r & (r - 1))) {
+      nbdkit_error ("split-size=%s: must be a power of two from 4K to 64M", value);
+      return -1;
+    }
+    split_size = (uint64_t) r;
+    return 0;
+  }
   if (strcmp (key, "ring") == 0) {
     if (strcmp (value, "per-thread") == 0)
       engine = UQ_PER_THREAD;
@@ -100,13 +110,14 @@ uring_config_complete (void)
   }
   struct uf_config cfg = {
     .path = filename, .direct = direct, .readonly = true, .engine = UQ_SYNC, .depth = 1,
+    .split_size = split_size,
   };
   r = uf_open (&uf, &cfg);
   if (r < 0)
     return fail (r);
   uf_close (uf);
-  nbdkit_debug ("uring: file=%s direct=%d queue-depth=%u ring=%s",
-                filename, direct, queue_depth, uq_engine_name (engine));
+  nbdkit_debug ("uring: file=%s direct=%d queue-depth=%u split-size=%" PRIu64 " ring=%s",
+                filename, direct, queue_depth, split_size, uq_engine_name (engine));
   return 0;
 }
 
@@ -123,7 +134,7 @@ uring_open (int readonly)
   struct uf *uf;
   struct uf_config cfg = {
     .path = filename, .direct = direct, .readonly = readonly,
-    .engine = engine, .depth = queue_depth,
+    .engine = engine, .depth = queue_depth, .split_size = split_size,
   };
   int r = uf_open (&uf, &cfg);
 
@@ -303,6 +314,7 @@ static struct nbdkit_plugin plugin = {
     "file=<FILE>          (required) The file or block device to serve.\n"
     "direct=true|false    Use O_DIRECT (default false).\n"
     "queue-depth=<N>      io_uring entries per ring (default 64).\n"
+    "split-size=<SIZE>    Requests are cut into pieces this big, in flight together (256K).\n"
     "ring=per-thread|shared|none  io_uring layout (default per-thread; none: pread/pwrite).",
   .magic_config_key = "file",
   .dump_plugin = uring_dump_plugin,
