@@ -12,6 +12,21 @@ truncate -s 8M "$vol"
 "$NBDCRYPT" format "$vol" --kek-file "$kek" --create-kek >/dev/null
 cp "$vol" "$tmpdir/good.img"
 
+# dump --json (no key): the documented keys, and values that match the bytes on disk.
+"$NBDCRYPT" dump --json "$vol" > "$tmpdir/dump.json"
+/usr/bin/python3 - "$tmpdir/dump.json" "$vol" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+raw = open(sys.argv[2], "rb").read(4096)
+for k, t in [("uuid", str), ("cipher", str), ("sector_size", int), ("data_offset", int),
+             ("kek_provider", str), ("kek_id", str), ("wrap", str), ("wrapped_dek", str)]:
+    assert isinstance(d[k], t), k
+assert (d["cipher"], d["sector_size"], d["data_offset"]) == ("aes-256-xts", 4096, 1 << 20)
+assert (d["kek_provider"], d["wrap"]) == ("file", "aes-kwp") and d["kek_id"].startswith("sha256:")
+assert bytes.fromhex(d["wrapped_dek"]) == raw[400:472], "wrapped_dek is not the on-disk bytes"
+assert d["uuid"].replace("-", "") == raw[88:104].hex(), "uuid"
+PY
+
 flip () { # flip OFFSET
   local b
   b=$(dd if="$vol" bs=1 skip="$1" count=1 status=none | od -An -tu1 | tr -d ' ')
