@@ -129,6 +129,7 @@ def main_checks(uri, disk, keyfile, S, logfile):
           % (n, len(writes), len(reads)))
 
     # Flush.
+    check(h.can_fua(), "FUA not offered over the file plugin")
     check(h.can_flush(), "flush not offered over the file plugin")
     h.flush()
     check([c for c in below.since() if c[0] == "Flush"], "flush did not reach the plugin")
@@ -157,7 +158,19 @@ def main_checks(uri, disk, keyfile, S, logfile):
     compare(read_all(h), model, "read-back after a large write-zeroes")
     compare(oracle.decrypt(0, read_file(disk, size)), model, "backing after a large zero")
     below.since()
-    print("write-zeroes: zeros read back, XTS(0) below (%d cases + %d bytes)" % (len(cases), big))
+    # A big zero with FUA: durable once at the end, not once per piece.
+    h.zero(big - 2 * S, S, nbd.CMD_FLAG_FUA)
+    model[S:big - S] = bytes(big - 2 * S)
+    calls = below.since()
+    fua = [c for c in calls if c[0] == "Write" and c[1].get("fua") == "1"]
+    flushes = [c for c in calls if c[0] == "Flush"]
+    check(len(fua) + len(flushes) == 1,
+          "%d-byte FUA zero: FUA/flush below %d times, want once: %r"
+          % (big - 2 * S, len(fua) + len(flushes), calls))
+    compare(h.pread(big, 0), model[:big], "read-back after a large FUA zero")
+    below.since()
+    print("write-zeroes: zeros read back, XTS(0) below (%d cases + %d bytes), FUA once"
+          % (len(cases), big))
 
     # Fast zero: it would cost a full write, so it must fail at once and do nothing.
     if h.can_fast_zero():

@@ -30,6 +30,13 @@ for ss in 512 4096; do
 done
 echo "export size rounded down to whole sectors (8 plugin sizes x 2 sector sizes)"
 
+# The filter keeps nbdkit's parallel thread model (requests are not serialised).
+tm=$(nbdkit_san --filter="$NBDCRYPT_FILTER" memory 1M key-file="$key" --dump-plugin |
+       grep '^thread_model=')
+[ "$tm" = thread_model=parallel ] ||
+  { echo "$0: FAIL: thread model through the filter: $tm" >&2; exit 1; }
+echo "$tm"
+
 for ss in 512 4096; do
   echo "== sector-size $ss"
   disk="$tmpdir/disk-$ss.img"
