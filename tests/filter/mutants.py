@@ -87,8 +87,9 @@ def run_test(name, so, builddir):
     try:
         r = subprocess.run(["bash", script], env=env, capture_output=True, timeout=300)
     except subprocess.TimeoutExpired:
-        return "timeout"
-    return {0: "PASS", 77: "skip"}.get(r.returncode, "caught")
+        return "timeout", ""
+    why = [ln for ln in r.stderr.decode(errors="replace").splitlines() if "FAIL" in ln]
+    return {0: "PASS", 77: "skip"}.get(r.returncode, "caught"), (why or [""])[0][:160]
 
 
 def main():
@@ -98,6 +99,7 @@ def main():
         orig = f.read()
     survivors = []
     with tempfile.TemporaryDirectory(prefix="nbdcrypt-mutants.") as tmp:
+        os.chmod(tmp, 0o755)     # test-filter-badinput loads the filter as user nobody
         for name, subs in MUTANTS.items():
             source = orig
             if any(a not in source for a, _ in subs):
@@ -111,9 +113,13 @@ def main():
             if not so:
                 print("%-22s does not build" % name)
                 continue
-            res = {t: run_test(t, so, builddir) for t in tests}
+            res, whys = {}, {}
+            for t in tests:
+                res[t], whys[t] = run_test(t, so, builddir)
             caught = [t for t, v in res.items() if v == "caught"]
             print("%-22s %s" % (name, " ".join("%s=%s" % kv for kv in res.items())), flush=True)
+            for t in caught:
+                print("    %s: %s" % (t, whys[t]))
             if not caught:
                 survivors.append(name)
     if survivors:
