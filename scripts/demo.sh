@@ -26,10 +26,18 @@ step "Installing missing Debian packages (if any)"
 ./scripts/install-deps.sh
 
 step "Building into $builddir/"
-if [ ! -f "$builddir/build.ninja" ]; then
+if [ -f "$builddir/build.ninja" ]; then
+  :
+elif [ -d "$builddir/meson-private" ]; then
+  meson setup --wipe "$builddir" >/dev/null      # a setup that failed half-way
+else
   meson setup "$builddir" >/dev/null
 fi
-ninja -C "$builddir" >/dev/null
+if ! out=$(ninja -C "$builddir" 2>&1); then
+  echo "$out" >&2
+  echo "demo: the build failed" >&2
+  exit 1
+fi
 filter="$top/$builddir/plugin/nbdkit-nbdcrypt-filter.so"
 [ "${builddir#/}" != "$builddir" ] && filter="$builddir/plugin/nbdkit-nbdcrypt-filter.so"
 echo "filter: $filter"
