@@ -57,7 +57,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="perf/run.sh", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 repetition, 0.75 s jobs, 256 MiB image (2-3 minutes)")
-    p.add_argument("--reps", type=int, help="repetitions (default 4, quick 1)")
+    p.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     p.add_argument("--runtime", type=float, help="seconds per fio job (default 1, quick 0.75)")
     p.add_argument("--ramp", type=float, help="fio ramp seconds (default 0.25)")
     p.add_argument("--size", type=parse_size, help="test image size (default 1G, quick 256M)")
@@ -79,7 +79,7 @@ def parse_args(argv):
                    help="re-render results.md/png from OUT/results.json")
     a = p.parse_args(argv)
     q = a.quick
-    a.reps = a.reps or (1 if q else 4)
+    a.reps = a.reps or (1 if q else 3)
     a.runtime = a.runtime or (0.75 if q else 1.0)
     a.ramp = a.ramp if a.ramp is not None else 0.25
     a.size = a.size or ((256 if q else 1024) << 20)
@@ -269,6 +269,9 @@ def profile(args, stacks, images, res):
         ios = r.get("iops", 0) * args.runtime
         lines = ["fio under profiling: %.1f MiB/s, %.0f IOPS" %
                  (r.get("bw", 0) / 2**20, r.get("iops", 0))]
+        if "error" in r:
+            lines.append("fio failed: " + r["error"])
+            log("perf: profile of %s %s: fio failed: %s" % (sid, wl, r["error"]))
         try:
             with open(stat_out) as f:
                 for line in f:

@@ -43,11 +43,11 @@ def job_options(workload, conns, size, runtime, ramp):
 
 
 def fio_argv(workload, conns, uri, size, runtime, ramp, out):
-    argv = ["fio", "--name=" + workload, "--uri=" + uri,
-            "--output-format=json", "--output=" + out]
+    argv = ["fio", "--name=" + workload, "--output-format=json", "--output=" + out]
     for k, v in job_options(workload, conns, size, runtime, ramp):
         argv.append("--%s" % k if v is None else "--%s=%s" % (k, v))
-    return argv
+    # An engine option is only known once --ioengine has been seen.
+    return argv + ["--uri=" + uri]
 
 
 def _fio(argv, out, timeout):
@@ -112,6 +112,8 @@ def parse(j):
         "write_bw": w["bw_bytes"], "write_iops": w["iops"],
         "bw": r["bw_bytes"] + w["bw_bytes"], "iops": r["iops"] + w["iops"],
         "fio_usr_cpu": j["usr_cpu"], "fio_sys_cpu": j["sys_cpu"],
+        # usr/sys are percentages of the jobs' run time (summed over the group's jobs).
+        "fio_cpu_s": (j["usr_cpu"] + j["sys_cpu"]) / 100.0 * j.get("job_runtime", 0) / 1000.0,
     }
     for name, d in (("read", r), ("write", w)):
         clat = d.get("clat_ns", {})

@@ -25,7 +25,8 @@ def summarize(runs):
         s = {"n": len(ok), "errors": [r["error"] for r in rs if "error" in r]}
         if ok:
             for name, f in (("mib_s", lambda r: r["bw"] / MIB), ("iops", lambda r: r["iops"]),
-                            ("cpu_s_per_gib", _cpu_per_gib)):
+                            ("cpu_s_per_gib", _cpu_per_gib),
+                            ("fio_cpu_s_per_gib", _fio_cpu_per_gib)):
                 vals = sorted(f(r) for r in ok)
                 s[name] = {"median": statistics.median(vals), "min": vals[0],
                            "max": vals[-1]}
@@ -36,6 +37,11 @@ def summarize(runs):
 def _cpu_per_gib(r):
     moved = r["bw"] * r.get("seconds", 0)
     return r.get("nbdkit_cpu_s", 0) / (moved / (1 << 30)) if moved else 0.0
+
+
+def _fio_cpu_per_gib(r):
+    moved = r["bw"] * r.get("seconds", 0)
+    return r.get("fio_cpu_s", 0) / (moved / (1 << 30)) if moved else 0.0
 
 
 def metric(workload):
@@ -163,6 +169,24 @@ def markdown(res):
             r = ratio(summary, runs, "file/nbdcrypt", b, wl, 1)
             row.append(_ratio_txt(r))
         L.append("| " + " | ".join(row) + " |")
+    L.append("")
+
+    # CPU-cost view: robust to other load when fio and nbdkit are CPU-bound on the cores.
+    L.append("CPU seconds per GiB moved (nbdkit + fio, medians) for the same stacks. When fio "
+             "and nbdkit saturate the cores, throughput ∝ 1 / this cost, and the cost barely "
+             "depends on what else runs on the machine, so its ratio is a steadier estimate of "
+             "the throughput ratio than the throughput itself:\n")
+    L.append("| workload | plain | nbdcrypt | luks | est. nbdcrypt/plain | est. nbdcrypt/luks |")
+    L.append("|---|---|---|---|---|---|")
+    for wl in cfg["workloads"]:
+        costs = [_cpu_cost(summary.get((sid, wl, 1)))
+                 for sid in ("file/plain", "file/nbdcrypt", "file/luks")]
+        if costs[1] is None:
+            continue
+        L.append("| %s | %s | %s | %s | %s | %s |" % (
+            WORKLOADS[wl][4], _fmt(costs[0], 2), _fmt(costs[1], 2), _fmt(costs[2], 2),
+            _fmt(costs[0] / costs[1], 2) if costs[0] else "–",
+            _fmt(costs[2] / costs[1], 2) if costs[2] else "–"))
     L.append("")
 
     # Targets: issue 2 one row per check; issue 5 one row per check with a column per conns.
@@ -293,6 +317,12 @@ def markdown(res):
     L.append("![chart](results.png)")
     L.append("")
     return "\n".join(L)
+
+
+def _cpu_cost(s):
+    if not s or "cpu_s_per_gib" not in s or "fio_cpu_s_per_gib" not in s:
+        return None
+    return s["cpu_s_per_gib"]["median"] + s["fio_cpu_s_per_gib"]["median"]
 
 
 def _target_txt(t):
