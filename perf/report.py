@@ -147,6 +147,10 @@ def markdown(res):
              (100 * mi.get("foreign_cpu_median", 0), 100 * mi.get("foreign_cpu_max", 0),
               mi["nproc"], mi.get("load_median", 0), mi.get("load_max", 0)))
     L.append("")
+    L.append("**Stacks** (nbdkit `-U SOCK -f -t 16` plus):\n")
+    for s in stacks:
+        L.append("- %s: `%s`" % (s["label"], " ".join(_short(a) for a in s["argv"][7:])))
+    L.append("")
     missing = [s for s in res["stacks"] if not s["available"]]
     if missing:
         L.append("**Stacks not measured:** " + "; ".join(
@@ -319,6 +323,17 @@ def markdown(res):
     return "\n".join(L)
 
 
+def _short(arg):
+    """Command-line argument with the scratch and build paths cut to their last part."""
+    k, sep, v = arg.partition("=") if "=" in arg else ("", "", arg)
+    plus = v.startswith("+")
+    if v.lstrip("+").startswith("/"):
+        parts = v.lstrip("+").split("/")
+        v = "/".join(parts[-2:]) if parts[-2] in ("plugin", "perf") else parts[-1]
+        return k + sep + ("+" if plus else "") + v
+    return arg
+
+
 def _cpu_cost(s):
     if not s or "cpu_s_per_gib" not in s or "fio_cpu_s_per_gib" not in s:
         return None
@@ -378,6 +393,7 @@ def chart(res, outdir):
     labels = {s["id"].split("/")[0]: s["label"] for s in stacks if s["id"].endswith("/plain")}
     rpath = os.path.join(tmp, "ratio.dat")
     have_ratio = bool(bks)
+    rmax = 1.0
     with open(rpath, "w") as f:
         f.write("wl " + " ".join('"%s"' % labels.get(b, b) for b in bks) + "\n")
         for wl in cfg["workloads"]:
@@ -385,6 +401,7 @@ def chart(res, outdir):
             for b in bks:
                 r = ratio(summary, res["runs"], b + "/nbdcrypt", b + "/plain", wl, 1)
                 vals.append("%g" % r["ratio"] if r else "0")
+                rmax = max(rmax, r["ratio"] if r else 0)
             f.write('"%s" %s\n' % (wl, " ".join(vals)))
     png = os.path.join(outdir, "results.png")
     g = ['set terminal pngcairo size 1800,1300 font "sans,10"',
@@ -412,7 +429,7 @@ def chart(res, outdir):
     if not have_ratio:
         g.append("unset multiplot")
     else:
-        _ratio_panel(g, rpath, bks)
+        _ratio_panel(g, rpath, bks, rmax * 1.4)
     script = os.path.join(tmp, "chart.gp")
     with open(script, "w") as f:
         f.write("\n".join(g) + "\n")
@@ -422,14 +439,14 @@ def chart(res, outdir):
     return png
 
 
-def _ratio_panel(g, rpath, bks):
+def _ratio_panel(g, rpath, bks, ymax):
     g.append('set title "encryption cost: nbdcrypt / plain, 1 conn '
              '(1.0 = free; dashed = 0.85 seq target)"')
     g.append('set ylabel "ratio"')
     g.append('set style histogram clustered gap 1')
-    g.append('set yrange [0:1.3<*]')
+    g.append('set yrange [0:%g]' % ymax)
     g.append('set arrow 1 from graph 0, first 0.85 to graph 1, first 0.85 nohead dt 2 lc "red"')
-    g.append('set key top left')
+    g.append('set key top left horizontal maxcols 2')
     g.append("plot " + ", ".join(
         "'%s' using %d:xtic(1) title columnheader(%d)" % (rpath, i + 2, i + 2)
         for i in range(len(bks))))
