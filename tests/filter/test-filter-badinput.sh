@@ -23,11 +23,11 @@ k32="$tmpdir/k32.key"; head -c 32 /dev/urandom >"$k32"
 # plugin or filter alike (nbdkit -U - file /nonexistent does it too). The message is out by
 # then, so a process still there 5 s after its error is killed and judged on its message.
 run_bounded () {   # run_bounded OUT CMD...: CMD must exec nbdkit (its pid is watched); sets $rc
-  local out=$1 pid i since=0
+  local out=$1 pid since=0
   shift
   "$@" >"$out" 2>&1 </dev/null &
   pid=$!
-  for i in $(seq 600); do
+  for _ in $(seq 600); do
     kill -0 $pid 2>/dev/null || break
     if grep -q 'error:' "$out" && [ $((since += 1)) -ge 50 ]; then
       echo "(nbdkit killed 5 s after its error: the ASan exit hang)"
