@@ -68,7 +68,9 @@ CMDS
 
   # Kernel ext4 on a loop device over the FUSE file, when this machine allows loop mounts.
   mounted=no
-  if [ "$(id -u)" = 0 ] && mount -o loop "$img" "$mnt" 2>"$tmpdir/mount.err"; then
+  # (NBDCRYPT_TEST_NO_MOUNT=1 exercises the debugfs-only path where loop mounts do work.)
+  if [ "$(id -u)" = 0 ] && [ -z "${NBDCRYPT_TEST_NO_MOUNT:-}" ] &&
+     mount -o loop "$img" "$mnt" 2>"$tmpdir/mount.err"; then
     mounted=yes
     mkdir "$mnt/kernel"
     cp "$src/big.bin" "$mnt/kernel/big.bin"
@@ -76,7 +78,7 @@ CMDS
     sync
     umount "$mnt"
   else
-    echo "loop mount not possible here ($(cat "$tmpdir/mount.err")): debugfs only"
+    echo "no loop mount here ($(cat "$tmpdir/mount.err" 2>/dev/null)): debugfs only"
   fi
   e2fsck -fn "$img" >"$tmpdir/fsck.out" 2>&1 ||
     { echo "$0: FAIL: e2fsck before restart:" >&2; cat "$tmpdir/fsck.out" >&2; exit 1; }
