@@ -75,6 +75,7 @@ def parse_args(argv):
                    help="skip perf stat/record of stacks that miss a target")
     p.add_argument("--no-micro", action="store_true",
                    help="skip the micro-benchmarks (perf/engine-bench, perf/kmip-codec-bench)")
+    p.add_argument("--note", default="", help="a line of context for results.md")
     p.add_argument("--report-only", action="store_true",
                    help="re-render results.md/png from OUT/results.json")
     a = p.parse_args(argv)
@@ -379,7 +380,7 @@ def main(argv):
         runs = run_matrix(args, stacks, images)
         res = {"config": {"reps": args.reps, "runtime": args.runtime, "ramp": args.ramp,
                           "size": args.size, "workloads": args.workloads,
-                          "conns": args.conns, "quick": args.quick,
+                          "conns": args.conns, "quick": args.quick, "note": args.note,
                           "cmdline": "".join(" " + shlex.quote(a) for a in argv)},
                "machine": machine,
                "stacks": [{"id": s.id, "label": s.label, "available": s.available,
