@@ -28,6 +28,9 @@
  * array stays on the stack; +4 leaves room for head/tail reads and a trailing fdatasync. */
 #define MAX_CHUNKS 64
 #define MAX_OPS (MAX_CHUNKS + 4)
+/* A thread keeps its bounce buffer between requests up to this size; a bigger one (a large
+ * unaligned direct request) is freed after use, so 16 threads cannot pin 16 x 64 MiB. */
+#define BOUNCE_KEEP (4 * 1024 * 1024)
 /* Zeros written by the fallback come from one shared, aligned buffer of this size. */
 #define ZERO_BUF_SIZE (1024 * 1024)
 
@@ -96,6 +99,17 @@ bounce_get (const struct uf *uf, size_t size)
   bounce.size = size;
   pthread_setspecific (bounce_key, p);
   return p;
+}
+
+static void
+bounce_trim (void)
+{
+  if (bounce.size > BOUNCE_KEEP) {
+    free (bounce.p);
+    bounce.p = NULL;
+    bounce.size = 0;
+    pthread_setspecific (bounce_key, NULL);
+  }
 }
 
 static inline uint64_t round_down (uint64_t x, uint64_t a) { return x & ~(a - 1); }
@@ -378,6 +392,7 @@ uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
   r = uq_run (uf->q, ops, n);
   if (r == 0 && bb)
     memcpy (buf, bb + (offset - astart), mid - offset);
+  bounce_trim ();
   return r;
 }
 
@@ -461,6 +476,7 @@ uf_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsi
   r = run_writes (uf, ops, n, flags);
   if (locked)
     pthread_rwlock_unlock (&rmw_lock);
+  bounce_trim ();
   return r;
 }
 
