@@ -370,8 +370,13 @@ uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
   size_t n = 0;
   int r;
 
-  if (!uf->direct)
-    return uq_run (uf->q, ops, add_rw (uf, ops, 0, UQ_READ, FD_MAIN, buf, count, offset));
+  if (!uf->direct) {
+    /* One piece: a plain pread. io_uring's buffered read first tries without blocking and,
+     * on a page cache miss, resumes through task work: measured 16.4 vs 12.3 us of CPU per
+     * 4 KiB random read (docs/uring.md). Several pieces: the ring, all in flight at once. */
+    n = add_rw (uf, ops, 0, UQ_READ, FD_MAIN, buf, count, offset);
+    return n == 1 ? uq_run_inline (uf->q, ops, 1) : uq_run (uf->q, ops, n);
+  }
 
   mid = direct_split (uf, offset, end);
   if (mid > offset) {
