@@ -4,6 +4,7 @@
 import os
 import statistics
 import subprocess
+import tempfile
 
 from fiojobs import WORKLOADS, is_seq
 
@@ -367,8 +368,12 @@ def chart(res, outdir):
     stacks = [s for s in res["stacks"] if s["available"]]
     if not stacks:
         return None
-    tmp = os.path.join(outdir, "tmp", "chart")
-    os.makedirs(tmp, exist_ok=True)
+    # Data files and script in a throwaway directory: --out may be anywhere, even in git.
+    with tempfile.TemporaryDirectory(prefix="nbdcrypt-chart.") as tmp:
+        return _chart(res, outdir, summary, cfg, stacks, tmp)
+
+
+def _chart(res, outdir, summary, cfg, stacks, tmp):
     conns = cfg["conns"]
     panels = []
     for wl in cfg["workloads"]:
