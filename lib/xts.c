@@ -25,7 +25,10 @@
  * 4096-byte sectors OpenSSL's fused XTS assembly wins once its per-sector IV setup is cheap,
  * which xts-ossl.c arranges; for 512-byte sectors the batched ECB construction wins (the
  * per-sector setup would be a fifth of the work). Without AVX-512 the portable XOR pass is
- * slower than OpenSSL's XTS at both sizes, so that is used. The KATs run every way. */
+ * slower than OpenSSL's XTS at both sizes, so that is used. On CPUs with VAES (512-bit AES
+ * rounds, xts-vaes.c) that beats all of these at both sizes (about 1.6x OpenSSL's XTS at
+ * 512 B and 1.9x at 4 KiB on the AMD EPYC box, perf/engine-bench), so it is picked first.
+ * The KATs run every way. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -41,6 +44,7 @@
 
 #include "errors.h"
 #include "xts-ossl.h"
+#include "xts-vaes.h"
 #include "xts.h"
 
 /* Bytes of data per pair of ECB calls: small enough to stay in the L1/L2 cache across the
@@ -65,6 +69,8 @@ struct ncr_xts {
   uint8_t *initial;             /* per-unit sector numbers, then initial tweaks (16 B each) */
   xor_tweaks_fn xor_tweaks;     /* NULL: use px, OpenSSL's XTS per sector */
   struct ossl_xts *px;          /* NULL if the provider's functions were not found */
+  struct vaes_xts *vx;          /* NULL without VAES + AVX-512 */
+  bool use_vaes;                /* vx does the whole job */
   const char *impl;
 };
 
@@ -215,6 +221,12 @@ have_avx512 (void)
 int
 ncr_xts_set_impl (struct ncr_xts *x, const char *name)
 {
+  x->use_vaes = false;
+  if (strcmp (name, "vaes-xts") == 0 && x->vx) {
+    x->use_vaes = true;
+    x->impl = "vaes-xts";
+    return 0;
+  }
   if (strcmp (name, "ecb-generic") == 0) {
     x->xor_tweaks = xor_tweaks_generic;
     x->impl = "ecb-generic";
@@ -299,8 +311,15 @@ ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
     ncr_xts_free (x);
     return r;
   }
+  r = vaes_xts_new (c, key, key_len, &x->vx);
+  if (r < 0 && r != -ENOTSUP) {
+    ncr_xts_free (x);
+    return r;
+  }
   /* See the top of this file for why. */
-  if (unit >= 4096 || ncr_xts_set_impl (x, "ecb-avx512") < 0)
+  if (ncr_xts_set_impl (x, "vaes-xts") == 0)
+    ;
+  else if (unit >= 4096 || ncr_xts_set_impl (x, "ecb-avx512") < 0)
     if (ncr_xts_set_impl (x, "openssl-xts") < 0)
       ncr_xts_set_impl (x, "ecb-generic");
   *out = x;
@@ -326,6 +345,11 @@ ncr_xts_dup (const struct ncr_xts *x, struct ncr_xts **out)
   *d = *x;
   d->k1_enc = d->k1_dec = d->k2_enc = NULL;
   d->px = NULL;
+  d->vx = NULL;
+  if (x->vx && vaes_xts_dup (x->vx, &d->vx) < 0) {
+    ncr_xts_free (d);
+    return -ENOMEM;
+  }
   if (x->px && ossl_xts_dup (x->px, &d->px) < 0) {
     ncr_xts_free (d);
     return -ENOMEM;
@@ -364,6 +388,10 @@ xts_crypt (struct ncr_xts *x, int enc, uint64_t sector,
   if (len % x->unit)
     return ncr_error (EINVAL, "length %zu is not a whole number of %u-byte sectors",
                       len, x->unit);
+  if (x->use_vaes) {
+    vaes_xts_crypt (x->vx, enc, x->unit, sector, in, out, len);
+    return 0;
+  }
   if (!x->xor_tweaks)
     return ossl_xts_crypt (x->px, enc, x->unit, sector, in, out, len);
   while (len > 0) {
@@ -410,6 +438,7 @@ ncr_xts_free (struct ncr_xts *x)
   EVP_CIPHER_CTX_free (x->k1_dec);
   EVP_CIPHER_CTX_free (x->k2_enc);
   ossl_xts_free (x->px);
+  vaes_xts_free (x->vx);
   if (x->initial)
     OPENSSL_cleanse (x->initial, INITIAL_SIZE (x->unit));
   free (x->initial);
