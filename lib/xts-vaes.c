@@ -23,6 +23,7 @@
 #include "xts-vaes.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define VAES_TARGET \
@@ -38,10 +39,15 @@ struct vaes_xts {
 bool
 vaes_xts_available (void)
 {
+  unsigned a, b, c, d;
+
   __builtin_cpu_init ();
-  return __builtin_cpu_supports ("aes") && __builtin_cpu_supports ("avx512f") &&
-    __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vl") &&
-    __builtin_cpu_supports ("vpclmulqdq") && __builtin_cpu_supports ("vaes");
+  if (!(__builtin_cpu_supports ("aes") && __builtin_cpu_supports ("avx512f") &&
+        __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vl") &&
+        __builtin_cpu_supports ("vpclmulqdq")))
+    return false;
+  /* clang 14's __builtin_cpu_supports does not know "vaes": CPUID.(7,0):ECX bit 9. */
+  return __get_cpuid_count (7, 0, &a, &b, &c, &d) && (c & (1u << 9));
 }
 
 /* k ^ (k << 32) ^ (k << 64) ^ (k << 96): the running XOR of the previous round key's words. */
