@@ -120,18 +120,27 @@ require_active (struct keyprov *kp, const char *kek_id)
                     "(rewrap to an active KEK, or activate it)", kek_id, kek_state_name (st));
 }
 
+/* Fetch the KEK for local wrapping into new locked memory (*out, secmem_free by the caller);
+ * on failure nothing is left allocated. */
 static int
-get_kek (struct keyprov_kmip *k, const char *kek_id, uint8_t *kek)
+get_kek (struct keyprov_kmip *k, const char *kek_id, uint8_t **out)
 {
-  int r = kmip_get_key (k->client, kek_id, KMIP_KEY_FORMAT_TYPE_RAW, kek, KEK_LEN);
+  uint8_t *kek = secmem_alloc (KEK_LEN);
+  int r;
 
+  if (kek == NULL)
+    return -errno;
+  r = kmip_get_key (k->client, kek_id, KMIP_KEY_FORMAT_TYPE_RAW, kek, KEK_LEN);
   if (r == -ENOBUFS || (r >= 0 && r != KEK_LEN)) {
-    OPENSSL_cleanse (kek, KEK_LEN);
+    secmem_free (kek);
     return ncr_error (EINVAL, "KEK %s is not a 256-bit key (local wrap needs an AES-256 KEK)",
                       kek_id);
   }
-  if (r < 0)
+  if (r < 0) {
+    secmem_free (kek);
     return kmip_err (r, "Get", kek_id);
+  }
+  *out = kek;
   return 0;
 }
 
@@ -145,10 +154,8 @@ kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
   if ((r = check_uid (kek_id)) < 0 || (r = require_active (kp, kek_id)) < 0)
     return r;
   if (strcmp (wrap, "aes-kwp") == 0) {
-    CLEANUP_SECMEM_FREE uint8_t *kek = secmem_alloc (KEK_LEN);
-    if (kek == NULL)
-      return -errno;
-    if ((r = get_kek (k, kek_id, kek)) < 0)
+    CLEANUP_SECMEM_FREE uint8_t *kek = NULL;
+    if ((r = get_kek (k, kek_id, &kek)) < 0)
       return r;
     return keywrap_wrap (kek, KEK_LEN, dek, dek_len, out, out_size, out_len);
   }
@@ -189,10 +196,8 @@ kmip_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
   if ((r = check_uid (kek_id)) < 0 || (r = require_active (kp, kek_id)) < 0)
     return r;
   if (strcmp (wrap, "aes-kwp") == 0) {
-    CLEANUP_SECMEM_FREE uint8_t *kek = secmem_alloc (KEK_LEN);
-    if (kek == NULL)
-      return -errno;
-    if ((r = get_kek (k, kek_id, kek)) < 0)
+    CLEANUP_SECMEM_FREE uint8_t *kek = NULL;
+    if ((r = get_kek (k, kek_id, &kek)) < 0)
       return r;
     r = keywrap_unwrap (kek, KEK_LEN, in, in_len, dek, dek_size, dek_len);
     if (r == -EKEYREJECTED)
