@@ -3,8 +3,11 @@
 
 Run through perf/run.sh. Stacks = backend {file, file cache=none, uring, uring direct} x
 {plain, nbdcrypt, luks}; workloads and connection counts from fiojobs.py. Each repetition runs
-every stack back to back for one workload before moving on (ABC ABC ...), with the stack order
-rotated every repetition, so the noise of this shared machine falls on all stacks alike.
+every stack back to back for one workload before moving on, the stacks a target compares next
+to each other in alternating order (AB BA ..., see GROUPS), so the noise of this shared machine
+falls on both sides of a ratio alike. Before every job the images are written back (no
+writeback from one stack's writes lands in another's measurement) and the direct/cache=none
+image is dropped from the page cache (stacks.settle_command).
 Writes results.json, results.md and results.png to --out.
 """
 
@@ -34,6 +37,12 @@ DEFAULT_STACKS = ["file/plain", "file/nbdcrypt", "file/luks",
                   "uring/plain", "uring/nbdcrypt",
                   "uring-direct/plain", "uring-direct/nbdcrypt"]
 QUICK_STACKS = DEFAULT_STACKS
+# Stacks that a target compares run next to each other in every repetition, the pair's order
+# alternating (A B, then B A, ...) and the groups' order rotating, so slow drifts and bursts of
+# background load fall on both sides of a ratio alike.
+GROUPS = [("file/plain", "uring/plain"), ("file/nbdcrypt", "uring/nbdcrypt"), ("file/luks",),
+          ("file-nocache/plain", "uring-direct/plain"),
+          ("file-nocache/nbdcrypt", "uring-direct/nbdcrypt")]
 FS_STACKS = ["file/plain", "file/nbdcrypt", "file/luks", "uring-direct/nbdcrypt"]
 QUICK_FS_STACKS = ["file/plain", "file/nbdcrypt"]
 
@@ -58,8 +67,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 repetition, 0.75 s jobs, 256 MiB image (2-3 minutes)")
     p.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
-    p.add_argument("--runtime", type=float, help="seconds per fio job (default 1, quick 0.75)")
-    p.add_argument("--ramp", type=float, help="fio ramp seconds (default 0.25)")
+    p.add_argument("--runtime", type=float, help="seconds per fio job (default 1.5, quick 0.75)")
+    p.add_argument("--ramp", type=float, help="fio ramp seconds (default 0.3)")
     p.add_argument("--size", type=parse_size, help="test image size (default 1G, quick 256M)")
     p.add_argument("--out", default=os.path.join(TOP, "perf", "results"),
                    help="output directory (default perf/results)")
@@ -81,8 +90,8 @@ def parse_args(argv):
     a = p.parse_args(argv)
     q = a.quick
     a.reps = a.reps or (1 if q else 3)
-    a.runtime = a.runtime or (0.75 if q else 1.0)
-    a.ramp = a.ramp if a.ramp is not None else 0.25
+    a.runtime = a.runtime or (0.75 if q else 1.5)
+    a.ramp = a.ramp if a.ramp is not None else 0.3
     a.size = a.size or ((256 if q else 1024) << 20)
     a.stacks = a.stacks.split(",") if a.stacks else (QUICK_STACKS if q else DEFAULT_STACKS)
     a.workloads = a.workloads.split(",") if a.workloads else list(fiojobs.WORKLOADS)
@@ -171,6 +180,21 @@ def load1():
         return float(f.read().split()[0])
 
 
+def stack_order(avail, rep):
+    """The order of the stacks in repetition REP (see GROUPS)."""
+    byid = {s.id: s for s in avail}
+    groups, placed = [], set()
+    for g in GROUPS:
+        members = [byid[i] for i in g if i in byid]
+        if members:
+            groups.append(members)
+            placed.update(s.id for s in members)
+    groups += [[s] for s in avail if s.id not in placed]
+    k = rep % len(groups)
+    groups = groups[k:] + groups[:k]
+    return [s for g in groups for s in (g if rep % 2 == 0 else g[::-1])]
+
+
 def run_matrix(args, stacks, images):
     avail = [s for s in stacks if s.available]
     cells = [(wl, c) for wl in args.workloads for c in args.conns]
@@ -178,15 +202,21 @@ def run_matrix(args, stacks, images):
     log("perf: %d stacks x %d workloads x %s conns x %d reps = %d fio jobs of %g+%g s "
         "(about %.0f s)" % (len(avail), len(args.workloads), args.conns, args.reps, total,
                             args.runtime, args.ramp,
-                            total * (args.runtime + args.ramp + 0.06) +
+                            total * (args.runtime + args.ramp + 0.15) +
                             len(cells) * args.reps * 0.4))
     fiodir = os.path.join(args.work, "fio")
     os.makedirs(fiodir, exist_ok=True)
+    settle = os.path.join(fiodir, "settle.sh")
+    with open(settle, "w") as f:
+        f.write("# run by fio before every job (exec_prerun)\n" + st.settle_command(images) +
+                "\n")
+    log("perf: before every job: " + st.settle_command(images))
+    images.warm()
     runs = []
     n = 0
     t0 = time.time()
     for rep in range(args.reps):
-        order = avail[rep % len(avail):] + avail[:rep % len(avail)]
+        order = stack_order(avail, rep)
         for wl, conns in cells:
             # One fio process runs the stacks back to back (A B C ...) on this cell.
             out = os.path.join(fiodir, "%s-%d-%d.json" % (wl, conns, rep))
@@ -195,7 +225,8 @@ def run_matrix(args, stacks, images):
             busy0, kids0, w0 = busy_seconds(), children_cpu(), time.monotonic()
             got = fiojobs.run_sequence(wl, conns, [(s.id.replace("/", "_"), s.uri)
                                                    for s in order],
-                                       images.size, args.runtime, args.ramp, out)
+                                       images.size, args.runtime, args.ramp, out,
+                                       prerun=settle)
             wall = time.monotonic() - w0
             fio_cpu = children_cpu() - kids0
             # An idle nbdkit costs nothing, so each server's CPU over the whole sequence is
@@ -262,6 +293,7 @@ def profile(args, stacks, images, res):
         prec = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-g", "-o", data,
                                  "-p", str(s.proc.pid), "--", "sleep", str(dur)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["/bin/sh", "-c", st.settle_command(images)])
         time.sleep(0.2)
         r = fiojobs.run(wl, conns, s.uri, images.size, args.runtime, args.ramp,
                         os.path.join(pdir, "fio.json"), timeout=120)
@@ -359,7 +391,7 @@ def main(argv):
     if not args.no_build:
         build_tree(args.build)
     machine = machine_info()
-    images = st.Images(args.work, args.size, log)
+    images = st.Images(args.work, args.size, log, separate_uncached=True)
     images.prepare()
     bks = st.backends(args.build)
     rundir = os.path.join(args.work, "run")

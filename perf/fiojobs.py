@@ -50,11 +50,11 @@ def fio_argv(workload, conns, uri, size, runtime, ramp, out):
     return argv + ["--uri=" + uri]
 
 
-def _fio(argv, out, timeout):
+def _fio(argv, out, timeout, cwd=None):
     if os.path.exists(out):
         os.unlink(out)
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         return None, "fio timed out after %ds" % timeout
     try:
@@ -78,20 +78,25 @@ def run(workload, conns, uri, size, runtime, ramp, out, timeout):
         return {"error": "cannot parse fio output: %s" % e}
 
 
-def run_sequence(workload, conns, targets, size, runtime, ramp, out):
+def run_sequence(workload, conns, targets, size, runtime, ramp, out, prerun=None):
     """One fio process running the same job against each (name, uri) in turn (stonewall):
-    the stacks run back to back and fio's start-up cost is paid once. Returns name -> dict."""
+    the stacks run back to back and fio's start-up cost is paid once. PRERUN, a shell script,
+    runs before each job (fio's exec_prerun: before the job's clock starts; with numjobs > 1
+    once per clone, so it must be idempotent). Returns name -> dict."""
     lines = ["[global]"]
     for k, v in job_options(workload, conns, size, runtime, ramp):
         lines.append(k if v is None else "%s=%s" % (k, v))
+    if prerun:
+        lines.append("exec_prerun=/bin/sh " + prerun)
     for name, uri in targets:
         lines += ["", "[%s]" % name, "uri=" + uri, "stonewall"]
     jobfile = out[:-5] + ".fio"
     with open(jobfile, "w") as f:
         f.write("\n".join(lines) + "\n")
-    timeout = 60 + 3 * len(targets) * (runtime + ramp)
+    timeout = 120 + 3 * len(targets) * (runtime + ramp)
+    # cwd: fio saves the prerun's output as JOBNAME.prerun.txt in its working directory.
     data, err = _fio(["fio", jobfile, "--output-format=json", "--output=" + out], out,
-                     timeout)
+                     timeout, cwd=os.path.dirname(out))
     res = {name: {"error": err or "no result"} for name, _ in targets}
     if data:
         for j in data.get("jobs", []):

@@ -139,8 +139,13 @@ def markdown(res):
     L.append("")
     L.append("**Method:** %d repetitions × %g s per job (after %g s ramp), test image %d MiB "
              "(filled with random data); the stacks run back to back per workload in each "
-             "repetition (ABC ABC …, order rotated each repetition) so background noise hits "
-             "them alike. Values: median (min–max). Ratios: ratio of medians, with the range "
+             "repetition, the two stacks of each uring-vs-file comparison next to each other "
+             "in alternating order (AB, BA, …; groups rotated each repetition), so background "
+             "noise hits them alike. Before every job the images are fsynced (no writeback "
+             "from an earlier write job lands in a measurement); the buffered stacks' image "
+             "stays in the page cache, the direct/cache=none stacks use their own copy, "
+             "dropped from the page cache before every job (so cache=none reads are not hits "
+             "left by another stack). Values: median (min–max). Ratios: ratio of medians, with the range "
              "of the per-repetition paired ratios in brackets. 1 or 4 NBD connections = fio "
              "numjobs 1 or 4 with the queue depth split between them." %
              (cfg["reps"], cfg["runtime"], cfg["ramp"], cfg["size"] >> 20))

@@ -19,11 +19,13 @@ LUKS_PASSWORD = b"nbdcrypt-perf-luks-password"
 
 
 class Backend:
-    """How to reach the backing file: plugin argv (before filter params)."""
+    """How to reach the backing file: plugin argv (before filter params). 'uncached' backends
+    (direct I/O, cache=none) get their own image, kept out of the page cache between jobs."""
 
-    def __init__(self, name, label, plugin, extra, needs):
+    def __init__(self, name, label, plugin, extra, needs, uncached=False):
         self.name, self.label, self.plugin, self.extra, self.needs = \
             name, label, plugin, extra, needs
+        self.uncached = uncached
 
 
 class Stack:
@@ -57,18 +59,26 @@ def backends(build):
     return {
         "file": Backend("file", "file", "file", [], None),
         "file-nocache": Backend("file-nocache", "file(cache=none)", "file",
-                                ["cache=none"], None),
+                                ["cache=none"], None, uncached=True),
         "uring": Backend("uring", "uring", uring, ["direct=false"], uring),
-        "uring-direct": Backend("uring-direct", "uring(direct)", uring, ["direct=true"], uring),
+        "uring-direct": Backend("uring-direct", "uring(direct)", uring, ["direct=true"], uring,
+                                uncached=True),
     }
 
 
 class Images:
-    """The backing files, kept in the work dir and reused between runs when the size fits."""
+    """The backing files, kept in the work dir and reused between runs when the size fits.
 
-    def __init__(self, work, size, log=print):
+    With separate_uncached, the direct-I/O and cache=none stacks use their own copy
+    (raw-direct-SIZE.img): the buffered stacks keep theirs in the page cache, and the suite
+    drops the uncached copy's pages before every job (settle()), so a cache=none read is never
+    a hit left behind by a buffered stack."""
+
+    def __init__(self, work, size, log=print, separate_uncached=False):
         self.work, self.size, self.log = work, size, log
         self.raw = os.path.join(work, "raw-%d.img" % size)
+        self.raw_uncached = os.path.join(work, "raw-direct-%d.img" % size) \
+            if separate_uncached else self.raw
         self.luks = os.path.join(work, "luks-%d.img" % size)
         self.key = os.path.join(work, "volume.key")
         self.pw = os.path.join(work, "luks.pw")
@@ -89,6 +99,11 @@ class Images:
             self.log("perf: writing %d MiB of random data to %s" % (self.size >> 20, self.raw))
             _fill(self.raw, 0, self.size)
             _mark_filled(self.raw, self.size, 0)
+        if self.raw_uncached != self.raw and not _filled(self.raw_uncached, self.size, 0):
+            self.log("perf: writing %d MiB of random data to %s" % (self.size >> 20,
+                                                                    self.raw_uncached))
+            _fill(self.raw_uncached, 0, self.size)
+            _mark_filled(self.raw_uncached, self.size, 0)
         if not os.path.exists(self.luks) or not _filled(self.luks, self.size, None):
             self.log("perf: creating LUKS image %s (qemu-img, aes-256-xts-plain64)" % self.luks)
             if os.path.exists(self.luks):
@@ -98,6 +113,28 @@ class Images:
             _fill(self.luks, payload, self.size)
             _mark_filled(self.luks, self.size, payload)
         self.luks_payload = luks_payload_offset(self.luks)
+
+    def cached(self):
+        return [self.raw, self.luks]
+
+    def uncached(self):
+        return [self.raw_uncached] if self.raw_uncached != self.raw else []
+
+    def warm(self):
+        """Read the buffered stacks' images into the page cache (their steady state)."""
+        for path in self.cached():
+            with open(path, "rb", buffering=0) as f:
+                while f.read(8 << 20):
+                    pass
+
+
+def settle_command(images):
+    """Shell command run by fio before every job (exec_prerun): write back what earlier jobs
+    left dirty, so that writeback never lands in another stack's measurement, and drop the
+    uncached image's pages, so cache=none and direct I/O both start from the device."""
+    sync = "sync " + " ".join(images.cached() + images.uncached())
+    drops = ["dd if=%s iflag=nocache count=0 status=none" % p for p in images.uncached()]
+    return "; ".join([sync] + drops)
 
 
 def make_luks(path, pwfile, size):
@@ -160,7 +197,7 @@ def nbdkit_argv(stack, images, build, sock, threads):
     b = stack.backend
     argv = ["nbdkit", "-U", sock, "-f", "--exit-with-parent", "-t", str(threads)]
     params = []
-    backing = images.raw
+    backing = images.raw_uncached if b.uncached else images.raw
     if stack.enc == "nbdcrypt":
         argv.append("--filter=" + os.path.join(build, "plugin", "nbdkit-nbdcrypt-filter.so"))
         params += ["key-file=" + images.key, "cipher=aes-256-xts", "sector-size=4096"]
