@@ -2,6 +2,7 @@
 /* Attributes in the KMIP 1.x encoding (Attribute { Attribute Name, Attribute Value }) and the
  * 2.0 one (an Attributes structure holding the values under their own tags). */
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,12 @@ kmip_attr_name (uint32_t tag, char *buf, size_t len)
   return buf;
 }
 
+bool
+kmip_custom_name_ok (const char *name)
+{
+  return name && (name[0] == 'x' || name[0] == 'y') && name[1] == '-' && name[2] != '\0';
+}
+
 /* The value part: under 'tag' (2.0) or under Attribute Value (1.x). */
 static void
 enc_value (struct kmip_enc *e, uint32_t vtag, const struct kmip_attr *a)
@@ -69,18 +76,39 @@ enc_value (struct kmip_enc *e, uint32_t vtag, const struct kmip_attr *a)
   }
 }
 
+/* KMIP 2.0 has no Custom Attribute: a 1.x custom attribute "x-NAME" (client-defined; "y-NAME"
+ * server-defined) is a Vendor Attribute with Vendor Identification "x" (or "y") and Attribute
+ * Name "NAME". A Vendor Attribute has no tag of its own: it is encoded as an Attribute
+ * structure (0x420008) holding Vendor Identification (0x42009D), Attribute Name (0x42000A) and
+ * Attribute Value (0x42000B), in that order. Confirmed in the OASIS KMIP Specification 2.0,
+ * section 4.53 "Vendor Attribute", Table 135 "Attribute Object Structure" (and 2.1, section
+ * 4.60, Table 150); the 2.0/2.1 tag tables (section 9.1.3.1) list no "Vendor Attribute" tag.
+ * Read in the copies of kmip-spec-v2.0-os.html / kmip-spec-v2.1-os.html kept in
+ * github.com/appmonster007/kmip-adapter, docs/kmip-spec/v2.x/. */
+static void
+enc_vendor_attr (struct kmip_enc *e, const struct kmip_attr *a)
+{
+  kmip_enc_begin (e, KMIP_TAG_VENDOR_ATTRIBUTE);
+  kmip_enc_text (e, KMIP_TAG_VENDOR_IDENTIFICATION, a->custom, 1);
+  kmip_enc_str (e, KMIP_TAG_ATTRIBUTE_NAME, a->custom + 2);
+  kmip_enc_str (e, KMIP_TAG_ATTRIBUTE_VALUE, a->text ? a->text : "");
+  kmip_enc_end (e);
+}
+
 int
 kmip_enc_attr (struct kmip_req *req, const struct kmip_attr *a)
 {
   struct kmip_enc *e = &req->e;
   char buf[96];
 
+  if (a->tag == 0 && !kmip_custom_name_ok (a->custom))
+    return kmip_set_error (-EINVAL, "custom attribute name '%s': expected x-NAME or y-NAME",
+                           a->custom ? a->custom : "");
   if (KMIP_ATTRS_V2 (req->version)) {
     if (a->tag == 0)
-      return kmip_set_error (-ENOTSUP, "custom attribute '%s': KMIP 2.0 vendor attributes are "
-                             "not supported by this client; use max-version = 1.4",
-                             a->custom);
-    enc_value (e, a->tag, a);
+      enc_vendor_attr (e, a);
+    else
+      enc_value (e, a->tag, a);
     return 0;
   }
   kmip_enc_begin (e, KMIP_TAG_ATTRIBUTE);
@@ -125,6 +153,44 @@ kmip_strv_add (char ***v, const char *s, size_t len)
   nv[n + 1] = NULL;
   *v = nv;
   return 0;
+}
+
+/* A text custom attribute into a->custom as "PREFIX-NAME=VALUE". */
+static int
+add_custom (struct kmip_attrs *a, const char *prefix, size_t plen, const char *sep,
+            const char *name, size_t nlen, const char *value, size_t vlen)
+{
+  char *kv;
+  int r;
+
+  if (asprintf (&kv, "%.*s%s%.*s=%.*s", (int) plen, prefix, sep, (int) nlen, name,
+                (int) vlen, value) < 0)
+    return -ENOMEM;
+  r = kmip_strv_add (&a->custom, kv, strlen (kv));
+  free (kv);
+  return r;
+}
+
+/* A 2.0 Vendor Attribute (an Attribute structure, see enc_vendor_attr): vendors "x" and "y"
+ * give back the 1.x custom name "x-NAME"; others are reported as "VENDOR:NAME". Values other
+ * than text are not reported. */
+static int
+take_vendor_attr (struct kmip_attrs *a, const struct kmip_node *n)
+{
+  const char *vendor, *name, *value;
+  size_t vlen, nlen, len;
+  const struct kmip_node *v;
+  bool x;
+
+  if (kmip_node_struct (n) < 0 ||
+      kmip_get_text (n, KMIP_TAG_VENDOR_IDENTIFICATION, &vendor, &vlen) < 0 ||
+      kmip_get_text (n, KMIP_TAG_ATTRIBUTE_NAME, &name, &nlen) < 0 ||
+      (v = kmip_find (n, KMIP_TAG_ATTRIBUTE_VALUE)) == NULL)
+    return KMIP_E_DECODE;
+  if (kmip_node_text (v, &value, &len) < 0)
+    return 0;
+  x = vlen == 1 && (vendor[0] == 'x' || vendor[0] == 'y');
+  return add_custom (a, vendor, vlen, x ? "-" : ":", name, nlen, value, len);
 }
 
 /* One attribute value (node) known by its tag into a. */
@@ -178,7 +244,8 @@ kmip_decode_attrs (const struct kmip_node *payload, uint16_t version, struct kmi
   if (KMIP_ATTRS_V2 (version)) {
     const struct kmip_node *attrs = kmip_find (payload, KMIP_TAG_ATTRIBUTES);
     for (n = attrs && attrs->type == KMIP_TYPE_STRUCTURE ? attrs->child : NULL; n; n = n->next)
-      if ((r = take (a, n->tag, n)) < 0)
+      if ((r = n->tag == KMIP_TAG_VENDOR_ATTRIBUTE ? take_vendor_attr (a, n)
+                                                   : take (a, n->tag, n)) < 0)
         goto bad;
   }
   else {
@@ -190,16 +257,9 @@ kmip_decode_attrs (const struct kmip_node *payload, uint16_t version, struct kmi
         r = KMIP_E_DECODE;
         goto bad;
       }
-      if ((strncmp (name, "x-", 2) == 0 || strncmp (name, "y-", 2) == 0) &&
+      if (len > 2 && (strncmp (name, "x-", 2) == 0 || strncmp (name, "y-", 2) == 0) &&
           kmip_node_text (v, &s, &slen) == 0) {
-        char *kv;
-        if (asprintf (&kv, "%.*s=%.*s", (int) len, name, (int) slen, s) < 0) {
-          r = -ENOMEM;
-          goto bad;
-        }
-        r = kmip_strv_add (&a->custom, kv, strlen (kv));
-        free (kv);
-        if (r < 0)
+        if ((r = add_custom (a, name, len, "", "", 0, s, slen)) < 0)
           goto bad;
         continue;
       }

@@ -4,6 +4,8 @@
 #ifndef KMIP_ATTRS_H
 #define KMIP_ATTRS_H
 
+#include <stdbool.h>
+
 #include "message.h"
 
 struct kmip_attr {
@@ -13,11 +15,18 @@ struct kmip_attr {
   const char *text;           /* TextString value, or the Name's NameValue */
 };
 
+/* KMIP 2.0 Vendor Attribute: an Attribute structure { Vendor Identification, Attribute Name,
+ * Attribute Value }; there is no separate tag (see attrs.c, enc_vendor_attr). */
+#define KMIP_TAG_VENDOR_ATTRIBUTE KMIP_TAG_ATTRIBUTE
+
+/* "x-NAME" or "y-NAME" with a non-empty NAME. */
+bool kmip_custom_name_ok (const char *name);
+
 /* Whether this version uses the 2.0 encoding. */
 #define KMIP_ATTRS_V2(version) ((version) >= KMIP_V (2, 0))
 
-/* Encode one attribute as a 1.x Attribute or a 2.0 tagged item. -ENOTSUP (nothing encoded)
- * for a custom attribute at 2.0. */
+/* Encode one attribute as a 1.x Attribute or a 2.0 tagged item (a custom "x-NAME" one as a
+ * 2.0 Vendor Attribute). -EINVAL (nothing encoded) for a malformed custom name. */
 int kmip_enc_attr (struct kmip_req *req, const struct kmip_attr *a);
 /* Encode a list inside container1 at 1.x (TemplateAttribute, or 0: directly) or inside
  * Attributes at 2.0. */

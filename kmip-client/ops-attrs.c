@@ -130,7 +130,7 @@ attr_change (struct kmip_client *c, uint32_t op, const char *uid, const char *na
     return r;
   if (name == NULL || value == NULL)
     return kmip_set_error (-EINVAL, "attribute name and value are required");
-  if (strncmp (name, "x-", 2) == 0 || strncmp (name, "y-", 2) == 0)
+  if (kmip_custom_name_ok (name))
     args.attr = (struct kmip_attr) { .custom = name, .text = value };
   else if (strcmp (name, "Name") == 0)
     args.attr = (struct kmip_attr) { .tag = KMIP_TAG_NAME, .text = value };
@@ -138,12 +138,9 @@ attr_change (struct kmip_client *c, uint32_t op, const char *uid, const char *na
     args.attr = (struct kmip_attr) { .tag = KMIP_TAG_CONTACT_INFORMATION, .text = value };
   else
     return kmip_set_error (-EINVAL, "attribute '%s': only Name, Contact Information and custom "
-                           "x- attributes can be set", name);
+                           "x-NAME attributes can be set", name);
   if ((r = kmip_client_connect (c)) < 0)     /* the encoding depends on the version */
     return r;
-  if (args.attr.tag == 0 && kmip_client_version (c) >= KMIP_V (2, 0))
-    return kmip_set_error (-ENOTSUP, "custom attribute '%s': KMIP 2.0 vendor attributes are "
-                           "not supported by this client; use max-version = 1.4", name);
   /* KMIP 2.0 modifies one instance of a multi-valued attribute (Name): name the current one,
    * the first, as 1.x servers do implicitly (attribute index 0). */
   struct kmip_attrs cur = { 0 };
