@@ -19,7 +19,9 @@ struct kmip_client {
   size_t server;                        /* index of the connected server */
   uint16_t *server_version;             /* negotiated per server, 0 = not yet */
   uint16_t version;                     /* in use on the current connection */
+  unsigned *server_quirks;              /* KMIP_QUIRK_* learnt per server */
   unsigned connections;
+  unsigned requests;
   char where[300];
 };
 
@@ -76,7 +78,8 @@ kmip_client_new (const struct kmip_config *cfg, struct kmip_client **clientp)
   pthread_mutex_init (&c->lock, NULL);
   c->cfg = config_dup (cfg);
   c->server_version = calloc (cfg->nr_servers, sizeof *c->server_version);
-  if (c->cfg == NULL || c->server_version == NULL) {
+  c->server_quirks = calloc (cfg->nr_servers, sizeof *c->server_quirks);
+  if (c->cfg == NULL || c->server_version == NULL || c->server_quirks == NULL) {
     r = kmip_set_error (-ENOMEM, "out of memory");
     goto err;
   }
@@ -108,6 +111,7 @@ kmip_client_free (struct kmip_client *c)
   kmip_tls_ctx_free (c->tls);
   kmip_config_free (c->cfg);
   free (c->server_version);
+  free (c->server_quirks);
   pthread_mutex_destroy (&c->lock);
   free (c);
 }
@@ -141,6 +145,31 @@ unsigned
 kmip_client_connections (struct kmip_client *c)
 {
   return c->connections;
+}
+
+unsigned
+kmip_client_requests (struct kmip_client *c)
+{
+  return c->requests;
+}
+
+unsigned
+kmip_client_quirks (struct kmip_client *c)
+{
+  unsigned q;
+
+  pthread_mutex_lock (&c->lock);
+  q = c->server_quirks[c->server];   /* the server last connected to */
+  pthread_mutex_unlock (&c->lock);
+  return q;
+}
+
+void
+kmip_client_add_quirk (struct kmip_client *c, unsigned quirk)
+{
+  pthread_mutex_lock (&c->lock);
+  c->server_quirks[c->server] |= quirk;
+  pthread_mutex_unlock (&c->lock);
 }
 
 /* Send one framed request and read one framed response on the current connection. The
@@ -204,8 +233,10 @@ call_on_conn (struct kmip_client *c, uint16_t version, unsigned nitems, kmip_bui
   kmip_req_begin (&req, version, nitems, c->cfg->max_message);
   build (&req, args);
   r = kmip_req_finish (&req, &buf, &len);
-  if (r == 0)
+  if (r == 0) {
+    c->requests++;
     r = exchange (c, buf, len, resp, retryable);
+  }
   kmip_req_free (&req);
   if (r < 0)
     disconnect_locked (c);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Key operations: Create (+ Activate in one batch), Register, Get, Locate, Activate, Revoke,
+/* Key operations: Create (+ Activate + Get in one batch), Register, Get, Locate, Activate, Revoke,
  * Destroy, ReKey, and server-side Encrypt / Decrypt. */
 #include <errno.h>
 #include <stdlib.h>
@@ -35,12 +35,18 @@ check_uid_arg (const char *uid)
   return 0;
 }
 
-/* ---- Create */
+/* ---- Create, with Activate and Get through the ID placeholder */
+
+struct create_args {
+  const struct kmip_create_params *p;
+  bool activate, get;           /* batch items after Create, naming no identifier */
+};
 
 static void
 build_create (struct kmip_req *req, const void *argsv)
 {
-  const struct kmip_create_params *p = argsv;
+  const struct create_args *c = argsv;
+  const struct kmip_create_params *p = c->p;
   struct kmip_attr a[4] = {
     { .tag = KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, .value = KMIP_CRYPTOGRAPHIC_ALGORITHM_AES },
     { .tag = KMIP_TAG_CRYPTOGRAPHIC_LENGTH, .value = p->length_bits },
@@ -52,54 +58,124 @@ build_create (struct kmip_req *req, const void *argsv)
   kmip_enc_enum (&req->e, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
   kmip_enc_attr_list (req, KMIP_TAG_TEMPLATE_ATTRIBUTE, a, p->name ? 4 : 3);
   kmip_req_item_end (req);
-  if (p->activate) {
-    /* No Unique Identifier: the server uses the ID placeholder set by Create. */
+  /* No Unique Identifier: the server uses the ID placeholder set by Create. */
+  if (c->activate) {
     kmip_req_item_begin (req, KMIP_OPERATION_ACTIVATE);
     kmip_req_item_end (req);
   }
+  if (c->get) {
+    kmip_req_item_begin (req, KMIP_OPERATION_GET);
+    kmip_enc_enum (&req->e, KMIP_TAG_KEY_FORMAT_TYPE, KMIP_KEY_FORMAT_TYPE_RAW);
+    kmip_req_item_end (req);
+  }
+}
+
+/* The whole message was refused (PyKMIP answers one failed item without an operation when
+ * it cannot parse a request): nothing in it was done. */
+static bool
+refused_message (const struct kmip_resp *resp)
+{
+  return resp->nitems == 1 && resp->items[0].operation == 0 &&
+         resp->items[0].status == KMIP_RESULT_STATUS_OPERATION_FAILED &&
+         resp->items[0].reason == KMIP_RESULT_REASON_INVALID_MESSAGE;
+}
+
+static int
+create_params (const struct kmip_create_params *p, struct kmip_create_params *q)
+{
+  *q = *p;
+  if (q->length_bits == 0)
+    q->length_bits = 256;
+  if (q->length_bits != 128 && q->length_bits != 192 && q->length_bits != 256)
+    return kmip_set_error (-EINVAL, "AES key length must be 128, 192 or 256 bits, not %u",
+                           q->length_bits);
+  if (q->usage_mask == 0)
+    q->usage_mask = KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT | KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT |
+      KMIP_CRYPTOGRAPHIC_USAGE_MASK_WRAP_KEY | KMIP_CRYPTOGRAPHIC_USAGE_MASK_UNWRAP_KEY;
+  return 0;
+}
+
+/* Create (then Activate if q->activate, then Get if get) in as few messages as the server
+ * accepts. Returns the key length (get) or 0. */
+static int
+create_batch (struct kmip_client *c, const struct kmip_create_params *q, bool get,
+              char uid[KMIP_UID_MAX], uint8_t *buf, size_t bufsize)
+{
+  unsigned quirks = kmip_client_quirks (c);
+  struct create_args a = {
+    .p = q,
+    .activate = q->activate && !(quirks & KMIP_QUIRK_NO_PLACEHOLDER_ACTIVATE),
+    .get = get && !(quirks & KMIP_QUIRK_NO_PLACEHOLDER_GET),
+  };
+  unsigned n = 1 + a.activate + a.get;
+  struct kmip_resp resp;
+  const char *s;
+  size_t i = 1, len;
+  int r, klen = 0;
+
+  uid[0] = '\0';
+  r = kmip_call (c, n, build_create, &a, &resp);
+  if (r < 0)
+    return r;
+  if (n > 1 && refused_message (&resp)) {
+    /* Nothing was created. Remember what this server refuses (an Activate without
+     * identifier, PyKMIP's case, is the likelier one) and ask with less. */
+    kmip_resp_free (&resp);
+    kmip_client_add_quirk (c, a.activate ? KMIP_QUIRK_NO_PLACEHOLDER_ACTIVATE
+                                         : KMIP_QUIRK_NO_PLACEHOLDER_GET);
+    return create_batch (c, q, get, uid, buf, bufsize);
+  }
+  r = kmip_resp_check (&resp, 0, KMIP_OPERATION_CREATE);
+  if (r == 0)
+    r = take_uid (resp.items[0].payload, "Create", uid);
+  if (r == 0 && a.activate && (r = kmip_resp_check (&resp, i++, KMIP_OPERATION_ACTIVATE)) < 0)
+    r = kmip_set_error (r, "key %s created but not activated: %s", uid, kmip_last_error ());
+  if (r == 0 && a.get) {
+    r = klen = kmip_extract_key_at (&resp, i, uid, buf, bufsize);
+    /* The placeholder must have named the key just created. */
+    if (r >= 0 && (kmip_get_text (resp.items[i].payload, KMIP_TAG_UNIQUE_IDENTIFIER, &s,
+                                  &len) < 0 || len != strlen (uid) || memcmp (s, uid, len))) {
+      explicit_bzero (buf, (size_t) klen);
+      r = kmip_set_error (KMIP_E_DECODE, "Get through the ID placeholder did not return the "
+                          "key just created (%s)", uid);
+    }
+  }
+  kmip_resp_free (&resp);
+  if (r < 0)
+    return r;
+  if (get && !a.get && (klen = kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, buf, bufsize)) < 0)
+    return klen;
+  if (q->activate && !a.activate && (r = kmip_activate (c, uid)) < 0) {
+    if (get)
+      explicit_bzero (buf, (size_t) klen);
+    return kmip_set_error (r, "key %s created but not activated: %s", uid, kmip_last_error ());
+  }
+  return get ? klen : 0;
 }
 
 int
 kmip_create_aes (struct kmip_client *c, const struct kmip_create_params *p,
                  char uid[KMIP_UID_MAX])
 {
-  struct kmip_create_params q = *p;
-  struct kmip_resp resp;
+  struct kmip_create_params q;
   int r;
 
-  if (q.length_bits == 0)
-    q.length_bits = 256;
-  if (q.length_bits != 128 && q.length_bits != 192 && q.length_bits != 256)
-    return kmip_set_error (-EINVAL, "AES key length must be 128, 192 or 256 bits, not %u",
-                           q.length_bits);
-  if (q.usage_mask == 0)
-    q.usage_mask = KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT | KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT |
-      KMIP_CRYPTOGRAPHIC_USAGE_MASK_WRAP_KEY | KMIP_CRYPTOGRAPHIC_USAGE_MASK_UNWRAP_KEY;
-  r = kmip_call (c, q.activate ? 2 : 1, build_create, &q, &resp);
-  if (r < 0)
+  if ((r = create_params (p, &q)) < 0)
     return r;
-  /* Some servers (PyKMIP 0.10) cannot parse an Activate without an identifier and refuse
-   * the whole message, so nothing was created: do it in two requests instead. */
-  if (q.activate && resp.nitems == 1 && resp.items[0].operation == 0 &&
-      resp.items[0].status == KMIP_RESULT_STATUS_OPERATION_FAILED &&
-      resp.items[0].reason == KMIP_RESULT_REASON_INVALID_MESSAGE) {
-    kmip_resp_free (&resp);
-    q.activate = false;
-    r = kmip_create_aes (c, &q, uid);
-    if (r == 0 && (r = kmip_activate (c, uid)) < 0)
-      r = kmip_set_error (r, "key %s created but not activated: %s", uid, kmip_last_error ());
+  return create_batch (c, &q, false, uid, NULL, 0);
+}
+
+int
+kmip_create_aes_get (struct kmip_client *c, const struct kmip_create_params *p,
+                     char uid[KMIP_UID_MAX], uint8_t *buf, size_t bufsize)
+{
+  struct kmip_create_params q;
+  int r;
+
+  uid[0] = '\0';
+  if ((r = create_params (p, &q)) < 0)
     return r;
-  }
-  r = kmip_resp_check (&resp, 0, KMIP_OPERATION_CREATE);
-  if (r == 0)
-    r = take_uid (resp.items[0].payload, "Create", uid);
-  if (r == 0 && q.activate) {
-    r = kmip_resp_check (&resp, 1, KMIP_OPERATION_ACTIVATE);
-    if (r < 0)
-      r = kmip_set_error (r, "key %s created but not activated: %s", uid, kmip_last_error ());
-  }
-  kmip_resp_free (&resp);
-  return r;
+  return create_batch (c, &q, true, uid, buf, bufsize);
 }
 
 /* ---- Register */
@@ -188,23 +264,23 @@ build_get (struct kmip_req *req, const void *argsv)
   kmip_req_item_end (req);
 }
 
-/* Copy the key material of a Get response (batch item 0) to buf. */
+/* Copy the key material of a Get response (batch item i) to buf. */
 int
-kmip_extract_key (const struct kmip_resp *resp, const char *uid, uint8_t *buf,
-                  size_t bufsize)
+kmip_extract_key_at (const struct kmip_resp *resp, size_t i, const char *uid, uint8_t *buf,
+                     size_t bufsize)
 {
   const struct kmip_node *obj, *block, *value, *material;
   const uint8_t *key;
   size_t len;
   int r;
 
-  r = kmip_resp_check (resp, 0, KMIP_OPERATION_GET);
+  r = kmip_resp_check (resp, i, KMIP_OPERATION_GET);
   if (r < 0)
     return r;
-  obj = resp->items[0].payload ? kmip_find (resp->items[0].payload, KMIP_TAG_SYMMETRIC_KEY)
+  obj = resp->items[i].payload ? kmip_find (resp->items[i].payload, KMIP_TAG_SYMMETRIC_KEY)
                                : NULL;
-  if (obj == NULL && resp->items[0].payload)
-    obj = kmip_find (resp->items[0].payload, KMIP_TAG_SECRET_DATA);
+  if (obj == NULL && resp->items[i].payload)
+    obj = kmip_find (resp->items[i].payload, KMIP_TAG_SECRET_DATA);
   if (obj == NULL)
     return kmip_set_error (KMIP_E_DECODE, "Get %s: the object is not a symmetric key or "
                            "secret data", uid);
@@ -230,6 +306,12 @@ kmip_extract_key (const struct kmip_resp *resp, const char *uid, uint8_t *buf,
  bad:
   return kmip_set_error (KMIP_E_DECODE, "Get %s: malformed key block: %s", uid,
                          kmip_last_error ());
+}
+
+int
+kmip_extract_key (const struct kmip_resp *resp, const char *uid, uint8_t *buf, size_t bufsize)
+{
+  return kmip_extract_key_at (resp, 0, uid, buf, bufsize);
 }
 
 int

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kms-common.h"
 #include "secmem.h"
@@ -78,7 +79,27 @@ do_create (struct kmip_client *c, const struct kms_opts *o)
 
   if (o->length && (r = kms_parse_uint ("--length", o->length, &p.length_bits)) < 0)
     return r;
-  if ((r = kmip_create_aes (c, &p, uid)) < 0)
+  if (o->out) {
+    /* Create (+ Activate) + Get in one message, through the ID placeholder. */
+    uint8_t *key;
+    struct stat st;
+    int n;
+    /* Refuse before anything is created in the KMS. */
+    if (strcmp (o->out, "-") == 0)
+      return kmip_set_error (-EINVAL, "create --out needs a file (the UID goes to stdout)");
+    if (lstat (o->out, &st) == 0)
+      return kmip_set_error (-EEXIST, "cannot create %s: it must not exist yet", o->out);
+    if ((key = secmem_alloc (32)) == NULL)
+      return kmip_set_error (-ENOMEM, "cannot allocate locked memory for the key");
+    n = kmip_create_aes_get (c, &p, uid, key, 32);
+    r = n < 0 ? n : kms_write_secret (o->out, key, n);
+    secmem_free (key);
+    if (r < 0 && uid[0])
+      return kmip_set_error (r, "key %s created, but: %s", uid, kmip_last_error ());
+  }
+  else
+    r = kmip_create_aes (c, &p, uid);
+  if (r < 0)
     return r;
   printf ("%s\n", uid);
   return 0;

@@ -19,6 +19,11 @@
 #   kmip10       a KMIP 1.0 server: DiscoverVersions is "Operation Not Supported"; every
 #                other request gets "Item Not Found" with a message naming the request's
 #                protocol version (so a test can see which version the client fell back to)
+#   placeholder  a KMIP 1.4 server that honours the ID placeholder in every operation: it
+#                answers each batch item of Create (UID "ph-N"), Activate and Get (the key
+#                00 01 .. 1f) naming the last created object when the item names none
+#   stale-placeholder  the same, but Get answers for another object ("someone-else"), as a
+#                server whose placeholder leaked from an earlier message would
 # usage: fake-kmip-server.py MODE CERT KEY CA
 import os
 import socket
@@ -96,6 +101,43 @@ def get_answer(req, transparent):
     return ttlv(0x42007B, 0x01, header + item)
 
 
+def placeholder_answer(req, state, stale):
+    """Answer every batch item of req in order (Create, Activate, Get, DiscoverVersions)."""
+    items = b""
+    count = 0
+    pos = 0
+    while True:
+        i = req.find(bytes.fromhex("42005c0500000004"), pos)
+        if i < 0:
+            break
+        pos = i + 16
+        op = struct.unpack(">I", req[i + 8:i + 12])[0]
+        j = req.find(bytes.fromhex("42009308"), i)      # Unique Batch Item ID, if any
+        bid = req[j:j + 16] if 0 <= j < req.find(bytes.fromhex("420079"), i) else b""
+        if op == 0x01:
+            state["n"] += 1
+            state["uid"] = b"ph-%d" % state["n"]
+        uid = b"someone-else" if stale and op == 0x0A else state["uid"]
+        if op == 0x1E:
+            payload = pv(1, 4)
+        elif op == 0x01:
+            payload = enum(0x420057, 2) + ttlv(0x420094, 0x07, uid)
+        elif op == 0x0A:
+            block = ttlv(0x420040, 0x01, enum(0x420042, 1) +
+                         ttlv(0x420045, 0x01, ttlv(0x420043, 0x08, bytes(range(32)))) +
+                         enum(0x420028, 3) + integer(0x42002A, 256))
+            payload = enum(0x420057, 2) + ttlv(0x420094, 0x07, uid) + ttlv(0x42008F, 0x01, block)
+        else:
+            payload = ttlv(0x420094, 0x07, uid)
+        items += ttlv(0x42000F, 0x01, enum(0x42005C, op) + bid + enum(0x42007F, 0) +
+                      ttlv(0x42007C, 0x01, payload))
+        count += 1
+    header = ttlv(0x42007A, 0x01, pv(1, 4) +
+                  ttlv(0x420092, 0x09, struct.pack(">q", int(time.time()))) +
+                  integer(0x42000D, count))
+    return ttlv(0x42007B, 0x01, header + items)
+
+
 def read_request(conn):
     hdr = b""
     while len(hdr) < 8:
@@ -126,12 +168,16 @@ def handle(raw, ctx):
         if mode == "close":
             conn.close()
             return
-        if mode in ("kmip10", "kmip12", "transparent", "wrapped"):
+        if mode in ("kmip10", "kmip12", "transparent", "wrapped", "placeholder",
+                    "stale-placeholder"):
+            state = {"n": 0, "uid": b""}
             while True:
                 req = read_request(conn)
                 if req is None:
                     return
-                if mode.startswith("kmip1"):
+                if mode.endswith("placeholder"):
+                    conn.sendall(placeholder_answer(req, state, mode.startswith("stale")))
+                elif mode.startswith("kmip1"):
                     conn.sendall(old_server_answer(req, int(mode[5:]) % 10))
                 else:
                     conn.sendall(get_answer(req, mode == "transparent"))

@@ -2,13 +2,16 @@
 /* Description: drives the kmip-client API against a real server (run by test-kmip-api.sh):
  * connection reuse, batched Get+State and Create+Activate, a handle shared by threads,
  * reconnection after the server went away, Locate paging, Encrypt/Decrypt, key-buffer sizes.
- * usage: kmip-api-test CONF {basic|threads|reconnect}   ("reconnect" waits for a line on
+ * Create+Activate+Get through the ID placeholder (request counts).
+ * usage: kmip-api-test CONF {basic|placeholder|[stale-]placeholder-fake|threads|reconnect}   ("reconnect" waits for a line on
  * stdin between its two halves, during which the caller restarts or stops the server) */
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kmip/kmip.h"
 
@@ -60,7 +63,15 @@ basic (struct kmip_client *c)
   char **uids;
   int n;
 
+  /* pykmip-server refuses Create + Activate-without-identifier as a whole: Create, then
+   * Activate (3 requests with the refused one; the version is pinned, no DiscoverVersions).
+   * The handle remembers, and the next time asks in 2. */
   CHECK (kmip_create_aes (c, &p, uid) == 0);
+  CHECK (kmip_client_requests (c) == 3);
+  {
+    char u[KMIP_UID_MAX];
+    CHECK (kmip_create_aes (c, &p, u) == 0 && kmip_client_requests (c) == 5);
+  }
   CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, key0, sizeof key0) == 32);
   /* One connection, reused by every call. */
   for (int i = 0; i < 20; i++) {
@@ -110,18 +121,96 @@ basic (struct kmip_client *c)
           KMIP_V_MINOR (kmip_client_version (c)), kmip_client_connections (c));
 }
 
+/* The ID placeholder against pykmip-server 0.10, on a fresh handle: it refuses an Activate
+ * without identifier (its payload parser needs one) but takes Get without one. */
+static void
+placeholder (struct kmip_client *c)
+{
+  char name[64], u[KMIP_UID_MAX], u2[KMIP_UID_MAX], **uids;
+  uint8_t k[32], k2[32];
+  uint32_t state;
+  unsigned n0;
+
+  snprintf (name, sizeof name, "ph-%ld", (long) getpid ());
+  /* First Create + Activate + Get: refused as a whole (nothing created), then Create + Get
+   * in one message, then Activate: 3 requests. */
+  n0 = kmip_client_requests (c);
+  CHECK (kmip_create_aes_get (c, &(struct kmip_create_params) { .name = name, .activate = true },
+                              u, k, sizeof k) == 32);
+  CHECK (kmip_client_requests (c) == n0 + 3);
+  CHECK (kmip_locate (c, &(struct kmip_locate_params) { .name = name }, &uids) == 1);
+  CHECK (strcmp (uids[0], u) == 0);             /* the refused message left no key behind */
+  kmip_strv_free (uids);
+  CHECK (kmip_get_key_state (c, u, KMIP_KEY_FORMAT_TYPE_RAW, k2, sizeof k2, &state) == 32);
+  CHECK (memcmp (k, k2, 32) == 0 && state == KMIP_STATE_ACTIVE);
+  /* The handle remembers: Create + Get, Activate: 2 requests. */
+  n0 = kmip_client_requests (c);
+  CHECK (kmip_create_aes_get (c, &(struct kmip_create_params) { .activate = true }, u2, k, 32)
+         == 32);
+  CHECK (kmip_client_requests (c) == n0 + 2 && strcmp (u, u2) != 0);
+  CHECK (kmip_get_key_state (c, u2, KMIP_KEY_FORMAT_TYPE_RAW, k2, sizeof k2, &state) == 32);
+  CHECK (memcmp (k, k2, 32) == 0 && state == KMIP_STATE_ACTIVE);
+  /* Without activation: Create + Get in one message. */
+  n0 = kmip_client_requests (c);
+  CHECK (kmip_create_aes_get (c, &(struct kmip_create_params) { .length_bits = 128 }, u, k, 32)
+         == 16);
+  CHECK (kmip_client_requests (c) == n0 + 1);
+  CHECK (kmip_get_key_state (c, u, KMIP_KEY_FORMAT_TYPE_RAW, k2, sizeof k2, &state) == 16);
+  CHECK (memcmp (k, k2, 16) == 0 && state == KMIP_STATE_PRE_ACTIVE);
+  /* A buffer too small: the key is created, its identifier given back, nothing copied. */
+  CHECK (kmip_create_aes_get (c, &(struct kmip_create_params) { 0 }, u, k, 16) == -ENOBUFS);
+  CHECK (u[0] != '\0');
+  CHECK (kmip_client_connections (c) == 1);
+  printf ("placeholder: ok at %d.%d: Create+Activate+Get refused once, then Create+Get in one "
+          "message\n", KMIP_V_MAJOR (kmip_client_version (c)),
+          KMIP_V_MINOR (kmip_client_version (c)));
+  explicit_bzero (k, sizeof k);
+  explicit_bzero (k2, sizeof k2);
+}
+
+/* Against the fake "placeholder" server (pinned 1.4), which honours the ID placeholder in
+ * every operation: Create + Activate + Get in one message. Against "stale-placeholder", whose
+ * Get answers for another object: refused. */
+static void
+placeholder_fake (struct kmip_client *c, bool stale)
+{
+  char u[KMIP_UID_MAX];
+  uint8_t k[32], want[32];
+  int r;
+
+  for (int i = 0; i < 32; i++)
+    want[i] = (uint8_t) i;
+  r = kmip_create_aes_get (c, &(struct kmip_create_params) { .activate = true }, u, k, 32);
+  if (stale) {
+    CHECK (r == KMIP_E_DECODE && strcmp (u, "ph-1") == 0);
+    CHECK (strstr (kmip_last_error (), "did not return the key just created (ph-1)") != NULL);
+    printf ("stale placeholder: refused: %s\n", kmip_last_error ());
+    return;
+  }
+  CHECK (r == 32 && memcmp (k, want, 32) == 0 && strcmp (u, "ph-1") == 0);
+  CHECK (kmip_client_requests (c) == 1);
+  CHECK (kmip_create_aes (c, &(struct kmip_create_params) { .activate = true }, u) == 0);
+  CHECK (kmip_client_requests (c) == 2 && strcmp (u, "ph-2") == 0);
+  printf ("placeholder server: Create+Activate+Get in 1 message, Create+Activate in 1\n");
+}
+
 int
 main (int argc, char **argv)
 {
   struct kmip_client *c;
 
   if (argc != 3) {
-    fprintf (stderr, "usage: %s CONF basic|threads|reconnect\n", argv[0]);
+    fprintf (stderr, "usage: %s CONF basic|placeholder|threads|reconnect\n", argv[0]);
     return 2;
   }
   c = open_client (argv[1]);
   if (strcmp (argv[2], "basic") == 0)
     basic (c);
+  else if (strcmp (argv[2], "placeholder") == 0)
+    placeholder (c);
+  else if (strcmp (argv[2], "placeholder-fake") == 0 ||
+           strcmp (argv[2], "stale-placeholder-fake") == 0)
+    placeholder_fake (c, argv[2][0] == 's');
   else if (strcmp (argv[2], "threads") == 0) {
     pthread_t t[4];
     struct kmip_create_params p = { .activate = true };

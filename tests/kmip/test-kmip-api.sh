@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Description: the kmip-client C API against pykmip-server (kmip-api-test.c): connection reuse,
-# batching, threads sharing a handle, and transparent reconnection after a server restart.
+# batching (Get+State; Create+Activate+Get through the ID placeholder, at 1.0-2.0), threads
+# sharing a handle, and transparent reconnection after a server restart.
 source "$srcdir/functions.sh"
 source "$srcdir/kmip-server.sh"
 api=${1:?usage: test-kmip-api.sh PATH-OF-kmip-api-test}
 
 kmip_start_server
-for v in 1.0 1.4 2.0; do
+for v in 1.0 1.1 1.2 1.3 1.4 2.0; do
   kmip_write_conf "$tmpdir/$v.conf" version=$v
+done
+for v in 1.0 1.4 2.0; do
   "$api" "$tmpdir/$v.conf" basic
+done
+# ID placeholder batches (Create + Activate + Get), request counts, on fresh handles.
+for v in 1.0 1.1 1.2 1.3 1.4 2.0; do
+  "$api" "$tmpdir/$v.conf" placeholder
+done
+# A server that honours the placeholder in Activate too (fake): one message for all three;
+# one whose Get answers for another object (a leaked placeholder): refused.
+for m in placeholder stale-placeholder; do
+  kmip_start_fake $m
+  port_var="fake_${m//-/_}_port"
+  kmip_write_conf "$tmpdir/$m.conf" server="127.0.0.1:${!port_var}" version=1.4
+  "$api" "$tmpdir/$m.conf" $m-fake
 done
 kmip_write_conf "$tmpdir/kms.conf"
 "$api" "$tmpdir/kms.conf" threads

@@ -3,7 +3,8 @@
 # Description: our client and PyKMIP's own client (ProxyKmipClient) agree on the same server:
 # a key created (or registered) by ours has the same bytes when fetched by theirs, and a key
 # created or registered by theirs has the same bytes when fetched by ours; names and states
-# set by one are seen by the other. At KMIP 1.2 (PyKMIP's default), 1.4 and 2.0.
+# set by one are seen by the other. At KMIP 1.2 (PyKMIP's default), 1.4 and 2.0; and a key
+# created and fetched in one exchange through the ID placeholder, at 1.0-2.0.
 source "$srcdir/functions.sh"
 source "$srcdir/kmip-server.sh"
 
@@ -59,4 +60,17 @@ print(c.get('$ouid').value.hex())")
   [ "$got" = "$(hex "$tmpdir/reg-$v")" ] || fail "$v: registered by us, read by PyKMIP"
   echo "$v: ours->theirs and theirs->ours agree"
 done
+# Create + Activate + Get through the ID placeholder (create --out): the bytes our client
+# fetched in the creating exchange are the key PyKMIP's client fetches, at every version.
+for v in 1.0 1.1 1.2 1.3 1.4 2.0; do
+  kmip_write_conf "$tmpdir/ph.conf" version=$v
+  uid=$("$NBDCRYPT" kms --config "$tmpdir/ph.conf" create --activate --name "ph-$v" \
+          --out "$tmpdir/ph-$v")
+  [ "$(stat -c %s:%a "$tmpdir/ph-$v")" = "32:600" ] || fail "$v: create --out file"
+  got=$(/usr/bin/python3 -c "$(kmip_pyclient client)
+print(c.get('$uid').value.hex(), c.get_attributes('$uid', ['State'])[1][0].attribute_value.value.name)")
+  [ "$got" = "$(hex "$tmpdir/ph-$v") ACTIVE" ] ||
+    fail "$v: create --out wrote $(hex "$tmpdir/ph-$v"), PyKMIP sees '$got'"
+done
+echo "create --activate --out (ID placeholder): PyKMIP's client reads the same bytes at 1.0-2.0"
 echo "$0: OK"

@@ -95,6 +95,8 @@ uint16_t kmip_client_version (struct kmip_client *client);
 const char *kmip_client_server (struct kmip_client *client);
 /* Number of TCP+TLS connections made so far (for tests and benchmarks). */
 unsigned kmip_client_connections (struct kmip_client *client);
+/* Number of request messages sent so far, DiscoverVersions included (one per round trip). */
+unsigned kmip_client_requests (struct kmip_client *client);
 
 /* Result status / reason of the last failed operation on this thread (0 if none). */
 struct kmip_result { uint32_t status, reason; };
@@ -137,6 +139,17 @@ struct kmip_create_params {
 /* Create an AES key; its Unique Identifier goes to uid. */
 int kmip_create_aes (struct kmip_client *c, const struct kmip_create_params *p,
                      char uid[KMIP_UID_MAX]);
+
+/* Create an AES key (activated if p->activate) and fetch its bytes into buf (at most bufsize
+ * bytes), in one round trip: Create, Activate and Get batched in one message, the later items
+ * naming the new key through the ID placeholder (no Unique Identifier). A server that refuses
+ * an Activate without identifier (PyKMIP 0.10) gets Create + Get in one message and the
+ * Activate in a second; one that refuses the placeholder in Get, three requests. What a server
+ * refused is remembered on the handle, so later calls do not try again. The Get answer must
+ * name the identifier Create returned. Returns the key length; on failure after Create
+ * succeeded, uid holds the new key's identifier (else it is empty). */
+int kmip_create_aes_get (struct kmip_client *c, const struct kmip_create_params *p,
+                         char uid[KMIP_UID_MAX], uint8_t *buf, size_t bufsize);
 
 /* Register a symmetric key (AES, len bytes: KMIP_OBJECT_TYPE_SYMMETRIC_KEY) or secret data
  * (KMIP_OBJECT_TYPE_SECRET_DATA). */
