@@ -32,7 +32,19 @@ struct keyprov_kmip {
   char *config_path;
   struct kmip_config *cfg;
   struct kmip_client *client;
+  /* A KEK this provider created for a local wrap, fetched in the creating exchange: used by
+   * the next wrap under new_kek_id, then wiped (secmem). */
+  uint8_t *new_kek;
+  char new_kek_id[KMIP_UID_MAX];
 };
+
+static void
+drop_new_kek (struct keyprov_kmip *k)
+{
+  secmem_free (k->new_kek);
+  k->new_kek = NULL;
+  k->new_kek_id[0] = '\0';
+}
 
 /* Turn a kmip-client failure into -errno with a message. Connection problems keep their errno
  * (ECONNREFUSED, ETIMEDOUT, ...) so that callers can tell "unreachable" from "refused". */
@@ -151,7 +163,15 @@ kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   int r;
 
-  if ((r = check_uid (kek_id)) < 0 || (r = require_active (kp, kek_id)) < 0)
+  if ((r = check_uid (kek_id)) < 0)
+    return r;
+  if (strcmp (wrap, "aes-kwp") == 0 && k->new_kek && strcmp (kek_id, k->new_kek_id) == 0) {
+    /* Created, activated and fetched by kmip_create_kek a moment ago, in one exchange. */
+    r = keywrap_wrap (k->new_kek, KEK_LEN, dek, dek_len, out, out_size, out_len);
+    drop_new_kek (k);
+    return r;
+  }
+  if ((r = require_active (kp, kek_id)) < 0)
     return r;
   if (strcmp (wrap, "aes-kwp") == 0) {
     CLEANUP_SECMEM_FREE uint8_t *kek = NULL;
@@ -234,7 +254,8 @@ kmip_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
 }
 
 static int
-kmip_create_kek (struct keyprov *kp, const char *name, char *id_out, size_t id_size)
+kmip_create_kek (struct keyprov *kp, const char *name, const char *wrap, char *id_out,
+                 size_t id_size)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   struct kmip_create_params p = {
@@ -247,8 +268,24 @@ kmip_create_kek (struct keyprov *kp, const char *name, char *id_out, size_t id_s
   char uid[KMIP_UID_MAX];
   int r;
 
-  r = kmip_create_aes (k->client, &p, uid);
-  if (r < 0)
+  drop_new_kek (k);
+  if (wrap && strcmp (wrap, "aes-kwp") == 0) {
+    /* Local wrap needs the KEK: Create, Activate and Get in one message where the server
+     * takes the ID placeholder (kmip_create_aes_get falls back as the server requires). */
+    uint8_t *kek = secmem_alloc (KEK_LEN);
+    if (kek == NULL)
+      return -errno;
+    r = kmip_create_aes_get (k->client, &p, uid, kek, KEK_LEN);
+    if (r >= 0 && r != KEK_LEN)
+      r = kmip_set_error (KMIP_E_DECODE, "the new KEK %s is %d bytes, not %d", uid, r, KEK_LEN);
+    if (r < 0) {
+      secmem_free (kek);
+      return kmip_err (r, "Create", NULL);
+    }
+    k->new_kek = kek;
+    snprintf (k->new_kek_id, sizeof k->new_kek_id, "%s", uid);
+  }
+  else if ((r = kmip_create_aes (k->client, &p, uid)) < 0)
     return kmip_err (r, "Create", NULL);
   if (strlen (uid) >= id_size)
     return ncr_error (ENAMETOOLONG, "KMS returned an identifier that is too long");
@@ -280,6 +317,7 @@ kmip_free (struct keyprov *kp)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
 
+  drop_new_kek (k);
   kmip_client_free (k->client);
   kmip_config_free (k->cfg);
   free (k->config_path);

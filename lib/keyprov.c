@@ -44,11 +44,12 @@ keyprov_default_kek_id (struct keyprov *kp, char *out, size_t size)
 }
 
 int
-keyprov_create_kek (struct keyprov *kp, const char *name, char *id_out, size_t id_size)
+keyprov_create_kek (struct keyprov *kp, const char *name, const char *wrap,
+                    char *id_out, size_t id_size)
 {
   if (kp->ops->create_kek == NULL)
     return UNSUPPORTED ("creating a KEK");
-  return kp->ops->create_kek (kp, name, id_out, id_size);
+  return kp->ops->create_kek (kp, name, wrap, id_out, id_size);
 }
 
 int

@@ -40,8 +40,12 @@ const char *keyprov_name (const struct keyprov *kp);
  * fingerprint "sha256:<32 hex>" (a domain-separated digest, not the key). -ENOTSUP for kmip. */
 int keyprov_default_kek_id (struct keyprov *kp, char *out, size_t size);
 
-/* Create a new AES-256 KEK in the KMS (activated), returning its unique id. kmip only. */
-int keyprov_create_kek (struct keyprov *kp, const char *name, char *id_out, size_t id_size);
+/* Create a new AES-256 KEK in the KMS (activated), returning its unique id. kmip only.
+ * wrap: the wrap mode it is created for, or NULL. For "aes-kwp" the KMIP provider fetches the
+ * new KEK in the creating exchange (ID placeholder batch) and keeps it, in locked memory, for
+ * the next keyprov_wrap under that id, which then needs no further round trip. */
+int keyprov_create_kek (struct keyprov *kp, const char *name, const char *wrap,
+                        char *id_out, size_t id_size);
 
 /* Wrap / unwrap a DEK under KEK kek_id with mode wrap ("aes-kwp" or "kms"). unwrap writes the
  * DEK into dek (caller's secmem, dek_size bytes). Wrong KEK: -EKEYREJECTED. KMS unreachable:
@@ -70,7 +74,7 @@ void keyprov_free (struct keyprov *kp);
 struct keyprov_ops {
   const char *name;
   int (*default_kek_id) (struct keyprov *, char *, size_t);
-  int (*create_kek) (struct keyprov *, const char *, char *, size_t);
+  int (*create_kek) (struct keyprov *, const char *, const char *, char *, size_t);
   int (*wrap) (struct keyprov *, const char *, const char *, const uint8_t *, size_t,
                uint8_t *, size_t, size_t *);
   int (*unwrap) (struct keyprov *, const char *, const char *, const uint8_t *, size_t,

@@ -156,7 +156,7 @@ cmd_format (int argc, char **argv)
   if (kek_id_opt)
     snprintf (kek_id, sizeof kek_id, "%s", kek_id_opt);
   else if (kms_config)
-    r = keyprov_create_kek (kp, name, kek_id, sizeof kek_id);
+    r = keyprov_create_kek (kp, name, wrap, kek_id, sizeof kek_id);
   else
     r = keyprov_default_kek_id (kp, kek_id, sizeof kek_id);
   if (r < 0 ||

@@ -108,6 +108,8 @@ cmd_rewrap (int argc, char **argv)
   if (v->warning[0])
     vc_warn (cmd, "%s", v->warning);
 
+  if (wrap == NULL)
+    wrap = strcmp (v->hdr.kek_provider, "kmip") == 0 && !new_file ? v->hdr.wrap : "aes-kwp";
   /* The new KEK's provider: a file, or the KMS (reusing the old provider if it is the KMS). */
   if (new_file) {
     if (create && (r = keyprov_file_create (new_file)) < 0) {
@@ -124,10 +126,8 @@ cmd_rewrap (int argc, char **argv)
     if (r == 0 && new_id)
       snprintf (kek_id, sizeof kek_id, "%s", new_id);
     else if (r == 0)
-      r = keyprov_create_kek (new_kp ? new_kp : old_kp, name, kek_id, sizeof kek_id);
+      r = keyprov_create_kek (new_kp ? new_kp : old_kp, name, wrap, kek_id, sizeof kek_id);
   }
-  if (wrap == NULL)
-    wrap = strcmp (v->hdr.kek_provider, "kmip") == 0 && !new_file ? v->hdr.wrap : "aes-kwp";
   if (r < 0 ||
       (r = volume_rewrap_header (v, new_kp ? new_kp : old_kp, kek_id, wrap, &nh)) < 0) {
     vc_err (cmd, "%s", ncr_last_error ());

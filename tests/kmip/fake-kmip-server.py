@@ -21,7 +21,8 @@
 #                protocol version (so a test can see which version the client fell back to)
 #   placeholder  a KMIP 1.4 server that honours the ID placeholder in every operation: it
 #                answers each batch item of Create (UID "ph-N"), Activate and Get (the key
-#                00 01 .. 1f) naming the last created object when the item names none
+#                00 01 .. 1f) naming the last created object when the item names none; logs
+#                "request: OP OP..." (hex operation codes) on stderr for each message
 #   stale-placeholder  the same, but Get answers for another object ("someone-else"), as a
 #                server whose placeholder leaked from an earlier message would
 # usage: fake-kmip-server.py MODE CERT KEY CA
@@ -106,12 +107,14 @@ def placeholder_answer(req, state, stale):
     items = b""
     count = 0
     pos = 0
+    ops = []
     while True:
         i = req.find(bytes.fromhex("42005c0500000004"), pos)
         if i < 0:
             break
         pos = i + 16
         op = struct.unpack(">I", req[i + 8:i + 12])[0]
+        ops.append(op)
         j = req.find(bytes.fromhex("42009308"), i)      # Unique Batch Item ID, if any
         bid = req[j:j + 16] if 0 <= j < req.find(bytes.fromhex("420079"), i) else b""
         if op == 0x01:
@@ -135,6 +138,8 @@ def placeholder_answer(req, state, stale):
     header = ttlv(0x42007A, 0x01, pv(1, 4) +
                   ttlv(0x420092, 0x09, struct.pack(">q", int(time.time()))) +
                   integer(0x42000D, count))
+    state["log"].append(ops)
+    print("request: " + " ".join("0x%02x" % op for op in ops), file=sys.stderr, flush=True)
     return ttlv(0x42007B, 0x01, header + items)
 
 
@@ -170,7 +175,7 @@ def handle(raw, ctx):
             return
         if mode in ("kmip10", "kmip12", "transparent", "wrapped", "placeholder",
                     "stale-placeholder"):
-            state = {"n": 0, "uid": b""}
+            state = {"n": 0, "uid": b"", "log": []}
             while True:
                 req = read_request(conn)
                 if req is None:
