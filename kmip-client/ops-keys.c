@@ -531,7 +531,7 @@ kmip_revoke (struct kmip_client *c, const char *uid, uint32_t reason_code, const
                  NULL);
 }
 
-/* ---- Encrypt / Decrypt */
+/* ---- Encrypt / Decrypt (AES: CBC/ECB with PKCS#5 padding, CTR, ..., GCM with a tag) */
 
 struct crypt_args {
   uint32_t op;
@@ -539,6 +539,10 @@ struct crypt_args {
   uint32_t mode;
   const uint8_t *iv, *in;
   size_t iv_len, in_len;
+  const uint8_t *aad;           /* GCM: Authenticated Encryption Additional Data */
+  size_t aad_len;
+  uint8_t *tag;                 /* GCM: the tag (Encrypt: out, Decrypt: in) */
+  size_t tag_len;
 };
 
 static void
@@ -546,7 +550,9 @@ build_crypt (struct kmip_req *req, const void *argsv)
 {
   const struct crypt_args *a = argsv;
   struct kmip_enc *e = &req->e;
+  bool gcm = a->mode == KMIP_BLOCK_CIPHER_MODE_GCM;
 
+  /* Field order as the spec lists them (PyKMIP reads them in that order). */
   kmip_req_item_begin (req, a->op);
   kmip_enc_str (e, KMIP_TAG_UNIQUE_IDENTIFIER, a->uid);
   kmip_enc_begin (e, KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS);
@@ -554,10 +560,16 @@ build_crypt (struct kmip_req *req, const void *argsv)
   if (a->mode == KMIP_BLOCK_CIPHER_MODE_CBC || a->mode == KMIP_BLOCK_CIPHER_MODE_ECB)
     kmip_enc_enum (e, KMIP_TAG_PADDING_METHOD, KMIP_PADDING_METHOD_PKCS5);
   kmip_enc_enum (e, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+  if (gcm)
+    kmip_enc_int (e, KMIP_TAG_TAG_LENGTH, (int32_t) a->tag_len);
   kmip_enc_end (e);
   kmip_enc_bytes (e, KMIP_TAG_DATA, a->in, a->in_len);
   if (a->iv_len)
     kmip_enc_bytes (e, KMIP_TAG_IV_COUNTER_NONCE, a->iv, a->iv_len);
+  if (gcm && a->aad_len)
+    kmip_enc_bytes (e, KMIP_TAG_AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA, a->aad, a->aad_len);
+  if (gcm && a->op == KMIP_OPERATION_DECRYPT)
+    kmip_enc_bytes (e, KMIP_TAG_AUTHENTICATED_ENCRYPTION_TAG, a->tag, a->tag_len);
   kmip_req_item_end (req);
 }
 
@@ -565,14 +577,26 @@ static int
 crypt_op (struct kmip_client *c, const struct crypt_args *a, uint8_t **outp, size_t *out_lenp)
 {
   struct kmip_resp resp;
-  const uint8_t *data;
-  size_t len;
+  const uint8_t *data, *tag;
+  size_t len, tlen;
   const char *opname = a->op == KMIP_OPERATION_ENCRYPT ? "Encrypt" : "Decrypt";
+  bool gcm = a->mode == KMIP_BLOCK_CIPHER_MODE_GCM;
   int r;
 
   *outp = NULL;
   *out_lenp = 0;
   if ((r = check_uid_arg (a->uid)) < 0)
+    return r;
+  if (gcm && (a->tag == NULL || a->tag_len < 4 || a->tag_len > 16))
+    return kmip_set_error (-EINVAL, "%s: GCM needs a tag of 4 to 16 bytes", opname);
+  if (!gcm && (a->aad_len || a->tag_len))
+    return kmip_set_error (-EINVAL, "%s: additional data and tags are for GCM only", opname);
+  if (gcm && (r = kmip_client_connect (c)) == 0 && kmip_client_version (c) < KMIP_V (1, 4))
+    return kmip_set_error (-ENOTSUP, "%s: GCM tags and additional data need KMIP 1.4 or later "
+                           "(version in use: %d.%d)", opname,
+                           KMIP_V_MAJOR (kmip_client_version (c)),
+                           KMIP_V_MINOR (kmip_client_version (c)));
+  if (r < 0)
     return r;
   r = kmip_call (c, 1, build_crypt, a, &resp);
   if (r < 0)
@@ -582,11 +606,18 @@ crypt_op (struct kmip_client *c, const struct crypt_args *a, uint8_t **outp, siz
     if (resp.items[0].payload == NULL ||
         kmip_get_bytes (resp.items[0].payload, KMIP_TAG_DATA, &data, &len) < 0)
       r = kmip_set_error (KMIP_E_DECODE, "%s: the response has no Data", opname);
+    else if (gcm && a->op == KMIP_OPERATION_ENCRYPT &&
+             (kmip_get_bytes (resp.items[0].payload, KMIP_TAG_AUTHENTICATED_ENCRYPTION_TAG,
+                              &tag, &tlen) < 0 || tlen != a->tag_len))
+      r = kmip_set_error (KMIP_E_DECODE, "Encrypt: the response has no %zu-byte "
+                          "Authenticated Encryption Tag", a->tag_len);
     else if ((*outp = malloc (len ? len : 1)) == NULL)
       r = kmip_set_error (-ENOMEM, "out of memory");
     else {
       memcpy (*outp, data, len);
       *out_lenp = len;
+      if (gcm && a->op == KMIP_OPERATION_ENCRYPT)
+        memcpy (a->tag, tag, tlen);
     }
   }
   kmip_resp_free (&resp);
@@ -598,7 +629,10 @@ kmip_encrypt (struct kmip_client *c, const char *uid, uint32_t mode, const uint8
               size_t iv_len, const uint8_t *in, size_t in_len, uint8_t **outp,
               size_t *out_lenp)
 {
-  struct crypt_args a = { KMIP_OPERATION_ENCRYPT, uid, mode, iv, in, iv_len, in_len };
+  struct crypt_args a = { KMIP_OPERATION_ENCRYPT, uid, mode, iv, in, iv_len, in_len,
+                          NULL, 0, NULL, 0 };
+  if (mode == KMIP_BLOCK_CIPHER_MODE_GCM)
+    return kmip_set_error (-EINVAL, "Encrypt: use kmip_encrypt_aead for GCM");
   return crypt_op (c, &a, outp, out_lenp);
 }
 
@@ -607,6 +641,33 @@ kmip_decrypt (struct kmip_client *c, const char *uid, uint32_t mode, const uint8
               size_t iv_len, const uint8_t *in, size_t in_len, uint8_t **outp,
               size_t *out_lenp)
 {
-  struct crypt_args a = { KMIP_OPERATION_DECRYPT, uid, mode, iv, in, iv_len, in_len };
+  struct crypt_args a = { KMIP_OPERATION_DECRYPT, uid, mode, iv, in, iv_len, in_len,
+                          NULL, 0, NULL, 0 };
+  if (mode == KMIP_BLOCK_CIPHER_MODE_GCM)
+    return kmip_set_error (-EINVAL, "Decrypt: use kmip_decrypt_aead for GCM");
+  return crypt_op (c, &a, outp, out_lenp);
+}
+
+int
+kmip_encrypt_aead (struct kmip_client *c, const char *uid, const uint8_t *iv, size_t iv_len,
+                   const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len,
+                   uint8_t *tag, size_t tag_len, uint8_t **outp, size_t *out_lenp)
+{
+  struct crypt_args a = { KMIP_OPERATION_ENCRYPT, uid, KMIP_BLOCK_CIPHER_MODE_GCM, iv, in,
+                          iv_len, in_len, aad, aad_len, tag, tag_len };
+  if (iv_len == 0)
+    return kmip_set_error (-EINVAL, "Encrypt: GCM needs a nonce (IV)");
+  return crypt_op (c, &a, outp, out_lenp);
+}
+
+int
+kmip_decrypt_aead (struct kmip_client *c, const char *uid, const uint8_t *iv, size_t iv_len,
+                   const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len,
+                   const uint8_t *tag, size_t tag_len, uint8_t **outp, size_t *out_lenp)
+{
+  struct crypt_args a = { KMIP_OPERATION_DECRYPT, uid, KMIP_BLOCK_CIPHER_MODE_GCM, iv, in,
+                          iv_len, in_len, aad, aad_len, (uint8_t *) tag, tag_len };
+  if (iv_len == 0)
+    return kmip_set_error (-EINVAL, "Decrypt: GCM needs a nonce (IV)");
   return crypt_op (c, &a, outp, out_lenp);
 }

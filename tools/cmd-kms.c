@@ -33,14 +33,16 @@ usage (FILE *fp)
 "  activate UID | destroy UID | rekey UID\n"
 "  revoke UID [--reason compromised|superseded|ceased] [--message TEXT]\n"
 "  register --in FILE [--name N] [--secret-data]   prints the UID\n"
-"  encrypt|decrypt UID --in FILE --out FILE --iv HEX [--mode cbc|ctr]\n"
+"  encrypt|decrypt UID --in FILE --out FILE --iv HEX [--mode cbc|ctr|gcm] [--aad HEX]\n"
+"                                    server-side AES (KMIP >= 1.2; gcm: >= 1.4, a 16-byte\n"
+"                                    tag after the ciphertext)\n"
 "FILE for --in may be '-' (stdin). The default config is %s.\n", KMS_DEFAULT_CONFIG);
 }
 
 enum {
   OPT_NAME = 256, OPT_LENGTH, OPT_ACTIVATE, OPT_OUT, OPT_IN, OPT_FORMAT, OPT_STATE, OPT_TYPE,
   OPT_MAX, OPT_OFFSET, OPT_JSON, OPT_REASON, OPT_MESSAGE, OPT_SECRET, OPT_IV, OPT_MODE,
-  OPT_MODIFY, OPT_KVER,
+  OPT_MODIFY, OPT_KVER, OPT_AAD,
 };
 
 static const struct option long_opts[] = {
@@ -63,6 +65,7 @@ static const struct option long_opts[] = {
   { "secret-data", no_argument, NULL, OPT_SECRET },
   { "iv", required_argument, NULL, OPT_IV },
   { "mode", required_argument, NULL, OPT_MODE },
+  { "aad", required_argument, NULL, OPT_AAD },
   { "modify", no_argument, NULL, OPT_MODIFY },
   { NULL, 0, NULL, 0 },
 };
@@ -81,6 +84,7 @@ cmd_kms (int argc, char **argv)
     case 'c': o.config = optarg; break;
     case 'h': usage (stdout); return 0;
     case OPT_KVER: o.kmip_version = optarg; break;
+    case OPT_AAD: o.aad = optarg; break;
     case OPT_NAME: o.name = optarg; break;
     case OPT_LENGTH: o.length = optarg; break;
     case OPT_ACTIVATE: o.activate = true; break;

@@ -332,42 +332,73 @@ do_register (struct kmip_client *c, const struct kms_opts *o)
 }
 
 static int
-parse_hex (const char *s, uint8_t *out, size_t max)
+parse_hex (const char *opt, const char *s, uint8_t *out, size_t max)
 {
   size_t n = strlen (s);
 
   if (n % 2 || n / 2 > max)
-    return kmip_set_error (-EINVAL, "--iv must be an even number of hex digits (at most %zu "
-                           "bytes)", max);
+    return kmip_set_error (-EINVAL, "%s must be an even number of hex digits (at most %zu "
+                           "bytes)", opt, max);
   for (size_t i = 0; i < n / 2; i++) {
     unsigned v;
     if (!isxdigit ((unsigned char) s[2 * i]) || !isxdigit ((unsigned char) s[2 * i + 1]) ||
         sscanf (s + 2 * i, "%2x", &v) != 1)
-      return kmip_set_error (-EINVAL, "--iv is not hexadecimal");
+      return kmip_set_error (-EINVAL, "%s is not hexadecimal", opt);
     out[i] = v;
   }
   return (int) (n / 2);
 }
 
+#define GCM_TAG_LEN 16
+
 static int
 do_crypt (struct kmip_client *c, const struct kms_opts *o, bool enc)
 {
   uint32_t mode = KMIP_BLOCK_CIPHER_MODE_CBC;
-  uint8_t iv[32], *in, *out = NULL;
+  uint8_t iv[32], aad[256], tag[GCM_TAG_LEN], *in, *out = NULL;
   size_t out_len = 0;
-  int iv_len = 0, n, r;
+  int iv_len = 0, aad_len = 0, n, r;
+  bool gcm;
 
   if (o->mode && strcmp (o->mode, "cbc") != 0 &&
       (r = parse_enum (KMIP_TAG_BLOCK_CIPHER_MODE, "--mode", o->mode, &mode)) < 0)
     return r;
-  if (o->iv && (iv_len = parse_hex (o->iv, iv, sizeof iv)) < 0)
+  gcm = mode == KMIP_BLOCK_CIPHER_MODE_GCM;
+  if (o->iv && (iv_len = parse_hex ("--iv", o->iv, iv, sizeof iv)) < 0)
     return iv_len;
-  if ((in = secmem_alloc (MAX_SECRET_BYTES)) == NULL)
+  if (o->aad && !gcm)
+    return kmip_set_error (-EINVAL, "--aad is for --mode gcm");
+  if (o->aad && (aad_len = parse_hex ("--aad", o->aad, aad, sizeof aad)) < 0)
+    return aad_len;
+  if ((in = secmem_alloc (MAX_SECRET_BYTES + GCM_TAG_LEN)) == NULL)
     return kmip_set_error (-ENOMEM, "cannot allocate locked memory");
-  n = kms_read_secret (o->in, in, MAX_SECRET_BYTES);
-  r = n < 0 ? n : (enc ? kmip_encrypt : kmip_decrypt) (c, o->args[0], mode, iv, iv_len,
-                                                        in, n, &out, &out_len);
+  n = kms_read_secret (o->in, in, MAX_SECRET_BYTES + (gcm && !enc ? GCM_TAG_LEN : 0));
+  /* GCM: the tag follows the ciphertext (Encrypt appends it, Decrypt takes it off). */
+  if (n >= 0 && gcm && !enc && n < GCM_TAG_LEN)
+    n = kmip_set_error (-EINVAL, "--mode gcm: the input is shorter than its %d-byte tag",
+                        GCM_TAG_LEN);
+  if (n < 0)
+    r = n;
+  else if (gcm && enc)
+    r = kmip_encrypt_aead (c, o->args[0], iv, iv_len, aad, aad_len, in, n, tag, GCM_TAG_LEN,
+                           &out, &out_len);
+  else if (gcm)
+    r = kmip_decrypt_aead (c, o->args[0], iv, iv_len, aad, aad_len, in, n - GCM_TAG_LEN,
+                           in + n - GCM_TAG_LEN, GCM_TAG_LEN, &out, &out_len);
+  else
+    r = (enc ? kmip_encrypt : kmip_decrypt) (c, o->args[0], mode, iv, iv_len, in, n, &out,
+                                             &out_len);
   secmem_free (in);
+  if (r == 0 && gcm && enc) {
+    uint8_t *ct = realloc (out, out_len + GCM_TAG_LEN);   /* ciphertext: not secret */
+    if (ct == NULL)
+      r = kmip_set_error (-ENOMEM, "out of memory");
+    else {
+      memcpy (ct + out_len, tag, GCM_TAG_LEN);
+      out = ct;
+      out_len += GCM_TAG_LEN;
+    }
+  }
   if (r == 0)
     r = kms_write_secret (o->out, out, out_len);
   if (out) {

@@ -15,7 +15,7 @@
 struct kms_opts {
   const char *config, *kmip_version;
   const char *name, *length, *out, *in, *format, *state, *type, *max, *offset;
-  const char *reason, *message, *iv, *mode;
+  const char *reason, *message, *iv, *mode, *aad;
   bool activate, json, secret_data, modify;
   char **args;
   int nargs;

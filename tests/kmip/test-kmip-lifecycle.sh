@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Description: the full key lifecycle through `nbdcrypt kms` against a real pykmip-server at
 # every KMIP version 1.0-1.4 and 2.0: create (+activate, batched), get (raw; transparent), attrs,
-# attr-list, locate (name, state, paging), register (key, secret data), encrypt/decrypt checked
-# with python3-cryptography, revoke, destroy; and the server's own answers for what it lacks.
+# attr-list, locate (name, state, paging), register (key, secret data), encrypt/decrypt (CBC;
+# GCM with AAD and tag from 1.4) checked with python3-cryptography, custom x- attributes,
+# revoke, destroy; and the server's own answers for what it lacks.
 source "$srcdir/functions.sh"
 source "$srcdir/kmip-server.sh"
 requires_py cryptography
@@ -96,6 +97,41 @@ PY
       fail "$v: server-side AES-CBC ciphertext does not decrypt locally"
     k decrypt "$ruid" --in "$tmpdir/ct-$v" --out "$tmpdir/pt-$v" --iv $iv
     cmp "$tmpdir/plain" "$tmpdir/pt-$v" || fail "$v: decrypt"
+  fi
+  # AES-GCM (nonce, additional data, 16-byte tag after the ciphertext): the Authenticated
+  # Encryption fields exist from KMIP 1.4. Checked with python3-cryptography both ways; a
+  # wrong AAD or a flipped tag bit fails on the server (PyKMIP: General Failure).
+  nonce=0a0b0c0d0e0f101112131415
+  if [[ $v < 1.4 ]]; then
+    expect_fail "Encrypt: GCM tags and additional data need KMIP 1.4 or later" \
+      k encrypt "$ruid" --mode gcm --iv $nonce --aad 01 --in "$tmpdir/plain" --out "$tmpdir/g-$v"
+  else
+    k encrypt "$ruid" --mode gcm --iv $nonce --aad 6869 --in "$tmpdir/plain" \
+      --out "$tmpdir/gct-$v"
+    /usr/bin/python3 - "$tmpdir/reg-$v" "$tmpdir/gct-$v" "$tmpdir/plain" $nonce \
+        "$tmpdir/lct-$v" <<'PY' || fail "$v: server-side AES-GCM does not match python3-cryptography"
+import sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+key, ct, pt = (open(f, "rb").read() for f in sys.argv[1:4])
+g = AESGCM(key)
+assert len(ct) == len(pt) + 16
+assert g.decrypt(bytes.fromhex(sys.argv[4]), ct, b"hi") == pt
+# A locally made ciphertext (other nonce, no AAD) for the server to decrypt.
+open(sys.argv[5], "wb").write(g.encrypt(bytes(12), pt + b"!", None))
+PY
+    k decrypt "$ruid" --mode gcm --iv $nonce --aad 6869 --in "$tmpdir/gct-$v" \
+      --out "$tmpdir/gpt-$v"
+    cmp "$tmpdir/plain" "$tmpdir/gpt-$v" || fail "$v: GCM decrypt"
+    k decrypt "$ruid" --mode gcm --iv 000000000000000000000000 --in "$tmpdir/lct-$v" \
+      --out "$tmpdir/lpt-$v"
+    [ "$(cat "$tmpdir/lpt-$v")" = "$(cat "$tmpdir/plain")!" ] || fail "$v: GCM decrypt of ours"
+    expect_fail "Decrypt failed: General Failure" k decrypt "$ruid" --mode gcm --iv $nonce \
+      --aad 6870 --in "$tmpdir/gct-$v" --out "$tmpdir/bad-$v"
+    /usr/bin/python3 -c "import sys; b = bytearray(open(sys.argv[1], 'rb').read()); b[-1] ^= 1
+open(sys.argv[2], 'wb').write(b)" "$tmpdir/gct-$v" "$tmpdir/gbad-$v"
+    expect_fail "Decrypt failed: General Failure" k decrypt "$ruid" --mode gcm --iv $nonce \
+      --aad 6869 --in "$tmpdir/gbad-$v" --out "$tmpdir/bad2-$v"
+    [ ! -e "$tmpdir/bad-$v" ] && [ ! -e "$tmpdir/bad2-$v" ] || fail "$v: output after a bad tag"
   fi
 
   # What pykmip-server 0.10 lacks, reported as the server says it.

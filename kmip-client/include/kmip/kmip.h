@@ -214,4 +214,17 @@ int kmip_decrypt (struct kmip_client *c, const char *uid, uint32_t mode,
                   const uint8_t *iv, size_t iv_len, const uint8_t *in, size_t in_len,
                   uint8_t **outp, size_t *out_lenp);
 
+/* AES-GCM with a key held by the server (KMIP >= 1.4, where the Authenticated Encryption
+ * Additional Data and Tag fields exist; -ENOTSUP before): nonce iv (12 bytes usually), aad
+ * (may be empty), a tag of tag_len bytes (4..16) written by Encrypt into tag, checked by
+ * Decrypt (a wrong tag, data or aad fails on the server's side). Output as kmip_encrypt. */
+int kmip_encrypt_aead (struct kmip_client *c, const char *uid, const uint8_t *iv,
+                       size_t iv_len, const uint8_t *aad, size_t aad_len, const uint8_t *in,
+                       size_t in_len, uint8_t *tag, size_t tag_len, uint8_t **outp,
+                       size_t *out_lenp);
+int kmip_decrypt_aead (struct kmip_client *c, const char *uid, const uint8_t *iv,
+                       size_t iv_len, const uint8_t *aad, size_t aad_len, const uint8_t *in,
+                       size_t in_len, const uint8_t *tag, size_t tag_len, uint8_t **outp,
+                       size_t *out_lenp);
+
 #endif /* KMIP_KMIP_H */
