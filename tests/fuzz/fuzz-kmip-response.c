@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* libFuzzer target: the kmip-client response layer over arbitrary bytes, as a hostile server
  * would send them: message shape checks, per-item result checks with verbatim messages, and
- * the payload readers of every operation (key material, attributes in both encodings,
- * versions). Seeds: real pykmip-server responses (make-corpus-kmip-response.py). */
+ * the payload readers of every operation (key material at any batch position, attributes in
+ * both encodings with 2.0 Vendor Attributes, versions). Seeds: real pykmip-server responses
+ * (make-corpus-kmip-response.py), plus batch-create-activate-get.ttlv (the fake placeholder
+ * server's answer) and v2_0-get-attributes-vendor.ttlv (Vendor Attributes, written by hand). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       kmip_attrs_free (&a);
     if (kmip_decode_attrs (p, KMIP_V (2, 0), &a) == 0)
       kmip_attrs_free (&a);
+    (void) kmip_extract_key_at (&resp, i, "fuzz", key, sizeof key);   /* batched Gets */
   }
   (void) kmip_extract_key (&resp, "fuzz", key, sizeof key);
   (void) kmip_extract_key (&resp, "fuzz", key, 16);
