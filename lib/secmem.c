@@ -13,7 +13,7 @@
 #include "errors.h"
 #include "secmem.h"
 
-#define SECMEM_HEADER 64        /* keeps the returned pointer 64-byte aligned */
+#define SECMEM_HEADER SECMEM_ALIGN  /* keeps the returned pointer SECMEM_ALIGN-aligned */
 
 struct secmem_header {
   size_t map_len;
@@ -75,6 +75,24 @@ secmem_free (void *p)
   explicit_bzero (base, len);
   munlock (base, len);
   munmap (base, len);
+}
+
+int
+secmem_lock_region (const void *p, size_t n)
+{
+  uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE), start, end;
+
+  if (p == NULL || n == 0 || n > UINTPTR_MAX / 2 || (uintptr_t) p > UINTPTR_MAX / 2)
+    return ncr_error (EINVAL, "secmem_lock_region: invalid region");
+  start = (uintptr_t) p & ~(page - 1);
+  end = ((uintptr_t) p + n + page - 1) & ~(page - 1);
+  if (mlock ((void *) start, end - start) == -1)
+    return ncr_error (errno, "cannot lock key memory (mlock: %s); raise RLIMIT_MEMLOCK "
+                      "(ulimit -l) or run with CAP_IPC_LOCK", strerror (errno));
+  if (madvise ((void *) start, end - start, MADV_DONTDUMP) == -1)
+    return ncr_error (errno, "cannot exclude key memory from core dumps (madvise: %s)",
+                      strerror (errno));
+  return 0;
 }
 
 int

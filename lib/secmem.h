@@ -7,8 +7,11 @@
 #include <stddef.h>
 
 /* Allocate n zeroed bytes in their own mapping, mlock'd, MADV_DONTDUMP and MADV_WIPEONFORK.
+ * The pointer is SECMEM_ALIGN-byte aligned (enough for AVX-512 key schedules). Each call maps
+ * whole pages of its own (at least one page), so allocate few, long-lived objects.
  * Returns NULL with errno set (and a message in ncr_last_error) on failure: a secret is never
  * silently placed in unlocked memory. */
+#define SECMEM_ALIGN 64
 void *secmem_alloc (size_t n);
 
 /* Wipe, unlock and unmap memory from secmem_alloc. NULL is fine. */
@@ -21,6 +24,15 @@ cleanup_secmem_free (void *ptr)
   secmem_free (*(void **) ptr);
 }
 #define CLEANUP_SECMEM_FREE __attribute__ ((cleanup (cleanup_secmem_free)))
+
+/* For a secret inside an object this module did not allocate (a heap object of a library,
+ * e.g. an OpenSSL provider context holding an AES key schedule): mlock the pages that hold
+ * [p, p + n) and leave them out of core dumps (MADV_DONTDUMP). Call it before the secret is
+ * written where possible. Not MADV_WIPEONFORK: the pages are shared with unrelated objects
+ * that a forked child needs. The pages are never unlocked (other locked objects may share
+ * them; munlock does not count), so use it for a bounded number of objects; the owner still
+ * wipes the secret when it frees the object. Returns 0 or -errno with a message. */
+int secmem_lock_region (const void *p, size_t n);
 
 /* Make the process non-dumpable while it holds keys (PR_SET_DUMPABLE 0), unless
  * allow_core_dumps, the debugging opt-out. Returns 0 or -errno. */
