@@ -151,6 +151,9 @@ open(sys.argv[2], 'wb').write(b)" "$tmpdir/gct-$v" "$tmpdir/gbad-$v"
       k set-attr "$uid" x-vsphere-id abc --modify
   fi
   expect_fail "custom x-NAME attributes can be set" k set-attr "$uid" x- abc
+  if [ "$v" = 2.0 ]; then r="Attribute Not Found"; else r="Invalid Field"; fi
+  expect_fail "ModifyAttribute failed: $r: The 'Contact Information' attribute is not set" \
+    k set-attr "$uid" "Contact Information" ops --modify
   k set-attr "$uid" Name "renamed-$name" --modify
   k attrs "$uid" | grep -qx "name: renamed-$name" || fail "$v: ModifyAttribute Name"
   # Get in TransparentSymmetricKey format: the server's verbatim answer (it cannot convert).
