@@ -183,7 +183,9 @@ void kmip_strv_free (char **strv);
 struct kmip_attrs {
   uint32_t object_type, state, algorithm, length, usage_mask; /* 0 if absent */
   char **names;                 /* NULL-terminated */
-  char **custom;                /* NULL-terminated "x-name=value" for text custom attrs */
+  char **custom;                /* NULL-terminated "x-name=value" for text custom attrs
+                                 * (1.x, or 2.0 Vendor Attributes of vendor x/y); other
+                                 * vendors' 2.0 text attributes as "VENDOR:name=value" */
 };
 int kmip_get_attributes (struct kmip_client *c, const char *uid, struct kmip_attrs *a);
 void kmip_attrs_free (struct kmip_attrs *a);
@@ -191,7 +193,8 @@ void kmip_attrs_free (struct kmip_attrs *a);
 /* GetAttributeList: the names of the attributes the object has (NULL-terminated). */
 int kmip_get_attribute_list (struct kmip_client *c, const char *uid, char ***namesp);
 
-/* Add / modify a text attribute: a custom one ("x-..." as vSphere sends) or "Name". */
+/* Add / modify a text attribute: a custom one ("x-NAME" as vSphere sends; a Vendor Attribute
+ * with Vendor Identification "x" at KMIP 2.0), "Name" or "Contact Information". */
 int kmip_add_attribute (struct kmip_client *c, const char *uid, const char *name,
                         const char *value);
 int kmip_modify_attribute (struct kmip_client *c, const char *uid, const char *name,
