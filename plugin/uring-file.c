@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "uring-file.h"
+#include "uring-readahead.h"
 
 /* Requests are cut into pieces this big (split-size=), all in flight at once, so one large
  * request keeps several device queues busy instead of one. */
@@ -31,6 +32,8 @@
 /* A thread keeps its bounce buffer between requests up to this size; a bigger one (a large
  * unaligned direct request) is freed after use, so 16 threads cannot pin 16 x 64 MiB. */
 #define BOUNCE_KEEP (4 * 1024 * 1024)
+/* Readahead (direct only) prefetches in pieces of this size, or window/4 if smaller. */
+#define READAHEAD_CHUNK (1024 * 1024)
 /* Zeros written by the fallback come from one shared, aligned buffer of this size. */
 #define ZERO_BUF_SIZE (1024 * 1024)
 
@@ -49,6 +52,7 @@ struct uf {
   bool fast_zeroout;              /* block device with a write-zeroes command */
   _Atomic bool can_punch_hole, can_zero_range, can_fallocate, can_discard;
   struct uq *q;
+  struct ura *ra;                 /* direct: readahead for sequential streams, or NULL */
 };
 
 /* Unaligned direct writes read, modify and write whole blocks; they take this lock for
@@ -293,6 +297,22 @@ uf_open (struct uf **ufp, const struct uf_config *cfg)
   err = uq_new (&uf->q, &qc);
   if (err < 0)
     goto fail;
+  /* Readahead has a ring of its own: not with ring=none (or without io_uring). */
+  if (cfg->direct && cfg->readahead && cfg->engine != UQ_SYNC && uf->direct_end > 0) {
+    uint64_t chunk = cfg->readahead < 4 * READAHEAD_CHUNK ? cfg->readahead / 4 :
+                     READAHEAD_CHUNK;
+    unsigned align = uf->mem_align > uf->lbs ? uf->mem_align : uf->lbs;
+    struct ura_config rc = {
+      .fd = uf->fd, .window = cfg->readahead, .chunk = chunk,
+      .align = align > 4096 ? align : 4096, .limit = uf->direct_end,
+    };
+    err = ura_new (&uf->ra, &rc);
+    if (err < 0) {
+      uq_free (uf->q);
+      err = ncr_error (-err, "readahead=%" PRIu64 ": %s", cfg->readahead, strerror (-err));
+      goto fail;
+    }
+  }
   *ufp = uf;
   return 0;
 
@@ -310,6 +330,7 @@ uf_close (struct uf *uf)
 {
   if (uf == NULL)
     return;
+  ura_free (uf->ra);
   uq_free (uf->q);
   if (uf->bfd >= 0)
     close (uf->bfd);
@@ -337,6 +358,7 @@ bool uf_can_write (const struct uf *uf) { return uf->can_write; }
 bool uf_is_block_device (const struct uf *uf) { return uf->is_bdev; }
 unsigned uf_direct_alignment (const struct uf *uf) { return uf->direct ? uf->lbs : 1; }
 struct uq *uf_queue (struct uf *uf) { return uf->q; }
+struct ura *uf_readahead (struct uf *uf) { return uf->ra; }
 
 bool
 uf_can_extents (struct uf *uf)
@@ -379,6 +401,9 @@ uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
   }
 
   mid = direct_split (uf, offset, end);
+  /* A sequential stream: the data may be prefetched already (or the read starts more). */
+  if (uf->ra && mid == end && ura_read (uf->ra, buf, count, offset) == 1)
+    return 0;
   if (mid > offset) {
     if (is_aligned (uf, buf, offset, mid))
       n = add_rw (uf, ops, n, UQ_READ, FD_MAIN, buf, mid - offset, offset);
@@ -451,8 +476,8 @@ direct_write_ops (struct uf *uf, struct uq_op *ops, const void *buf, uint64_t of
   return n;
 }
 
-int
-uf_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsigned flags)
+static int
+do_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsigned flags)
 {
   struct uq_op ops[MAX_OPS];
   uint64_t end = offset + count, mid;
@@ -501,8 +526,8 @@ do_fallocate (struct uf *uf, int mode, uint64_t offset, uint64_t len)
   return 0;
 }
 
-int
-uf_trim (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+static int
+do_trim (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
 {
   int r = 0;
 
@@ -593,8 +618,8 @@ zero_by_fallocate (struct uf *uf, uint32_t count, uint64_t offset, unsigned flag
   return r;
 }
 
-int
-uf_zero (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+static int
+do_zero (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
 {
   uint64_t end = offset + count, s = offset, e = end;
   int r;
@@ -670,4 +695,45 @@ uf_extents (struct uf *uf, uint32_t count, uint64_t offset, bool req_one,
     }
   }
   return 0;
+}
+
+/* Every change to the file's contents tells the readahead of every connection (the
+ * bracketing rules are in uring-readahead.h). */
+int
+uf_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsigned flags)
+{
+  int r;
+
+  if (uf->ra == NULL)
+    return do_pwrite (uf, buf, count, offset, flags);
+  ura_write_begin ();
+  r = do_pwrite (uf, buf, count, offset, flags);
+  ura_write_end (offset, count);
+  return r;
+}
+
+int
+uf_trim (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+{
+  int r;
+
+  if (uf->ra == NULL)
+    return do_trim (uf, count, offset, flags);
+  ura_write_begin ();
+  r = do_trim (uf, count, offset, flags);
+  ura_write_end (offset, count);
+  return r;
+}
+
+int
+uf_zero (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+{
+  int r;
+
+  if (uf->ra == NULL)
+    return do_zero (uf, count, offset, flags);
+  ura_write_begin ();
+  r = do_zero (uf, count, offset, flags);
+  ura_write_end (offset, count);
+  return r;
 }

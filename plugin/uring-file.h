@@ -17,6 +17,8 @@ struct uf_config {
   enum uq_engine engine;
   unsigned depth;             /* uring-queue depth */
   uint64_t split_size;        /* large requests are cut into pieces this big; 0: 256 KiB */
+  uint64_t readahead;         /* direct: bytes prefetched ahead of a sequential stream
+                               * (uring-readahead.h); 0: none */
 };
 
 /* uf_zero flags */
@@ -37,6 +39,7 @@ bool uf_is_block_device (const struct uf *uf);
 bool uf_can_extents (struct uf *uf);
 unsigned uf_direct_alignment (const struct uf *uf);   /* direct I/O block size; 1 if buffered */
 struct uq *uf_queue (struct uf *uf);
+struct ura *uf_readahead (struct uf *uf);             /* NULL when there is none */
 
 int uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset);
 int uf_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsigned flags);

@@ -12,15 +12,18 @@
 
 #include "errors.h"
 #include "uring-file.h"
+#include "uring-readahead.h"
 
 #define UNUSED __attribute__ ((unused))
 #define DEFAULT_QUEUE_DEPTH 64
+#define DEFAULT_READAHEAD (16 * 1024 * 1024)
 
 static char *filename;
 static bool direct;
 static unsigned queue_depth = DEFAULT_QUEUE_DEPTH;
 static enum uq_engine engine = UQ_PER_THREAD;
 static uint64_t split_size;
+static uint64_t readahead = DEFAULT_READAHEAD;
 
 /* Report a core-module error the nbdkit way: message, errno, -1. */
 static int
@@ -72,6 +75,15 @@ uring_config (const char *key, const char *value)
     split_size = (uint64_t) r;
     return 0;
   }
+  if (strcmp (key, "readahead") == 0) {
+    int64_t r = nbdkit_parse_size (value);
+    if (r != 0 && (r < 64 * 1024 || r > 1024 * 1024 * 1024 || (r & (r - 1)))) {
+      nbdkit_error ("readahead=%s: must be 0 or a power of two from 64K to 1G", value);
+      return -1;
+    }
+    readahead = (uint64_t) r;
+    return 0;
+  }
   if (strcmp (key, "ring") == 0) {
     if (strcmp (value, "per-thread") == 0)
       engine = UQ_PER_THREAD;
@@ -110,14 +122,15 @@ uring_config_complete (void)
   }
   struct uf_config cfg = {
     .path = filename, .direct = direct, .readonly = true, .engine = UQ_SYNC, .depth = 1,
-    .split_size = split_size,
+    .split_size = split_size, .readahead = readahead,
   };
   r = uf_open (&uf, &cfg);
   if (r < 0)
     return fail (r);
   uf_close (uf);
-  nbdkit_debug ("uring: file=%s direct=%d queue-depth=%u split-size=%" PRIu64 " ring=%s",
-                filename, direct, queue_depth, split_size, uq_engine_name (engine));
+  nbdkit_debug ("uring: file=%s direct=%d queue-depth=%u split-size=%" PRIu64
+                " readahead=%" PRIu64 " ring=%s", filename, direct, queue_depth, split_size,
+                direct ? readahead : 0, uq_engine_name (engine));
   return 0;
 }
 
@@ -126,6 +139,7 @@ uring_dump_plugin (void)
 {
   printf ("uring_io_uring=%s\n", uq_probe () == 0 ? "yes" : "no");
   printf ("uring_default_queue_depth=%d\n", DEFAULT_QUEUE_DEPTH);
+  printf ("uring_default_readahead=%d\n", DEFAULT_READAHEAD);
 }
 
 static void *
@@ -135,6 +149,7 @@ uring_open (int readonly)
   struct uf_config cfg = {
     .path = filename, .direct = direct, .readonly = readonly,
     .engine = engine, .depth = queue_depth, .split_size = split_size,
+    .readahead = readahead,
   };
   int r = uf_open (&uf, &cfg);
 
@@ -156,6 +171,13 @@ uring_close (void *handle)
                 " io_uring_enter calls, %" PRIu64 " resubmitted, %u rings, fixed files %s",
                 uq_engine_name (uq_engine (uf_queue (uf))), st.ops, st.batches, st.enters,
                 st.resubmits, st.rings, st.fixed_files ? "yes" : "no");
+  if (uf_readahead (uf)) {
+    struct ura_stats rs;
+    ura_get_stats (uf_readahead (uf), &rs);
+    nbdkit_debug ("uring: readahead: %" PRIu64 " reads served (%" PRIu64 " waited), %" PRIu64
+                  " chunks prefetched, %" PRIu64 " discarded, %" PRIu64 " never read",
+                  rs.hits, rs.waits, rs.prefetches, rs.discarded, rs.unused);
+  }
   uf_close (uf);
 }
 
@@ -315,6 +337,7 @@ static struct nbdkit_plugin plugin = {
     "direct=true|false    Use O_DIRECT (default false).\n"
     "queue-depth=<N>      io_uring entries per ring (default 64).\n"
     "split-size=<SIZE>    Requests are cut into pieces this big, in flight together (256K).\n"
+    "readahead=<SIZE>     direct=true: prefetch this much ahead of sequential reads (16M; 0 off).\n"
     "ring=per-thread|shared|none  io_uring layout (default per-thread; none: pread/pwrite).",
   .magic_config_key = "file",
   .dump_plugin = uring_dump_plugin,

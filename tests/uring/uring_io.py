@@ -107,6 +107,94 @@ def multiconn(uri, ref_path, nconn, rounds):
             ref.write(bytes([(j + rounds - 1) % 251 + 1]) * rec)
 
 
+def readahead(uri, ref_path, seed, passes):
+    """Sequential 1 MiB reads (the uring plugin prefetches ahead of them with direct=true)
+    while writes, zeroes and trims land just ahead of the reader, from another connection
+    and from the reader's own: every read issued after a write has returned must see it,
+    never a chunk prefetched before. Then a reader with 8 requests in flight races a writer
+    thread; afterwards every byte must match. ref_path holds the image's contents."""
+    rng = random.Random(seed)
+    reader, writer = connect(uri), connect(uri)
+    size = reader.get_size()
+    ref = bytearray(open(ref_path, 'rb').read())
+    assert len(ref) == size
+    mib = 1048576
+
+    def change(h, lo, hi):
+        hi = min(hi, size)
+        if hi - lo < 2:
+            return
+        off = rng.randrange(lo, hi - 1)
+        n = min(rng.choice([1, 100, 511, 512, 4096, 4097, 65536, mib + 7]), size - off)
+        kind = rng.random()
+        if kind < 0.6:
+            data = rng.randbytes(n)
+            h.pwrite(data, off, nbd.CMD_FLAG_FUA if rng.random() < 0.2 else 0)
+            ref[off:off + n] = data
+        elif kind < 0.8:
+            h.zero(n, off)
+            ref[off:off + n] = bytes(n)
+        else:
+            h.trim(n, off)        # advisory: only reads tell what it did
+            ref[off:off + n] = h.pread(n, off)
+
+    for p in range(passes):
+        pos = 0
+        while pos < size:
+            n = min(mib, size - pos)
+            got = reader.pread(n, pos)
+            if got != ref[pos:pos + n]:
+                bad = next(i for i in range(n) if got[i] != ref[pos + i])
+                sys.exit(f'FAIL: pass {p}: pread({n}, {pos}) differs at byte {pos + bad}: '
+                         'stale prefetched data?')
+            pos += n
+            # Ahead of the reader, inside the readahead window (16 MiB by default).
+            if rng.random() < 0.5:
+                change(writer if rng.random() < 0.7 else reader, pos, pos + 16 * mib)
+
+    # Races: reads in flight while another thread writes; check the end state.
+    stop = []
+    errors = []
+
+    def write_loop():
+        try:
+            h = connect(uri)
+            while not stop:
+                change(h, 0, size)
+            h.flush()
+            h.shutdown()
+        except Exception as e:
+            errors.append(e)
+
+    t = threading.Thread(target=write_loop)
+    t.start()
+    try:
+        for p in range(passes):
+            pos, inflight = 0, []
+            while pos < size or inflight:
+                while pos < size and len(inflight) < 8:
+                    buf = nbd.Buffer(min(mib, size - pos))
+                    inflight.append(reader.aio_pread(buf, pos))
+                    pos += mib
+                reader.poll(-1)
+                inflight = [c for c in inflight if not reader.aio_command_completed(c)]
+    finally:
+        stop.append(1)
+        t.join()
+    if errors:
+        sys.exit(f'FAIL: writer: {errors[0]}')
+    got = bytearray()
+    for pos in range(0, size, mib):
+        got += reader.pread(min(mib, size - pos), pos)
+    if got != ref:
+        bad = next(i for i in range(size) if got[i] != ref[i])
+        sys.exit(f'FAIL: after the race the export differs at byte {bad}')
+    reader.shutdown()
+    writer.shutdown()
+    with open(ref_path, 'wb') as f:
+        f.write(ref)
+
+
 def main():
     cmd, uri = sys.argv[1], sys.argv[2]
     args = sys.argv[3:]
@@ -116,6 +204,8 @@ def main():
         write_random(uri, args[0], int(args[1]), int(args[2]), big=False)
     elif cmd == 'verify':
         verify(uri, args[0], int(args[1]), int(args[2]))
+    elif cmd == 'readahead':
+        readahead(uri, args[0], int(args[1]), int(args[2]))
     elif cmd == 'multiconn':
         multiconn(uri, args[0], int(args[1]), int(args[2]))
     else:
