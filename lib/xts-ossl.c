@@ -1,10 +1,23 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* OpenSSL's AES-XTS through the provider's dispatch table: per sector, an IV-only init and
- * one update, without the EVP layer's ~60 ns of bookkeeping per EVP_CipherInit_ex (a tenth
- * of the time of a 4 KiB sector). Everything used is public API (OSSL_PROVIDER(3),
- * provider-cipher(7)); the cipher code is the provider's, unchanged. */
+/* OpenSSL's AES through the provider's dispatch table. For XTS: per sector, an IV-only init
+ * and one update, without the EVP layer's ~60 ns of bookkeeping per EVP_CipherInit_ex (a
+ * tenth of the time of a 4 KiB sector). For ECB (the engine's batched construction): one
+ * update per chunk, as EVP_CipherUpdate would do. Everything used is public API
+ * (OSSL_PROVIDER(3), provider-cipher(7)); the cipher code is the provider's, unchanged.
+ *
+ * Key memory. Each provider context holds its AES key schedules inline (the default and FIPS
+ * providers' PROV_AES_CTX / PROV_AES_XTS_CTX), in one allocation made by the provider with
+ * OPENSSL_zalloc, i.e. malloc. Holding the context pointer ourselves (which EVP does not give
+ * out) lets us lock the pages under [ctx, ctx + malloc_usable_size (ctx)) and mark them
+ * MADV_DONTDUMP (secmem_lock_region) before the key is set; a copy (dupctx) is locked right
+ * after the provider makes it. The provider wipes the context when it frees it
+ * (OPENSSL_clear_free). What this cannot give: MADV_WIPEONFORK (the pages are shared with
+ * other heap objects that a forked child needs), and contexts of a provider we do not know
+ * to allocate with malloc, or with OpenSSL's allocator replaced (CRYPTO_set_mem_functions):
+ * then these functions say -ENOTSUP rather than keep a key schedule in unlocked memory. */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -12,13 +25,18 @@
 #include <strings.h>
 
 #include <openssl/core_dispatch.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/provider.h>
 
 #include "errors.h"
+#include "secmem.h"
 #include "xts-ossl.h"
 
-struct xts_funcs {
+struct prov_cipher {
+  const char *name;
   EVP_CIPHER *fetched;          /* held for the process's life: keeps the provider loaded */
   void *provctx;
   OSSL_FUNC_cipher_newctx_fn *newctx;
@@ -27,15 +45,22 @@ struct xts_funcs {
   OSSL_FUNC_cipher_encrypt_init_fn *einit;
   OSSL_FUNC_cipher_decrypt_init_fn *dinit;
   OSSL_FUNC_cipher_update_fn *update;
-  bool ok;
+  bool ok;                      /* all found, and the contexts can be locked */
 };
 
-static struct xts_funcs funcs[2];       /* indexed by enum ncr_cipher */
+/* Indexed by enum ncr_cipher. */
+static struct prov_cipher xts_funcs[2] = { { .name = "AES-128-XTS" }, { .name = "AES-256-XTS" } };
+static struct prov_cipher ecb_funcs[2] = { { .name = "AES-128-ECB" }, { .name = "AES-256-ECB" } };
 static pthread_once_t funcs_once = PTHREAD_ONCE_INIT;
 
 struct ossl_xts {
-  const struct xts_funcs *f;
+  const struct prov_cipher *f;
   void *enc, *dec;              /* provider contexts */
+};
+
+struct ossl_ecb {
+  const struct prov_cipher *f;
+  void *ctx[OSSL_ECB_N];        /* provider contexts: K1 enc, K1 dec, K2 enc */
 };
 
 /* Does a provider's "NAME:ALIAS:OID" list contain name? */
@@ -50,20 +75,37 @@ names_contain (const char *names, const char *name)
   return false;
 }
 
+/* Contexts are malloc'd (so malloc_usable_size applies) by the providers built on libcrypto's
+ * allocator, as long as that allocator is malloc. */
+static bool
+lockable_provider (const OSSL_PROVIDER *prov)
+{
+  const char *pname = OSSL_PROVIDER_get0_name (prov);
+  CRYPTO_malloc_fn m;
+  CRYPTO_realloc_fn r;
+  CRYPTO_free_fn f;
+
+  CRYPTO_get_mem_functions (&m, &r, &f);
+  return m == CRYPTO_malloc && f == CRYPTO_free && pname &&
+    (strcmp (pname, "default") == 0 || strcmp (pname, "fips") == 0);
+}
+
 static void
-resolve (struct xts_funcs *f, const char *name)
+resolve (struct prov_cipher *f)
 {
   const OSSL_PROVIDER *prov;
   const OSSL_ALGORITHM *algs;
   int no_store;
 
-  f->fetched = EVP_CIPHER_fetch (NULL, name, NULL);
+  f->fetched = EVP_CIPHER_fetch (NULL, f->name, NULL);
   if (!f->fetched || !(prov = EVP_CIPHER_get0_provider (f->fetched)))
+    return;
+  if (!lockable_provider (prov))
     return;
   f->provctx = OSSL_PROVIDER_get0_provider_ctx (prov);
   algs = OSSL_PROVIDER_query_operation (prov, OSSL_OP_CIPHER, &no_store);
   for (const OSSL_ALGORITHM *a = algs; a && a->algorithm_names; a++) {
-    if (!names_contain (a->algorithm_names, name))
+    if (!names_contain (a->algorithm_names, f->name))
       continue;
     for (const OSSL_DISPATCH *d = a->implementation; d->function_id; d++) {
       switch (d->function_id) {
@@ -85,29 +127,82 @@ resolve (struct xts_funcs *f, const char *name)
 static void
 resolve_all (void)
 {
-  resolve (&funcs[NCR_CIPHER_AES_128_XTS], "AES-128-XTS");
-  resolve (&funcs[NCR_CIPHER_AES_256_XTS], "AES-256-XTS");
+  for (int i = 0; i < 2; i++) {
+    resolve (&xts_funcs[i]);
+    resolve (&ecb_funcs[i]);
+  }
+}
+
+/* Lock the pages of a provider context and keep them out of core dumps. */
+static int
+lock_ctx (void *ctx)
+{
+  return secmem_lock_region (ctx, malloc_usable_size (ctx));
+}
+
+/* A new context of f, locked, then keyed. Returns 0 or -errno with a message. */
+static int
+ctx_new (const struct prov_cipher *f, int enc, const uint8_t *key, size_t key_len,
+         const OSSL_PARAM *params, void **out)
+{
+  void *ctx = f->newctx (f->provctx);
+  int r;
+
+  if (!ctx)
+    return ncr_error (ENOMEM, "cannot make an OpenSSL %s context", f->name);
+  if ((r = lock_ctx (ctx)) < 0) {
+    f->freectx (ctx);
+    return r;
+  }
+  if ((enc ? f->einit : f->dinit) (ctx, key, key_len, NULL, 0, params) != 1) {
+    f->freectx (ctx);
+    return ncr_error (EINVAL, "OpenSSL refused the %s key", f->name);
+  }
+  *out = ctx;
+  return 0;
+}
+
+/* A copy of a keyed context, locked. Returns 0 or -errno with a message. */
+static int
+ctx_dup (const struct prov_cipher *f, void *ctx, void **out)
+{
+  void *d = f->dupctx (ctx);
+  int r;
+
+  if (!d)
+    return ncr_error (ENOMEM, "cannot copy an OpenSSL %s context", f->name);
+  if ((r = lock_ctx (d)) < 0) {
+    f->freectx (d);
+    return r;
+  }
+  *out = d;
+  return 0;
+}
+
+static void
+ctx_free (const struct prov_cipher *f, void *ctx)
+{
+  if (ctx)
+    f->freectx (ctx);           /* OPENSSL_clear_free: the key schedules are wiped */
 }
 
 int
 ossl_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len, struct ossl_xts **out)
 {
   struct ossl_xts *x;
+  int r;
 
   pthread_once (&funcs_once, resolve_all);
-  if (!funcs[c].ok)
+  if (!xts_funcs[c].ok)
     return -ENOTSUP;
   x = calloc (1, sizeof *x);
   if (!x)
     return ncr_error (ENOMEM, "out of memory");
-  x->f = &funcs[c];
-  x->enc = x->f->newctx (x->f->provctx);
-  x->dec = x->f->newctx (x->f->provctx);
-  if (!x->enc || !x->dec ||
-      x->f->einit (x->enc, key, key_len, NULL, 0, NULL) != 1 ||
-      x->f->dinit (x->dec, key, key_len, NULL, 0, NULL) != 1) {
+  x->f = &xts_funcs[c];
+  if ((r = ctx_new (x->f, 1, key, key_len, NULL, &x->enc)) < 0 ||
+      (r = ctx_new (x->f, 0, key, key_len, NULL, &x->dec)) < 0) {
     ossl_xts_free (x);
-    return ncr_error (EINVAL, "OpenSSL refused the %s key", ncr_cipher_name (c));
+    return r;
   }
   *out = x;
   return 0;
@@ -117,15 +212,14 @@ int
 ossl_xts_dup (const struct ossl_xts *x, struct ossl_xts **out)
 {
   struct ossl_xts *d = calloc (1, sizeof *d);
+  int r;
 
   if (!d)
     return ncr_error (ENOMEM, "out of memory");
   d->f = x->f;
-  d->enc = x->f->dupctx (x->enc);
-  d->dec = x->f->dupctx (x->dec);
-  if (!d->enc || !d->dec) {
+  if ((r = ctx_dup (x->f, x->enc, &d->enc)) < 0 || (r = ctx_dup (x->f, x->dec, &d->dec)) < 0) {
     ossl_xts_free (d);
-    return ncr_error (ENOMEM, "cannot copy an OpenSSL XTS context");
+    return r;
   }
   *out = d;
   return 0;
@@ -156,9 +250,96 @@ ossl_xts_free (struct ossl_xts *x)
 {
   if (!x)
     return;
-  if (x->enc)
-    x->f->freectx (x->enc);
-  if (x->dec)
-    x->f->freectx (x->dec);
+  ctx_free (x->f, x->enc);
+  ctx_free (x->f, x->dec);
   free (x);
+}
+
+int
+ossl_ecb_new (enum ncr_cipher c, const uint8_t *key, size_t key_len, struct ossl_ecb **out)
+{
+  size_t half = key_len / 2;
+  unsigned int no_padding = 0;
+  const OSSL_PARAM params[] = {
+    OSSL_PARAM_construct_uint (OSSL_CIPHER_PARAM_PADDING, &no_padding),
+    OSSL_PARAM_construct_end (),
+  };
+  struct ossl_ecb *x;
+  int r;
+
+  pthread_once (&funcs_once, resolve_all);
+  if (!ecb_funcs[c].ok)
+    return -ENOTSUP;
+  x = calloc (1, sizeof *x);
+  if (!x)
+    return ncr_error (ENOMEM, "out of memory");
+  x->f = &ecb_funcs[c];
+  if ((r = ctx_new (x->f, 1, key, half, params, &x->ctx[OSSL_ECB_K1_ENC])) < 0 ||
+      (r = ctx_new (x->f, 0, key, half, params, &x->ctx[OSSL_ECB_K1_DEC])) < 0 ||
+      (r = ctx_new (x->f, 1, key + half, half, params, &x->ctx[OSSL_ECB_K2_ENC])) < 0) {
+    ossl_ecb_free (x);
+    return r;
+  }
+  *out = x;
+  return 0;
+}
+
+int
+ossl_ecb_dup (const struct ossl_ecb *x, struct ossl_ecb **out)
+{
+  struct ossl_ecb *d = calloc (1, sizeof *d);
+  int r;
+
+  if (!d)
+    return ncr_error (ENOMEM, "out of memory");
+  d->f = x->f;
+  for (int i = 0; i < OSSL_ECB_N; i++)
+    if ((r = ctx_dup (x->f, x->ctx[i], &d->ctx[i])) < 0) {
+      ossl_ecb_free (d);
+      return r;
+    }
+  *out = d;
+  return 0;
+}
+
+int
+ossl_ecb_crypt (struct ossl_ecb *x, int which, uint8_t *buf, size_t len)
+{
+  size_t outl;
+
+  if (x->f->update (x->ctx[which], buf, &outl, len, buf, len) != 1 || outl != len)
+    return -EIO;
+  return 0;
+}
+
+void
+ossl_ecb_free (struct ossl_ecb *x)
+{
+  if (!x)
+    return;
+  for (int i = 0; i < OSSL_ECB_N; i++)
+    ctx_free (x->f, x->ctx[i]);
+  free (x);
+}
+
+int
+ossl_xts_key_memory (const struct ossl_xts *x, const void **p, size_t *n, int max)
+{
+  int k = 0;
+
+  if (k < max) { p[k] = x->enc; n[k] = malloc_usable_size (x->enc); k++; }
+  if (k < max) { p[k] = x->dec; n[k] = malloc_usable_size (x->dec); k++; }
+  return k;
+}
+
+int
+ossl_ecb_key_memory (const struct ossl_ecb *x, const void **p, size_t *n, int max)
+{
+  int k;
+
+  for (k = 0; k < OSSL_ECB_N && k < max; k++) {
+    p[k] = x->ctx[k];
+    n[k] = malloc_usable_size (x->ctx[k]);
+  }
+  return k;
 }

@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "errors.h"
+#include "secmem.h"
 #include "xts-vaes.h"
 
 #if defined(__x86_64__)
@@ -34,6 +35,7 @@ struct vaes_xts {
   __m512i dec[15];              /* K1 equivalent-inverse round keys, broadcast */
   __m128i tweak[15];            /* K2 round keys */
   int rounds;                   /* 10 or 14 */
+  int refs;                     /* contexts sharing these schedules (vaes_xts_dup) */
 };
 
 bool
@@ -113,10 +115,11 @@ vaes_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len, struct vaes
   if (key_len != ncr_cipher_key_len (c))
     return ncr_error (EINVAL, "%s needs a %zu-byte key", ncr_cipher_name (c),
                       ncr_cipher_key_len (c));
-  x = aligned_alloc (64, sizeof *x);
+  x = secmem_alloc (sizeof *x);   /* locked, not dumped, wiped in children and on free */
   if (!x)
-    return ncr_error (ENOMEM, "out of memory");
+    return -errno;
   setup (x, key, key_len / 2);
+  x->refs = 1;
   *out = x;
   return 0;
 }
@@ -124,11 +127,9 @@ vaes_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len, struct vaes
 int
 vaes_xts_dup (const struct vaes_xts *x, struct vaes_xts **out)
 {
-  struct vaes_xts *d = aligned_alloc (64, sizeof *d);
+  struct vaes_xts *d = (struct vaes_xts *) x;   /* read-only after setup: shared */
 
-  if (!d)
-    return ncr_error (ENOMEM, "out of memory");
-  memcpy (d, x, sizeof *d);
+  __atomic_add_fetch (&d->refs, 1, __ATOMIC_RELAXED);
   *out = d;
   return 0;
 }
@@ -247,8 +248,16 @@ vaes_xts_free (struct vaes_xts *x)
 {
   if (!x)
     return;
-  OPENSSL_cleanse (x, sizeof *x);
-  free (x);
+  if (__atomic_sub_fetch (&x->refs, 1, __ATOMIC_ACQ_REL) > 0)
+    return;
+  secmem_free (x);              /* wipes */
+}
+
+void
+vaes_xts_key_memory (const struct vaes_xts *x, const void **p, size_t *n)
+{
+  *p = x;
+  *n = sizeof *x;
 }
 
 #else /* !__x86_64__ */
@@ -284,6 +293,14 @@ void
 vaes_xts_free (struct vaes_xts *x)
 {
   (void) x;
+}
+
+void
+vaes_xts_key_memory (const struct vaes_xts *x, const void **p, size_t *n)
+{
+  (void) x;
+  *p = NULL;
+  *n = 0;
 }
 
 #endif /* __x86_64__ */

@@ -14,7 +14,7 @@
  * one ECB call under K1 covers the chunk, and a second pass XORs the same stream again (it is
  * recomputed from the initial tweaks: cheaper than storing and reloading it, since stores
  * are what these passes are limited by). The keys are set once, in ncr_xts_new; per chunk
- * there are two EVP calls, whatever the sector size. Sector sizes are multiples of 16 bytes,
+ * there are two calls into OpenSSL's provider, whatever the sector size. Sector sizes are multiples of 16 bytes,
  * so XTS ciphertext stealing is never needed.
  *
  * The XOR pass has a portable C version and, on x86-64 CPUs with AVX-512 and VPCLMULQDQ, a
@@ -28,7 +28,14 @@
  * slower than OpenSSL's XTS at both sizes, so that is used. On CPUs with VAES (512-bit AES
  * rounds, xts-vaes.c) that beats all of these at both sizes (about 1.6x OpenSSL's XTS at
  * 512 B and 1.9x at 4 KiB on the AMD EPYC box, perf/engine-bench), so it is picked first.
- * The KATs run every way. */
+ * The KATs run every way.
+ *
+ * Key memory: a context holds the key schedules of the one implementation it uses, and no key
+ * bytes. vaes-xts keeps them in secmem (locked, not in core dumps, wiped in forked children
+ * and on free); the OpenSSL implementations in provider contexts whose pages are locked and
+ * not dumped, but not wiped on fork (xts-ossl.c says why). With VAES no OpenSSL context is
+ * made at all. NBDCRYPT_XTS_IMPL=NAME in the environment forces one implementation (to test
+ * the fallbacks on a CPU that has VAES). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -36,7 +43,6 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -65,11 +71,12 @@ struct ncr_xts {
   enum ncr_cipher cipher;
   unsigned unit;                /* data unit (sector) size in bytes, a multiple of 16 */
   size_t chunk;                 /* bytes per ECB call: a whole number of units */
-  EVP_CIPHER_CTX *k1_enc, *k1_dec, *k2_enc;  /* AES-ECB, no padding; hold the key schedules */
-  uint8_t *initial;             /* per-unit sector numbers, then initial tweaks (16 B each) */
-  xor_tweaks_fn xor_tweaks;     /* NULL: use px, OpenSSL's XTS per sector */
-  struct ossl_xts *px;          /* NULL if the provider's functions were not found */
-  struct vaes_xts *vx;          /* NULL without VAES + AVX-512 */
+  /* Exactly one of these three holds the key schedules, the one impl uses. */
+  struct vaes_xts *vx;          /* vaes-xts: in secmem, shared by dup'd contexts */
+  struct ossl_xts *px;          /* openssl-xts: OpenSSL's XTS contexts, locked pages */
+  struct ossl_ecb *ecb;         /* ecb-*: AES-ECB contexts, no padding, locked pages */
+  uint8_t *initial;             /* ecb-*: per-unit sector numbers, then initial tweaks */
+  xor_tweaks_fn xor_tweaks;     /* ecb-*: the tweak pass; NULL otherwise */
   bool use_vaes;                /* vx does the whole job */
   const char *impl;
 };
@@ -218,64 +225,65 @@ have_avx512 (void)
 }
 #endif /* __x86_64__ */
 
-int
-ncr_xts_set_impl (struct ncr_xts *x, const char *name)
-{
-  x->use_vaes = false;
-  if (strcmp (name, "vaes-xts") == 0 && x->vx) {
-    x->use_vaes = true;
-    x->impl = "vaes-xts";
-    return 0;
-  }
-  if (strcmp (name, "ecb-generic") == 0) {
-    x->xor_tweaks = xor_tweaks_generic;
-    x->impl = "ecb-generic";
-    return 0;
-  }
-#if defined(__x86_64__)
-  if (strcmp (name, "ecb-avx512") == 0 && have_avx512 ()) {
-    x->xor_tweaks = xor_tweaks_avx512;
-    x->impl = "ecb-avx512";
-    return 0;
-  }
-#endif
-  if (strcmp (name, "openssl-xts") == 0 && x->px) {
-    x->xor_tweaks = NULL;
-    x->impl = "openssl-xts";
-    return 0;
-  }
-  return ncr_error (ENOTSUP, "XTS implementation '%s' is not available here", name);
-}
+/* ---- building a context ---- */
 
-const char *
-ncr_xts_impl (const struct ncr_xts *x)
-{
-  return x->impl;
-}
+/* The implementations, in the order ncr_xts_new prefers them for 512-byte sectors (see the
+ * top of this file for why; default_order has the order for each sector size). */
+enum impl { IMPL_VAES, IMPL_ECB_AVX512, IMPL_OPENSSL_XTS, IMPL_ECB_GENERIC, IMPL_N };
+static const char *const impl_names[IMPL_N] = {
+  "vaes-xts", "ecb-avx512", "openssl-xts", "ecb-generic",
+};
 
-static EVP_CIPHER_CTX *
-ecb_ctx (const EVP_CIPHER *ecb, const uint8_t *key, int enc)
+/* Key x (cipher, unit and chunk set) for implementation i. Only what i uses is made, so that
+ * no other copy of the key schedules exists (with VAES, no OpenSSL context at all).
+ * -ENOTSUP if the CPU or OpenSSL lacks it. */
+static int
+build (struct ncr_xts *x, enum impl i, const uint8_t *key, size_t key_len)
 {
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
-
-  if (!ctx)
-    return NULL;
-  if (EVP_CipherInit_ex (ctx, ecb, NULL, key, NULL, enc) != 1 ||
-      EVP_CIPHER_CTX_set_padding (ctx, 0) != 1) {
-    EVP_CIPHER_CTX_free (ctx);
-    return NULL;
-  }
-  return ctx;
-}
-
-int
-ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
-                  unsigned unit, struct ncr_xts **out)
-{
-  const EVP_CIPHER *ecb = c == NCR_CIPHER_AES_128_XTS ? EVP_aes_128_ecb () : EVP_aes_256_ecb ();
-  size_t half = ncr_cipher_key_len (c) / 2;
-  struct ncr_xts *x;
   int r;
+
+  switch (i) {
+  case IMPL_VAES:
+    if ((r = vaes_xts_new (x->cipher, key, key_len, &x->vx)) < 0)
+      return r;
+    x->use_vaes = true;
+    break;
+  case IMPL_OPENSSL_XTS:
+    if ((r = ossl_xts_new (x->cipher, key, key_len, &x->px)) < 0)
+      return r;
+    break;
+  case IMPL_ECB_AVX512:
+  case IMPL_ECB_GENERIC:
+    x->xor_tweaks = xor_tweaks_generic;
+    if (i == IMPL_ECB_AVX512) {
+#if defined(__x86_64__)
+      if (!have_avx512 ())
+        return -ENOTSUP;
+      x->xor_tweaks = xor_tweaks_avx512;
+#else
+      return -ENOTSUP;
+#endif
+    }
+    x->initial = aligned_alloc (64, INITIAL_SIZE (x->unit));
+    if (!x->initial)
+      return ncr_error (ENOMEM, "out of memory");
+    if ((r = ossl_ecb_new (x->cipher, key, key_len, &x->ecb)) < 0)
+      return r;
+    break;
+  default:
+    return -ENOTSUP;
+  }
+  x->impl = impl_names[i];
+  return 0;
+}
+
+int
+ncr_xts_new_impl (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned unit,
+                  const char *name, struct ncr_xts **out)
+{
+  size_t half = ncr_cipher_key_len (c) / 2;
+  enum impl order[IMPL_N];
+  size_t n = 0;
 
   if (unit == 0 || unit % 16 || unit > XTS_CHUNK)
     return ncr_error (EINVAL, "XTS data unit of %u bytes is not a multiple of 16 in 16..%d",
@@ -287,43 +295,60 @@ ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
   if (CRYPTO_memcmp (key, key + half, half) == 0)
     return ncr_error (EINVAL, "invalid %s key: its two halves are equal", ncr_cipher_name (c));
 
-  x = calloc (1, sizeof *x);
-  if (!x)
-    return ncr_error (ENOMEM, "out of memory");
-  x->cipher = c;
-  x->unit = unit;
-  x->chunk = XTS_CHUNK / unit * unit;
-  x->initial = aligned_alloc (64, INITIAL_SIZE (unit));
-  if (!x->initial) {
-    ncr_xts_free (x);
-    return ncr_error (ENOMEM, "out of memory");
+  if (!name) {
+    name = getenv ("NBDCRYPT_XTS_IMPL");
+    if (name && !*name)
+      name = NULL;
   }
-  x->k1_enc = ecb_ctx (ecb, key, 1);
-  x->k1_dec = ecb_ctx (ecb, key, 0);
-  x->k2_enc = ecb_ctx (ecb, key + half, 1);
-  if (!x->k1_enc || !x->k1_dec || !x->k2_enc) {
-    ncr_xts_free (x);
-    return ncr_error (EIO, "cannot set up %s (OpenSSL AES-ECB unavailable)",
-                      ncr_cipher_name (c));
+  if (name) {
+    for (enum impl i = 0; i < IMPL_N; i++)
+      if (strcmp (name, impl_names[i]) == 0)
+        order[n++] = i;
+    if (n == 0)
+      return ncr_error (EINVAL, "unknown XTS implementation '%s' (NBDCRYPT_XTS_IMPL: use "
+                        "vaes-xts, ecb-avx512, openssl-xts or ecb-generic)", name);
   }
-  r = ossl_xts_new (c, key, key_len, &x->px);
-  if (r < 0 && r != -ENOTSUP) {
-    ncr_xts_free (x);
-    return r;
+  else {
+    /* See the top of this file for why. */
+    order[n++] = IMPL_VAES;
+    if (unit >= 4096)
+      order[n++] = IMPL_OPENSSL_XTS;
+    order[n++] = IMPL_ECB_AVX512;
+    if (unit < 4096)
+      order[n++] = IMPL_OPENSSL_XTS;
+    order[n++] = IMPL_ECB_GENERIC;
   }
-  r = vaes_xts_new (c, key, key_len, &x->vx);
-  if (r < 0 && r != -ENOTSUP) {
+
+  for (size_t k = 0; k < n; k++) {
+    struct ncr_xts *x = calloc (1, sizeof *x);
+    int r;
+
+    if (!x)
+      return ncr_error (ENOMEM, "out of memory");
+    x->cipher = c;
+    x->unit = unit;
+    x->chunk = XTS_CHUNK / unit * unit;
+    r = build (x, order[k], key, key_len);
+    if (r == 0) {
+      *out = x;
+      return 0;
+    }
     ncr_xts_free (x);
-    return r;
+    if (r != -ENOTSUP)
+      return r;
   }
-  /* See the top of this file for why. */
-  if (ncr_xts_set_impl (x, "vaes-xts") == 0)
-    ;
-  else if (unit >= 4096 || ncr_xts_set_impl (x, "ecb-avx512") < 0)
-    if (ncr_xts_set_impl (x, "openssl-xts") < 0)
-      ncr_xts_set_impl (x, "ecb-generic");
-  *out = x;
-  return 0;
+  if (n == 1)
+    return ncr_error (ENOTSUP, "XTS implementation '%s' is not available here", name);
+  return ncr_error (ENOTSUP, "no AES implementation for %s: no VAES, and OpenSSL's AES "
+                    "provider was not found or its contexts cannot be kept in locked memory",
+                    ncr_cipher_name (c));
+}
+
+int
+ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
+                  unsigned unit, struct ncr_xts **out)
+{
+  return ncr_xts_new_impl (c, key, key_len, unit, NULL, out);
 }
 
 int
@@ -335,55 +360,46 @@ ncr_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len,
   return r < 0 ? r : ncr_xts_new_unit (c, key, key_len, sector_size, out);
 }
 
+const char *
+ncr_xts_impl (const struct ncr_xts *x)
+{
+  return x->impl;
+}
+
 int
 ncr_xts_dup (const struct ncr_xts *x, struct ncr_xts **out)
 {
   struct ncr_xts *d = calloc (1, sizeof *d);
+  int r = 0;
 
   if (!d)
     return ncr_error (ENOMEM, "out of memory");
   *d = *x;
-  d->k1_enc = d->k1_dec = d->k2_enc = NULL;
-  d->px = NULL;
   d->vx = NULL;
-  if (x->vx && vaes_xts_dup (x->vx, &d->vx) < 0) {
-    ncr_xts_free (d);
-    return -ENOMEM;
+  d->px = NULL;
+  d->ecb = NULL;
+  d->initial = NULL;
+  if (x->vx)
+    r = vaes_xts_dup (x->vx, &d->vx);           /* shared, read-only schedules */
+  if (r == 0 && x->px)
+    r = ossl_xts_dup (x->px, &d->px);
+  if (r == 0 && x->ecb) {
+    d->initial = aligned_alloc (64, INITIAL_SIZE (x->unit));
+    r = d->initial ? ossl_ecb_dup (x->ecb, &d->ecb) : ncr_error (ENOMEM, "out of memory");
   }
-  if (x->px && ossl_xts_dup (x->px, &d->px) < 0) {
+  if (r < 0) {
     ncr_xts_free (d);
-    return -ENOMEM;
-  }
-  d->initial = aligned_alloc (64, INITIAL_SIZE (x->unit));
-  if (d->initial) {
-    d->k1_enc = EVP_CIPHER_CTX_new ();
-    d->k1_dec = EVP_CIPHER_CTX_new ();
-    d->k2_enc = EVP_CIPHER_CTX_new ();
-  }
-  if (!d->k1_enc || !d->k1_dec || !d->k2_enc ||
-      EVP_CIPHER_CTX_copy (d->k1_enc, x->k1_enc) != 1 ||
-      EVP_CIPHER_CTX_copy (d->k1_dec, x->k1_dec) != 1 ||
-      EVP_CIPHER_CTX_copy (d->k2_enc, x->k2_enc) != 1) {
-    ncr_xts_free (d);
-    return ncr_error (ENOMEM, "cannot copy the %s context", ncr_cipher_name (x->cipher));
+    return r;
   }
   *out = d;
   return 0;
 }
 
 static int
-ecb (EVP_CIPHER_CTX *ctx, uint8_t *buf, size_t len)
-{
-  int outl;
-
-  return EVP_CipherUpdate (ctx, buf, &outl, buf, (int) len) == 1 && (size_t) outl == len;
-}
-
-static int
 xts_crypt (struct ncr_xts *x, int enc, uint64_t sector,
            const uint8_t *in, uint8_t *out, size_t len)
 {
-  EVP_CIPHER_CTX *k1 = enc ? x->k1_enc : x->k1_dec;
+  int k1 = enc ? OSSL_ECB_K1_ENC : OSSL_ECB_K1_DEC;
 
   if (len % x->unit)
     return ncr_error (EINVAL, "length %zu is not a whole number of %u-byte sectors",
@@ -401,10 +417,10 @@ xts_crypt (struct ncr_xts *x, int enc, uint64_t sector,
       store_le64 (x->initial + 16 * j, sector + j);
       memset (x->initial + 16 * j + 8, 0, 8);
     }
-    if (!ecb (x->k2_enc, x->initial, units * 16))
+    if (ossl_ecb_crypt (x->ecb, OSSL_ECB_K2_ENC, x->initial, units * 16) < 0)
       return ncr_error (EIO, "AES-XTS tweak encryption failed at sector %" PRIu64, sector);
     x->xor_tweaks (x->initial, units, x->unit, in, out);
-    if (!ecb (k1, out, n))
+    if (ossl_ecb_crypt (x->ecb, k1, out, n) < 0)
       return ncr_error (EIO, "AES-XTS failed at sector %" PRIu64, sector);
     x->xor_tweaks (x->initial, units, x->unit, out, out);
 
@@ -428,17 +444,32 @@ ncr_xts_decrypt (struct ncr_xts *x, uint64_t s, const uint8_t *in, uint8_t *out,
   return xts_crypt (x, 0, s, in, out, len);
 }
 
+int
+ncr_xts_key_memory (const struct ncr_xts *x, const void **p, size_t *n, int max)
+{
+  int k = 0;
+
+  if (x->vx && k < max) {
+    vaes_xts_key_memory (x->vx, &p[k], &n[k]);
+    k++;
+  }
+  if (x->px)
+    k += ossl_xts_key_memory (x->px, p + k, n + k, max - k);
+  if (x->ecb)
+    k += ossl_ecb_key_memory (x->ecb, p + k, n + k, max - k);
+  return k;
+}
+
 void
 ncr_xts_free (struct ncr_xts *x)
 {
   if (!x)
     return;
-  /* EVP_CIPHER_CTX_free cleanses the key schedules (OPENSSL_clear_free in the provider). */
-  EVP_CIPHER_CTX_free (x->k1_enc);
-  EVP_CIPHER_CTX_free (x->k1_dec);
-  EVP_CIPHER_CTX_free (x->k2_enc);
-  ossl_xts_free (x->px);
+  /* Each wipes its key schedules: secmem_free for VAES, OPENSSL_clear_free in the provider
+   * for OpenSSL's contexts. */
   vaes_xts_free (x->vx);
+  ossl_xts_free (x->px);
+  ossl_ecb_free (x->ecb);
   if (x->initial)
     OPENSSL_cleanse (x->initial, INITIAL_SIZE (x->unit));
   free (x->initial);

@@ -26,13 +26,16 @@ struct ncr_xts;
 
 /* Build a keyed context. key_len must equal ncr_cipher_key_len(c); the two XTS halves must
  * differ (IEEE 1619 / FIPS; refused with -EINVAL). The key bytes are not kept: only the AES
- * key schedules, inside OpenSSL contexts that cleanse them when freed; the caller wipes its
- * own copy of the key. Returns 0 or -errno with ncr_last_error() set. */
+ * key schedules, in locked memory left out of core dumps (secmem for the VAES engine; locked,
+ * MADV_DONTDUMP pages under OpenSSL's contexts otherwise), wiped when freed; the caller wipes
+ * its own copy of the key. The environment variable NBDCRYPT_XTS_IMPL, if set, names the
+ * implementation to use (see ncr_xts_new_impl). Returns 0 or -errno with ncr_last_error() set. */
 int ncr_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len,
                  unsigned sector_size, struct ncr_xts **out);
 
-/* A second context with the same key and settings (key schedules copied, no key bytes
- * needed): one per thread, made from a master keyed once. Returns 0 or -errno. */
+/* A second context with the same key and settings, for another thread (no key bytes
+ * needed): read-only key schedules are shared (reference counted), OpenSSL's contexts are
+ * copied into locked pages. Free each with ncr_xts_free. Returns 0 or -errno. */
 int ncr_xts_dup (const struct ncr_xts *x, struct ncr_xts **out);
 
 /* Encrypt/decrypt len bytes (a whole number of sectors) starting at sector first_sector.
@@ -51,12 +54,17 @@ void ncr_xts_free (struct ncr_xts *x);
  * 16-, 32- and 48-byte units). */
 int ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
                       unsigned unit, struct ncr_xts **out);
-/* Choose how the context computes XTS instead of the default ncr_xts_new picked:
+/* Like ncr_xts_new_unit with the implementation chosen: "vaes-xts" (VAES + AVX-512),
  * "openssl-xts" (OpenSSL's XTS, one call per sector), "ecb-avx512" (batched ECB with the
- * AVX-512 tweak pass) or "ecb-generic" (batched ECB, portable C tweak pass). -ENOTSUP when
- * the CPU or the OpenSSL build lacks it. All give the same bytes. */
-int ncr_xts_set_impl (struct ncr_xts *x, const char *name);
+ * AVX-512 tweak pass) or "ecb-generic" (batched ECB, portable C tweak pass); NULL: the
+ * default choice (or NBDCRYPT_XTS_IMPL). -ENOTSUP when the CPU or the OpenSSL build lacks it.
+ * All give the same bytes. */
+int ncr_xts_new_impl (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned unit,
+                      const char *name, struct ncr_xts **out);
 /* The implementation the context uses (one of the names above). */
 const char *ncr_xts_impl (const struct ncr_xts *x);
+/* Where the context's key schedules are: up to max (address, length) regions; returns how
+ * many (for the tests that check that they are locked and left out of core dumps). */
+int ncr_xts_key_memory (const struct ncr_xts *x, const void **p, size_t *n, int max);
 
 #endif /* NBDCRYPT_XTS_H */

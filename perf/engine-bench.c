@@ -214,15 +214,20 @@ main (int argc, char **argv)
         static const size_t calls[] = { 0, 64 * 1024, MAXCALL };
         struct op op = { .kind = OP_ENGINE, .enc = enc, .ss = ss };
         bool dflt;
+        int r;
 
         if (ncr_xts_new (c, key, ncr_cipher_key_len (c), ss, &op.x) < 0) {
           fprintf (stderr, "engine-bench: %s\n", ncr_last_error ());
           return 1;
         }
         dflt = strcmp (ncr_xts_impl (op.x), impls[impl]) == 0;
-        if (ncr_xts_set_impl (op.x, impls[impl]) < 0) {
-          ncr_xts_free (op.x);
+        ncr_xts_free (op.x);
+        r = ncr_xts_new_impl (c, key, ncr_cipher_key_len (c), ss, impls[impl], &op.x);
+        if (r == -ENOTSUP)
           continue;             /* not available on this CPU / OpenSSL */
+        if (r < 0) {
+          fprintf (stderr, "engine-bench: %s\n", ncr_last_error ());
+          return 1;
         }
         for (size_t k = 0; k < 3; k++) {
           char method[64];

@@ -75,7 +75,7 @@ struct vector {
   uint64_t seq;
 };
 
-/* Every way the engine can compute XTS (ncr_xts_set_impl); those missing here are skipped. */
+/* Every way the engine can compute XTS (ncr_xts_new_impl); those missing here are skipped. */
 static const char *const impls[] = { "vaes-xts", "openssl-xts", "ecb-avx512", "ecb-generic" };
 #define NIMPLS (sizeof impls / sizeof impls[0])
 
@@ -89,13 +89,11 @@ run_vector (const struct vector *v, const char *impl)
   size_t n = v->du_bits / 8;
   int r;
 
-  if ((r = ncr_xts_new_unit (c, v->key, v->key_len, n, &x)) < 0) {
-    failures++;
-    fprintf (stderr, "FAIL: %s: ncr_xts_new_unit: %s\n", v->where, ncr_last_error ());
+  if ((r = ncr_xts_new_impl (c, v->key, v->key_len, n, impl, &x)) == -ENOTSUP)
     return;
-  }
-  if (ncr_xts_set_impl (x, impl) < 0) {
-    ncr_xts_free (x);
+  if (r < 0) {
+    failures++;
+    fprintf (stderr, "FAIL: %s: ncr_xts_new_impl: %s\n", v->where, ncr_last_error ());
     return;
   }
 
@@ -206,6 +204,7 @@ multi_sector (enum ncr_cipher c, unsigned ss, unsigned nsect, uint64_t first, co
   uint8_t *pt = malloc (n), *want = malloc (n), *got = malloc (n);
   struct ncr_xts *x, *d = NULL;
   char what[200];
+  int r;
 
   if (!pt || !want || !got || RAND_bytes (key, kl) != 1 || RAND_bytes (pt, n) != 1) {
     fprintf (stderr, "setup failed\n");
@@ -213,16 +212,15 @@ multi_sector (enum ncr_cipher c, unsigned ss, unsigned nsect, uint64_t first, co
   }
   for (unsigned s = 0; s < nsect; s++)
     evp_xts_sector (cipher, key, first + s, pt + (size_t) s * ss, want + (size_t) s * ss, ss);
-  if (ncr_xts_new (c, key, kl, ss, &x) < 0) {
-    fprintf (stderr, "ncr_xts_new: %s\n", ncr_last_error ());
-    exit (1);
-  }
-  if (ncr_xts_set_impl (x, impl) < 0) {
-    ncr_xts_free (x);
+  if ((r = ncr_xts_new_impl (c, key, kl, ss, impl, &x)) == -ENOTSUP) {
     free (pt);
     free (want);
     free (got);
     return;
+  }
+  if (r < 0) {
+    fprintf (stderr, "ncr_xts_new_impl: %s\n", ncr_last_error ());
+    exit (1);
   }
   snprintf (what, sizeof what, "%s %u-byte sectors x%u from %" PRIu64 " [%s] vs EVP",
             ncr_cipher_name (c), ss, nsect, first, ncr_xts_impl (x));
@@ -285,11 +283,13 @@ main (void)
       k[i] = i;
     if (ncr_xts_new (NCR_CIPHER_AES_256_XTS, k, 64, 4096, &x) == 0) {
       printf ("default for 4096-byte sectors: %s; available:", ncr_xts_impl (x));
-      for (size_t i = 0; i < NIMPLS; i++)
-        if (ncr_xts_set_impl (x, impls[i]) == 0)
-          printf (" %s", impls[i]);
-      printf ("\n");
       ncr_xts_free (x);
+      for (size_t i = 0; i < NIMPLS; i++)
+        if (ncr_xts_new_impl (NCR_CIPHER_AES_256_XTS, k, 64, 4096, impls[i], &x) == 0) {
+          printf (" %s", impls[i]);
+          ncr_xts_free (x);
+        }
+      printf ("\n");
     }
   }
   a = run_file ("XTSGenAES128.rsp");
