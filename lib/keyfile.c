@@ -14,18 +14,25 @@
 int
 ncr_keyfile_read (const char *path, size_t want, uint8_t **key)
 {
+  struct stat st;
+
+  return ncr_keyfile_read_stat (path, want, key, &st);
+}
+
+int
+ncr_keyfile_read_stat (const char *path, size_t want, uint8_t **key, struct stat *st)
+{
   CLEANUP_CLOSE int fd = -1;
   CLEANUP_SECMEM_FREE uint8_t *buf = NULL;
   size_t got = 0;
-  struct stat st;
 
   fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd == -1)
     return ncr_error (errno, "cannot open key file '%s': %s (it must hold a %zu-byte raw key)",
                       path, strerror (errno), want);
-  if (fstat (fd, &st) == -1)
+  if (fstat (fd, st) == -1)
     return ncr_error (errno, "key file '%s': %s", path, strerror (errno));
-  if (S_ISDIR (st.st_mode))
+  if (S_ISDIR (st->st_mode))
     return ncr_error (EISDIR, "key file '%s' is a directory, not a %zu-byte key", path, want);
 
   /* One byte more than wanted, so that a longer file is caught without trusting st_size

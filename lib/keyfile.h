@@ -11,4 +11,9 @@
  * bytes. Free *key with secmem_free. Returns 0 or -errno with ncr_last_error() set. */
 int ncr_keyfile_read (const char *path, size_t want, uint8_t **key);
 
+struct stat;
+/* Like ncr_keyfile_read; *st receives fstat() of the file that was read (to recognise it when
+ * it is read again). */
+int ncr_keyfile_read_stat (const char *path, size_t want, uint8_t **key, struct stat *st);
+
 #endif /* NBDCRYPT_KEYFILE_H */

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <nbdkit-filter.h>
 
@@ -34,6 +35,7 @@
 
 /* Configuration: set by .config, checked by .config_complete. */
 static char *key_file;
+static struct stat key_file_st;         /* the key file checked in .config_complete */
 static enum ncr_cipher cipher = NCR_CIPHER_AES_256_XTS;
 static unsigned sector_size = 4096;
 static bool discard;
@@ -50,7 +52,7 @@ static int final_thread_model;          /* from .get_ready */
  * export sectors, i.e. from here. */
 static uint64_t data_offset;
 
-/* One engine context per thread, copied from a master keyed once in .config_complete. */
+/* One engine context per thread, copied from a master keyed once in .after_fork. */
 static struct ncr_xts_pool *pool;
 
 /* Write ordering. A partial-sector write is read-modify-write (read the sector, decrypt,
@@ -141,12 +143,14 @@ nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
 }
 
 /* The one place where the filter is keyed: a master engine context from the volume key,
- * copied by each thread on its first request. The caller wipes key. The key schedules live
- * in the heap, so they survive nbdkit's fork into the background (locked key memory is wiped
- * on fork). source names the key in messages. Returns 0, or -1 after nbdkit_error. */
+ * copied by each thread on its first request. The caller wipes key. The key schedules are in
+ * locked memory that is left out of core dumps and, with the VAES engine, wiped in forked
+ * children - so this runs in .after_fork, once nbdkit has forked into the background.
+ * check_only: build the context and free it again (to report a bad key before the fork).
+ * source names the key in messages. Returns 0, or -1 after nbdkit_error. */
 static int
 set_key (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned ss,
-         const char *source)
+         const char *source, bool check_only)
 {
   struct ncr_xts *master;
   struct ncr_xts_pool *p;
@@ -154,6 +158,10 @@ set_key (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned ss,
   if (ncr_xts_new (c, key, key_len, ss, &master) < 0) {
     nbdkit_error ("nbdcrypt: %s: %s", source, ncr_last_error ());
     return -1;
+  }
+  if (check_only) {
+    ncr_xts_free (master);
+    return 0;
   }
   if (ncr_xts_pool_new (master, ss, &p) < 0) {
     ncr_xts_free (master);
@@ -167,14 +175,61 @@ set_key (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned ss,
   return 0;
 }
 
+/* key-file=: read the key into locked memory and key the engine with it (check_only: only
+ * check that this works, and remember which file it was). The file is read twice: in
+ * .config_complete, so that a bad key file stops nbdkit with a message on the terminal, and
+ * in .after_fork, where the engine is keyed (its key schedules live in memory that nbdkit's
+ * fork into the background would wipe). Both times the key bytes are wiped at once.
+ * Returns 0, or -1 after nbdkit_error. */
 static int
-nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
+load_key_file (bool check_only)
 {
   size_t key_len = ncr_cipher_key_len (cipher);
   char source[PATH_MAX + 16];
+  struct stat st;
   uint8_t *key;
   int r;
 
+  if (ncr_keyfile_read_stat (key_file, key_len, &key, &st) < 0) {
+    if (check_only)
+      nbdkit_error ("nbdcrypt: %s (cipher=%s)", ncr_last_error (), ncr_cipher_name (cipher));
+    else
+      nbdkit_error ("nbdcrypt: the key file was readable at startup but is not now: %s",
+                    ncr_last_error ());
+    return -1;
+  }
+  if (check_only) {
+    if (!S_ISREG (st.st_mode)) {
+      secmem_free (key);
+      nbdkit_error ("nbdcrypt: key file '%s' is not a regular file: it is read again once "
+                    "nbdkit has started (the key schedules are made after nbdkit forks), so "
+                    "it cannot be a pipe or a device", key_file);
+      return -1;
+    }
+    key_file_st = st;
+  }
+  else if (st.st_dev != key_file_st.st_dev || st.st_ino != key_file_st.st_ino ||
+           st.st_size != key_file_st.st_size ||
+           st.st_mtim.tv_sec != key_file_st.st_mtim.tv_sec ||
+           st.st_mtim.tv_nsec != key_file_st.st_mtim.tv_nsec ||
+           st.st_ctim.tv_sec != key_file_st.st_ctim.tv_sec ||
+           st.st_ctim.tv_nsec != key_file_st.st_ctim.tv_nsec) {
+    secmem_free (key);
+    nbdkit_error ("nbdcrypt: key file '%s' was replaced or modified while nbdkit was "
+                  "starting (it is read at startup and again once nbdkit has started): not "
+                  "serving with a key that was not the one checked; restart nbdkit",
+                  key_file);
+    return -1;
+  }
+  snprintf (source, sizeof source, "key-file '%s'", key_file);
+  r = set_key (cipher, key, key_len, sector_size, source, check_only);
+  secmem_free (key);            /* key bytes gone; only the key schedules remain */
+  return r;
+}
+
+static int
+nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
+{
   if (vs_config_complete (&vs_cfg, key_file != NULL) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
@@ -184,17 +239,11 @@ nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxd
   if (!key_file) {
     nbdkit_error ("nbdcrypt: key-file=PATH is required: a file holding the raw %zu-byte "
                   "%s volume key (or kms-config=FILE / kek-file=PATH for a volume made "
-                  "by 'nbdcrypt format')", key_len, ncr_cipher_name (cipher));
+                  "by 'nbdcrypt format')", ncr_cipher_key_len (cipher),
+                  ncr_cipher_name (cipher));
     return -1;
   }
-  if (ncr_keyfile_read (key_file, key_len, &key) < 0) {
-    nbdkit_error ("nbdcrypt: %s (cipher=%s)", ncr_last_error (), ncr_cipher_name (cipher));
-    return -1;
-  }
-  snprintf (source, sizeof source, "key-file '%s'", key_file);
-  r = set_key (cipher, key, key_len, sector_size, source);
-  secmem_free (key);            /* key bytes gone; only the key schedules remain */
-  if (r == -1)
+  if (load_key_file (true) == -1)     /* keyed in .after_fork */
     return -1;
   if (secmem_protect_process (vs_cfg.allow_core_dumps) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
@@ -268,16 +317,20 @@ volume_event (void *opaque UNUSED, enum vs_event ev, const char *msg)
     nbdkit_shutdown ();
 }
 
-/* Volumes: read the header once (or fetch the key-id= key), unwrap, key the engine, start
- * the key check. After nbdkit's fork, so that locked key memory and the thread survive;
- * before any connection is served. */
+/* Key the engine, after nbdkit's fork (so that locked key memory and the key check thread
+ * survive) and before any connection is served. key-file=: read the file again. Volumes:
+ * read the header once (or fetch the key-id= key), unwrap, key the engine, start the key
+ * check. */
 static int
 nbdcrypt_after_fork (nbdkit_backend *backend)
 {
   int r;
 
+  if (vs_cfg.allow_core_dumps)
+    nbdkit_error ("nbdcrypt: warning: allow-core-dumps=true: the process stays dumpable and "
+                  "a core file may contain key material");
   if (!vs_config_active (&vs_cfg))
-    return 0;
+    return load_key_file (false);
   volume_backend = backend;
   if (vs_config_header_mode (&vs_cfg)) {
     nbdkit_next *n = nbdkit_next_context_open (backend, 1, "", 1);
@@ -316,11 +369,8 @@ nbdcrypt_after_fork (nbdkit_backend *backend)
   sector_size = vsess->sector_size;
   data_offset = vsess->data_offset;
   if (set_key (vsess->cipher, vsess->key, vsess->key_len, vsess->sector_size,
-               vs_config_header_mode (&vs_cfg) ? "volume key" : vs_cfg.key_id) == -1)
+               vs_config_header_mode (&vs_cfg) ? "volume key" : vs_cfg.key_id, false) == -1)
     return -1;
-  if (vs_cfg.allow_core_dumps)
-    nbdkit_error ("nbdcrypt: warning: allow-core-dumps=true: the process stays dumpable and "
-                  "a core file may contain key material");
   if (secmem_protect_process (vs_cfg.allow_core_dumps) < 0 ||
       vs_start_checker (vsess, vs_cfg.check_interval, volume_event,
                         final_thread_model == NBDKIT_THREAD_MODEL_PARALLEL ?
@@ -363,7 +413,7 @@ thread_state (int *err)
 {
   struct ncr_xts_thread *t;
 
-  if (!pool) {                  /* not keyed (cannot happen once .config_complete passed) */
+  if (!pool) {                  /* not keyed (cannot happen once .after_fork passed) */
     nbdkit_error ("nbdcrypt: the volume key is not loaded");
     *err = EIO;
     return NULL;
