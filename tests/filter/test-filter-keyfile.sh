@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Description: key-file= is read twice: checked in .config_complete (so that a bad key file
+# stops nbdkit with a message on the terminal, before it forks), and read again in
+# .after_fork, where the engine is keyed (the key schedules live in locked memory that is
+# wiped in forked children, so they must be made after nbdkit's fork). Shown here:
+#  - daemon mode (no -f: nbdkit forks into the background): what a client writes through it
+#    reads back identically through a foreground nbdkit on the same image, and the image holds
+#    ciphertext - so the daemon was keyed, after its fork, with the right key; its key
+#    schedules are in a locked (Locked > 0, "lo"), not-dumped ("dd") mapping;
+#  - the key file removed, or replaced by another valid key, between the two reads: nbdkit
+#    refuses to serve and names the file (the window is held open by a plugin whose get_ready
+#    waits for the test); untouched, the same command line serves;
+#  - a pipe as key file: refused at startup (it cannot be read twice).
+source "$srcdir/functions.sh"
+requires nbdkit
+requires_py nbd
+
+F="$NBDCRYPT_FILTER"
+key="$tmpdir/k.key"; head -c 64 /dev/urandom >"$key"
+truncate -s 4M "$tmpdir/disk.img"
+asan=false
+ldd "$F" | grep -q libasan && asan=true       # ASan makes mlock a no-op
+
+# 1. Daemon mode: nbdkit forks into the background before .after_fork.
+_nbdkit_pidfiles+=("$tmpdir/d.pid")
+( sanitizer_env; exec nbdkit -U "$tmpdir/d.sock" -P "$tmpdir/d.pid" \
+    --filter="$F" file "$tmpdir/disk.img" key-file="$key" ) >"$tmpdir/d.log" 2>&1
+for _ in $(seq 300); do [ -s "$tmpdir/d.pid" ] && [ -S "$tmpdir/d.sock" ] && break; sleep 0.1; done
+pid=$(cat "$tmpdir/d.pid")
+head -c 1048576 /dev/urandom >"$tmpdir/data"
+nbdsh -u "nbd+unix:///?socket=$tmpdir/d.sock" -c "
+data = open('$tmpdir/data', 'rb').read()
+h.pwrite(data, 0)
+h.pwrite(data[:1000], 2000000 + 7)
+assert h.pread(len(data), 0) == data
+h.flush()
+"
+/usr/bin/python3 - "$pid" "$asan" <<'PY'
+import sys
+pid, asan = sys.argv[1], sys.argv[2] == "true"
+ok = []
+cur = None
+for line in open("/proc/%s/smaps" % pid):
+    f = line.split()
+    if "-" in f[0] and len(f) >= 5 and not line.startswith(("VmFlags", "Locked")):
+        cur = {"range": f[0], "locked": 0}
+    elif line.startswith("Locked:"):
+        cur["locked"] = int(f[1])
+    elif line.startswith("VmFlags:"):
+        flags = set(f[1:])
+        if "dd" in flags and (asan or ("lo" in flags and cur["locked"] > 0)):
+            ok.append("%s %s" % (cur["range"], " ".join(sorted(flags & {"lo", "dd", "wf"}))))
+if not ok:
+    sys.exit("FAIL: the daemon has no locked, not-dumped mapping (where are its key schedules?)")
+print("daemon: locked, not-dumped mappings:", "; ".join(ok))
+PY
+stop_nbdkit d
+if cmp -s <(head -c 1048576 "$tmpdir/disk.img") "$tmpdir/data"; then
+  echo "$0: FAIL: the image holds the plaintext" >&2; exit 1
+fi
+start_nbdkit fg --filter="$F" file "$tmpdir/disk.img" key-file="$key"
+nbdsh -u "$uri" -c "
+data = open('$tmpdir/data', 'rb').read()
+assert h.pread(len(data), 0) == data, 'daemon and foreground disagree'
+assert h.pread(1000, 2000000 + 7) == data[:1000]
+"
+stop_nbdkit fg
+echo "daemon mode: keyed after its fork with the right key"
+
+# 2. The key file changes between the check and the keying.
+# window ACTION: nbdkit (foreground, on $tmpdir/w.sock) with a plugin whose get_ready - run
+# between the filter's .config_complete and .after_fork - waits until ACTION has run. Then
+# either nbdkit serves (rc=0, after one read through it) or it exits by itself (rc = its
+# status; the output is in $out).
+out="$tmpdir/w.out"
+window () {
+  local pid since=0
+  rm -f "$tmpdir/ready" "$tmpdir/go" "$tmpdir/w.sock"
+  cp "$key" "$tmpdir/w.key"
+  ( sanitizer_env; exec nbdkit -f -U "$tmpdir/w.sock" --filter="$F" eval \
+      get_size='echo 1048576' \
+      pread='dd if=/dev/zero count=$3 iflag=count_bytes status=none' \
+      get_ready="touch '$tmpdir/ready'; while [ ! -e '$tmpdir/go' ]; do sleep 0.05; done" \
+      key-file="$tmpdir/w.key" ) >"$out" 2>&1 </dev/null &
+  pid=$!
+  for _ in $(seq 600); do [ -e "$tmpdir/ready" ] && break; sleep 0.05; done
+  [ -e "$tmpdir/ready" ] || { echo "$0: FAIL: get_ready never ran:" >&2; cat "$out" >&2; exit 1; }
+  eval "$1"
+  touch "$tmpdir/go"
+  rc=
+  for _ in $(seq 300); do
+    if ! kill -0 $pid 2>/dev/null; then
+      rc=0; wait $pid || rc=$?
+      return
+    fi
+    # With libasan preloaded nbdkit 1.32 can hang in exit() after an error printed with
+    # strerror (see test-filter-badinput.sh): judged on its message then.
+    if grep -q 'error:' "$out"; then
+      if [ $((since += 1)) -ge 40 ]; then
+        kill -9 $pid; wait $pid || true; rc=1
+        return
+      fi
+    # Serving? (The socket listens before .after_fork; connections are accepted after it.)
+    elif [ -S "$tmpdir/w.sock" ] &&
+       env -u LD_PRELOAD timeout 10 nbdsh -u "nbd+unix:///?socket=$tmpdir/w.sock" \
+         -c 'h.pread(512, 0)' 2>/dev/null; then
+      kill $pid; wait $pid || true; rc=0
+      return
+    fi
+    sleep 0.1
+  done
+  kill -9 $pid; wait $pid || true
+  echo "$0: FAIL: nbdkit neither served nor exited:" >&2; cat "$out" >&2; exit 1
+}
+window true
+[ $rc = 0 ] || { echo "$0: FAIL: untouched key file: nbdkit did not serve:" >&2; cat "$out" >&2; exit 1; }
+echo "untouched key file: served"
+window 'rm "$tmpdir/w.key"'
+if [ $rc = 0 ] || ! grep -q "$tmpdir/w.key" "$out" || ! grep -q "No such file" "$out" ||
+   ! grep -q "readable at startup but is not now" "$out"; then
+  echo "$0: FAIL: key file removed while starting: rc $rc, unclear message:" >&2; cat "$out" >&2; exit 1
+fi
+echo "removed: $(grep -m1 nbdcrypt "$out")"
+window 'head -c 64 /dev/urandom >"$tmpdir/new.key"; mv "$tmpdir/new.key" "$tmpdir/w.key"'
+if [ $rc = 0 ] || ! grep -q "$tmpdir/w.key" "$out" || ! grep -q "replaced or modified" "$out"; then
+  echo "$0: FAIL: key file replaced while starting: rc $rc, unclear message:" >&2; cat "$out" >&2; exit 1
+fi
+echo "replaced: $(grep -m1 nbdcrypt "$out")"
+window 'head -c 64 /dev/urandom >"$tmpdir/w.key"'      # rewritten in place
+if [ $rc = 0 ] || ! grep -q "replaced or modified" "$out"; then
+  echo "$0: FAIL: key file rewritten while starting: rc $rc:" >&2; cat "$out" >&2; exit 1
+fi
+echo "rewritten: refused"
+
+# 3. A pipe cannot be read twice: refused at startup, with the reason.
+nbdkit_fails 'not a regular file' --filter="$F" memory 1M key-file=<(cat "$key")
+echo "pipe: $(grep -m1 nbdcrypt "$tmpdir/fail.out")"
+echo "$0: OK"
