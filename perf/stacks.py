@@ -253,7 +253,16 @@ def _probe(stack, images, backing):
     """Write a pattern through the stack; it must read back, and reach the disk encrypted
     (or in clear for plain stacks, which checks the probe itself)."""
     h = nbd.NBD()
-    h.connect_uri(stack.uri)
+    # nbdkit binds the socket before it listens: under load a connect can land in between.
+    for attempt in range(50):
+        try:
+            h.connect_uri(stack.uri)
+            break
+        except nbd.Error as e:
+            if attempt == 49 or "refused" not in str(e).lower():
+                raise
+            h = nbd.NBD()       # a handle that failed to connect cannot be reused
+            time.sleep(0.1)
     try:
         if h.get_size() < 64 << 20:
             raise RuntimeError("export is only %d bytes" % h.get_size())
