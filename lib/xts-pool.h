@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Per-thread XTS contexts and buffers for a multi-threaded server: each thread gets its own
- * copy of a master context (keyed once, at start) and its own bounce and sector buffers, made
+ * copy of a master context (keyed once, at start; ncr_xts_dup shares read-only key schedules
+ * and copies OpenSSL's contexts into locked pages) and its own bounce and sector buffers, made
  * on the thread's first request and freed when the thread exits or the pool is freed.
  * Nothing is allocated or keyed per request; a bounce buffer only grows. */
 #ifndef NBDCRYPT_XTS_POOL_H
