@@ -5,6 +5,7 @@
 
 #include "errors.h"
 #include "keyprov.h"
+#include "secmem.h"
 
 const char *
 kek_state_name (enum kek_state s)
@@ -35,6 +36,15 @@ keyprov_name (const struct keyprov *kp)
 #define UNSUPPORTED(what) \
   ncr_error (ENOTSUP, "%s is not supported by the '%s' key provider", what, kp->ops->name)
 
+/* Every call that handles key bytes (a fetched KEK, a DEK) clears the registers and the stack
+ * its callees used (secmem_scrub_cpu), then passes the result on. */
+static int
+scrubbed (int r)
+{
+  secmem_scrub_cpu ();
+  return r;
+}
+
 int
 keyprov_default_kek_id (struct keyprov *kp, char *out, size_t size)
 {
@@ -49,7 +59,7 @@ keyprov_create_kek (struct keyprov *kp, const char *name, const char *wrap,
 {
   if (kp->ops->create_kek == NULL)
     return UNSUPPORTED ("creating a KEK");
-  return kp->ops->create_kek (kp, name, wrap, id_out, id_size);
+  return scrubbed (kp->ops->create_kek (kp, name, wrap, id_out, id_size));
 }
 
 int
@@ -57,7 +67,7 @@ keyprov_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
               const uint8_t *dek, size_t dek_len,
               uint8_t *out, size_t out_size, size_t *out_len)
 {
-  return kp->ops->wrap (kp, kek_id, wrap, dek, dek_len, out, out_size, out_len);
+  return scrubbed (kp->ops->wrap (kp, kek_id, wrap, dek, dek_len, out, out_size, out_len));
 }
 
 int
@@ -65,7 +75,7 @@ keyprov_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
                 const uint8_t *in, size_t in_len,
                 uint8_t *dek, size_t dek_size, size_t *dek_len)
 {
-  return kp->ops->unwrap (kp, kek_id, wrap, in, in_len, dek, dek_size, dek_len);
+  return scrubbed (kp->ops->unwrap (kp, kek_id, wrap, in, in_len, dek, dek_size, dek_len));
 }
 
 int
@@ -80,7 +90,7 @@ keyprov_get_key (struct keyprov *kp, const char *key_id,
 {
   if (kp->ops->get_key == NULL)
     return UNSUPPORTED ("fetching a raw key by id");
-  return kp->ops->get_key (kp, key_id, key, key_size, key_len);
+  return scrubbed (kp->ops->get_key (kp, key_id, key, key_size, key_len));
 }
 
 bool

@@ -95,6 +95,52 @@ secmem_lock_region (const void *p, size_t n)
   return 0;
 }
 
+/* All vector registers are caller-saved in the SysV x86-64 ABI: a non-inlined function may
+ * clobber them without telling the compiler. */
+__attribute__ ((noinline, noclone)) static void
+clear_vector_registers (void)
+{
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports ("avx512f"))
+    __asm__ volatile ("vpxord %%zmm16, %%zmm16, %%zmm16\n\tvpxord %%zmm17, %%zmm17, %%zmm17\n\t"
+                      "vpxord %%zmm18, %%zmm18, %%zmm18\n\tvpxord %%zmm19, %%zmm19, %%zmm19\n\t"
+                      "vpxord %%zmm20, %%zmm20, %%zmm20\n\tvpxord %%zmm21, %%zmm21, %%zmm21\n\t"
+                      "vpxord %%zmm22, %%zmm22, %%zmm22\n\tvpxord %%zmm23, %%zmm23, %%zmm23\n\t"
+                      "vpxord %%zmm24, %%zmm24, %%zmm24\n\tvpxord %%zmm25, %%zmm25, %%zmm25\n\t"
+                      "vpxord %%zmm26, %%zmm26, %%zmm26\n\tvpxord %%zmm27, %%zmm27, %%zmm27\n\t"
+                      "vpxord %%zmm28, %%zmm28, %%zmm28\n\tvpxord %%zmm29, %%zmm29, %%zmm29\n\t"
+                      "vpxord %%zmm30, %%zmm30, %%zmm30\n\tvpxord %%zmm31, %%zmm31, %%zmm31\n\t"
+                      "kxorq %%k1, %%k1, %%k1" ::: "memory");
+  if (__builtin_cpu_supports ("avx"))
+    __asm__ volatile ("vzeroall" ::: "memory");         /* ymm0-15 (zmm0-15 too) */
+  else
+    __asm__ volatile ("pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\tpxor %%xmm2, %%xmm2\n\t"
+                      "pxor %%xmm3, %%xmm3\n\tpxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\t"
+                      "pxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\tpxor %%xmm8, %%xmm8\n\t"
+                      "pxor %%xmm9, %%xmm9\n\tpxor %%xmm10, %%xmm10\n\tpxor %%xmm11, %%xmm11\n\t"
+                      "pxor %%xmm12, %%xmm12\n\tpxor %%xmm13, %%xmm13\n\tpxor %%xmm14, %%xmm14\n\t"
+                      "pxor %%xmm15, %%xmm15" ::: "memory");
+#endif
+}
+
+__attribute__ ((noinline, noclone)) static void
+scrub_stack (void)
+{
+  uint8_t area[SECMEM_SCRUB_BYTES];
+
+  explicit_bzero (area, sizeof area);
+  __asm__ volatile ("" : : "r" (area) : "memory");      /* area stays live: no dead store */
+}
+
+void
+secmem_scrub_cpu (void)
+{
+  /* Registers first: explicit_bzero itself may spill them while resolving its symbol. */
+  clear_vector_registers ();
+  scrub_stack ();
+  clear_vector_registers ();
+}
+
 int
 secmem_protect_process (bool allow_core_dumps)
 {

@@ -34,6 +34,16 @@ cleanup_secmem_free (void *ptr)
  * wipes the secret when it frees the object. Returns 0 or -errno with a message. */
 int secmem_lock_region (const void *p, size_t n);
 
+/* After key bytes went through the CPU: zero the vector registers (SSE/AVX/AVX-512) and the
+ * SECMEM_SCRUB_BYTES of stack below the caller's frame. Memory copies, OpenSSL and our XTS
+ * code leave keys in vector registers and in dead stack frames; the dynamic linker's lazy
+ * binding (_dl_runtime_resolve_xsavec) later spills every vector register onto the stack of
+ * whatever thread calls an unresolved function, and new threads inherit the registers. So a
+ * key would end up in ordinary, dumpable stack memory long after it was wiped from its
+ * buffer. Call it from a frame above the code that handled the key. */
+#define SECMEM_SCRUB_BYTES (64 * 1024)
+void secmem_scrub_cpu (void);
+
 /* Make the process non-dumpable while it holds keys (PR_SET_DUMPABLE 0), unless
  * allow_core_dumps, the debugging opt-out. Returns 0 or -errno. */
 int secmem_protect_process (bool allow_core_dumps);

@@ -149,8 +149,8 @@ nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
  * check_only: build the context and free it again (to report a bad key before the fork).
  * source names the key in messages. Returns 0, or -1 after nbdkit_error. */
 static int
-set_key (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned ss,
-         const char *source, bool check_only)
+key_engine (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned ss,
+            const char *source, bool check_only)
 {
   struct ncr_xts *master;
   struct ncr_xts_pool *p;
@@ -173,6 +173,18 @@ set_key (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned ss,
   nbdkit_debug ("nbdcrypt: %s, %u-byte sectors, discard %s, engine %s",
                 ncr_cipher_name (c), ss, discard ? "on" : "off", ncr_xts_impl (master));
   return 0;
+}
+
+static int
+set_key (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned ss,
+         const char *source, bool check_only)
+{
+  int r = key_engine (c, key, key_len, ss, source, check_only);
+
+  /* The key and its round keys went through vector registers and stack frames just now
+   * (and, in key-file mode, through the file read before): clear them (see secmem.h). */
+  secmem_scrub_cpu ();
+  return r;
 }
 
 /* key-file=: read the key into locked memory and key the engine with it (check_only: only

@@ -187,4 +187,9 @@ for impl in openssl-xts ecb-generic; do
     { echo "$0: FAIL: NBDCRYPT_XTS_IMPL=$impl was not used"; exit 1; }
 done
 unset NBDCRYPT_XTS_IMPL
+# A KMS volume (local wrap): the KEK went through TLS, the KMIP decoder and the RFC 5649 unwrap.
+# Copies of it that the dynamic linker's lazy binding spilled from vector registers onto the
+# stack were found here once (see secmem_scrub_cpu).
+dumpable_case kms-dumpable "$tmpdir/k.kek" "$tmpdir/k.dek" -- \
+  --filter="$NBDCRYPT_FILTER" file "$tmpdir/k.img" kms-config="$tmpdir/kms.conf"
 echo "keys stayed in locked, non-dumped memory"
