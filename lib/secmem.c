@@ -95,9 +95,15 @@ secmem_lock_region (const void *p, size_t n)
   return 0;
 }
 
+#if defined(__clang__)
+#define NOINLINE __attribute__ ((noinline))
+#else
+#define NOINLINE __attribute__ ((noinline, noclone))
+#endif
+
 /* All vector registers are caller-saved in the SysV x86-64 ABI: a non-inlined function may
  * clobber them without telling the compiler. */
-__attribute__ ((noinline, noclone)) static void
+NOINLINE static void
 clear_vector_registers (void)
 {
 #if defined(__x86_64__)
@@ -123,7 +129,7 @@ clear_vector_registers (void)
 #endif
 }
 
-__attribute__ ((noinline, noclone)) static void
+NOINLINE static void
 scrub_stack (void)
 {
   uint8_t area[SECMEM_SCRUB_BYTES];
