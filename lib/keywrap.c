@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* RFC 5649 key wrap with padding via OpenSSL's EVP "AES-*-WRAP-PAD" ciphers. OpenSSL keeps the
- * KEK schedule inside the context, which is freed (and cleansed by OpenSSL) before return. */
+/* RFC 5649 key wrap with padding by OpenSSL's "AES-*-WRAP-PAD" ciphers. The KEK's key schedule
+ * lives in the cipher context: that is driven through the provider's function table
+ * (xts-ossl.c), so its pages are locked and not dumped, and it is wiped when freed. Only where
+ * that cannot be done (another provider or allocator) does the plain EVP path run, whose
+ * context is wiped on free but not locked. */
 #include <errno.h>
 #include <string.h>
 
@@ -8,6 +11,7 @@
 
 #include "errors.h"
 #include "keywrap.h"
+#include "xts-ossl.h"
 
 #define KEYWRAP_MAX_KEY 4096u
 
@@ -30,7 +34,16 @@ run (int enc, const uint8_t *kek, size_t kek_len, const uint8_t *in, size_t in_l
   const EVP_CIPHER *c = wrap_cipher (kek_len);
   EVP_CIPHER_CTX *ctx;
   int n = 0, fin = 0, ok;
+  int r = ossl_keywrap (enc, kek, kek_len, in, in_len, out, out_size, out_len);
 
+  if (r == -EKEYREJECTED) {
+    if (enc)
+      return ncr_error (EIO, "key wrap failed");
+    return ncr_error (EKEYREJECTED, "key unwrap failed: wrong key-encryption key, or the "
+                      "wrapped key was altered");
+  }
+  if (r != -ENOTSUP)
+    return r;
   if (c == NULL)
     return ncr_error (EINVAL, "key wrap: KEK is %zu bytes, not 16, 24 or 32", kek_len);
   ctx = EVP_CIPHER_CTX_new ();

@@ -45,12 +45,18 @@ struct prov_cipher {
   OSSL_FUNC_cipher_encrypt_init_fn *einit;
   OSSL_FUNC_cipher_decrypt_init_fn *dinit;
   OSSL_FUNC_cipher_update_fn *update;
+  bool no_dup;                  /* one-shot use: dupctx not needed */
   bool ok;                      /* all found, and the contexts can be locked */
 };
 
 /* Indexed by enum ncr_cipher. */
 static struct prov_cipher xts_funcs[2] = { { .name = "AES-128-XTS" }, { .name = "AES-256-XTS" } };
 static struct prov_cipher ecb_funcs[2] = { { .name = "AES-128-ECB" }, { .name = "AES-256-ECB" } };
+/* RFC 5649 key wrap under a 16/24/32-byte KEK (index kek_len / 8 - 2). */
+static struct prov_cipher kwp_funcs[3] = {
+  { .name = "AES-128-WRAP-PAD", .no_dup = true }, { .name = "AES-192-WRAP-PAD", .no_dup = true },
+  { .name = "AES-256-WRAP-PAD", .no_dup = true },
+};
 static pthread_once_t funcs_once = PTHREAD_ONCE_INIT;
 
 struct ossl_xts {
@@ -121,7 +127,8 @@ resolve (struct prov_cipher *f)
   }
   if (algs)
     OSSL_PROVIDER_unquery_operation (prov, OSSL_OP_CIPHER, algs);
-  f->ok = f->newctx && f->freectx && f->dupctx && f->einit && f->dinit && f->update;
+  f->ok = f->newctx && f->freectx && (f->dupctx || f->no_dup) && f->einit && f->dinit &&
+    f->update;
 }
 
 static void
@@ -131,6 +138,8 @@ resolve_all (void)
     resolve (&xts_funcs[i]);
     resolve (&ecb_funcs[i]);
   }
+  for (int i = 0; i < 3; i++)
+    resolve (&kwp_funcs[i]);
 }
 
 /* Lock the pages of a provider context and keep them out of core dumps. */
@@ -342,4 +351,45 @@ ossl_ecb_key_memory (const struct ossl_ecb *x, const void **p, size_t *n, int ma
     n[k] = malloc_usable_size (x->ctx[k]);
   }
   return k;
+}
+
+int
+ossl_keywrap (int enc, const uint8_t *kek, size_t kek_len, const uint8_t *in, size_t in_len,
+              uint8_t *out, size_t out_size, size_t *out_len)
+{
+  const struct prov_cipher *f;
+  void *ctx;
+  size_t n = 0;
+  int r, ok;
+
+  if (kek_len != 16 && kek_len != 24 && kek_len != 32)
+    return ncr_error (EINVAL, "key wrap: KEK is %zu bytes, not 16, 24 or 32", kek_len);
+  pthread_once (&funcs_once, resolve_all);
+  f = &kwp_funcs[kek_len / 8 - 2];
+  if (!f->ok)
+    return -ENOTSUP;
+  if ((r = ctx_new (f, enc, kek, kek_len, NULL, &ctx)) < 0)
+    return r == -EINVAL ? ncr_error (EINVAL, "key wrap: OpenSSL refused the KEK") : r;
+  /* The wrap ciphers do the whole job in one update. The provider wants room for in_len
+   * bytes even when unwrapping (which yields in_len - 8 at most): unwrap into locked scratch
+   * memory of that size. */
+  if (enc)
+    ok = f->update (ctx, out, &n, out_size, in, in_len) == 1 && n <= out_size;
+  else {
+    uint8_t *tmp = secmem_alloc (in_len);
+
+    if (!tmp) {
+      ctx_free (f, ctx);
+      return -errno;
+    }
+    ok = f->update (ctx, tmp, &n, in_len, in, in_len) == 1 && n <= out_size;
+    if (ok)
+      memcpy (out, tmp, n);
+    secmem_free (tmp);          /* wipes */
+  }
+  ctx_free (f, ctx);
+  if (!ok)
+    return -EKEYREJECTED;
+  *out_len = n;
+  return 0;
 }

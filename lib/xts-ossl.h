@@ -41,4 +41,11 @@ void ossl_ecb_free (struct ossl_ecb *x);
 int ossl_xts_key_memory (const struct ossl_xts *x, const void **p, size_t *n, int max);
 int ossl_ecb_key_memory (const struct ossl_ecb *x, const void **p, size_t *n, int max);
 
+/* RFC 5649 key wrap (enc 1) or unwrap (enc 0) under kek (16, 24 or 32 bytes) by OpenSSL's
+ * AES-*-WRAP-PAD, its context (holding the KEK's key schedule) in locked, not-dumped pages
+ * and wiped when freed. -ENOTSUP if the provider's functions cannot be found or locked;
+ * -EKEYREJECTED if OpenSSL refuses (unwrap: integrity check failed); else 0 or -errno. */
+int ossl_keywrap (int enc, const uint8_t *kek, size_t kek_len, const uint8_t *in, size_t in_len,
+                  uint8_t *out, size_t out_size, size_t *out_len);
+
 #endif /* NBDCRYPT_XTS_OSSL_H */
