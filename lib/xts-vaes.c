@@ -27,6 +27,8 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include "xts-gf512.h"
+
 #define VAES_TARGET \
   __attribute__ ((target ("aes,avx512f,avx512bw,avx512vl,vpclmulqdq,vaes")))
 
@@ -139,13 +141,8 @@ VAES_TARGET static inline __m512i
 first_tweaks (__m128i t, __m512i poly)
 {
   const __m512i cnt = _mm512_set_epi64 (3, 3, 2, 2, 1, 1, 0, 0);
-  __m512i b = _mm512_broadcast_i32x4 (t);
-  __m512i shifted = _mm512_sllv_epi64 (b, cnt);
-  __m512i spill = _mm512_srlv_epi64 (b, _mm512_sub_epi64 (_mm512_set1_epi64 (64), cnt));
-  __m512i up = _mm512_bslli_epi128 (spill, 8);          /* low qword's spill into high */
-  __m512i over = _mm512_bsrli_epi128 (spill, 8);        /* bits past x^127 ... */
-  __m512i red = _mm512_clmulepi64_epi128 (over, poly, 0x00);  /* ... reduced by 0x87 */
-  return _mm512_xor_si512 (_mm512_xor_si512 (shifted, up), red);
+
+  return xts_mul_x_lanes (_mm512_broadcast_i32x4 (t), cnt, poly);
 }
 
 /* Multiply every lane by x^4 (a nibble shift) or x^16 (a two-byte shift). */

@@ -49,6 +49,7 @@
 #endif
 
 #include "errors.h"
+#include "xts-gf512.h"
 #include "xts-ossl.h"
 #include "xts-vaes.h"
 #include "xts.h"
@@ -158,29 +159,16 @@ xor_tweaks_generic (const uint8_t *initial, size_t units, size_t unit,
 
 /* ---- x86-64 AVX-512 + VPCLMULQDQ tweak passes (eight blocks per step) ---- */
 #if defined(__x86_64__)
-#define AVX512_TARGET __attribute__ ((target ("avx512f,avx512bw,avx512vl,vpclmulqdq")))
-
-/* Each 128-bit lane times x^k, k = the per-lane shift count in cnt (0 <= k < 64). */
-AVX512_TARGET static inline __m512i
-mul_x_lanes (__m512i t, __m512i cnt, __m512i poly)
-{
-  __m512i shifted = _mm512_sllv_epi64 (t, cnt);
-  __m512i spill = _mm512_srlv_epi64 (t, _mm512_sub_epi64 (_mm512_set1_epi64 (64), cnt));
-  __m512i up = _mm512_bslli_epi128 (spill, 8);          /* low qword's spill into high */
-  __m512i over = _mm512_bsrli_epi128 (spill, 8);        /* bits past x^127 ... */
-  __m512i red = _mm512_clmulepi64_epi128 (over, poly, 0x00);  /* ... reduced by 0x87 */
-  return _mm512_xor_si512 (_mm512_xor_si512 (shifted, up), red);
-}
 
 /* Each lane times x^8: a one-byte shift, and the byte shifted out reduced by 0x87. */
-AVX512_TARGET static inline __m512i
+XTS_GF512_TARGET static inline __m512i
 mul_x8 (__m512i t, __m512i poly)
 {
   __m512i red = _mm512_clmulepi64_epi128 (_mm512_bsrli_epi128 (t, 15), poly, 0x00);
   return _mm512_xor_si512 (_mm512_bslli_epi128 (t, 1), red);
 }
 
-AVX512_TARGET static void
+XTS_GF512_TARGET static void
 xor_tweaks_avx512 (const uint8_t *initial, size_t units, size_t unit,
                    const uint8_t *in, uint8_t *out)
 {
@@ -190,8 +178,8 @@ xor_tweaks_avx512 (const uint8_t *initial, size_t units, size_t unit,
 
   for (size_t j = 0; j < units; j++) {
     __m512i t = _mm512_broadcast_i32x4 (_mm_loadu_si128 ((const void *) (initial + 16 * j)));
-    __m512i a = mul_x_lanes (t, cnt_lo, poly);          /* tweaks of blocks 0..3 */
-    __m512i b = mul_x_lanes (t, cnt_hi, poly);          /* tweaks of blocks 4..7 */
+    __m512i a = xts_mul_x_lanes (t, cnt_lo, poly);          /* tweaks of blocks 0..3 */
+    __m512i b = xts_mul_x_lanes (t, cnt_hi, poly);          /* tweaks of blocks 4..7 */
 
     size_t o = 0;
 
