@@ -26,31 +26,21 @@ wrap_cipher (size_t kek_len)
   }
 }
 
-/* One pass of EVP wrap or unwrap; the wrap ciphers process everything in one Update call. */
+/* The fallback where the provider's functions cannot be used (xts-ossl.c): plain EVP, its
+ * context wiped on free but not locked. Returns 0, -EKEYREJECTED (OpenSSL refused: for unwrap,
+ * the integrity check failed) or -ENOMEM. */
 static int
-run (int enc, const uint8_t *kek, size_t kek_len, const uint8_t *in, size_t in_len,
-     uint8_t *out, size_t out_size, size_t *out_len)
+evp_run (const EVP_CIPHER *c, int enc, const uint8_t *kek, const uint8_t *in, size_t in_len,
+         uint8_t *out, size_t out_size, size_t *out_len)
 {
-  const EVP_CIPHER *c = wrap_cipher (kek_len);
-  EVP_CIPHER_CTX *ctx;
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
   int n = 0, fin = 0, ok;
-  int r = ossl_keywrap (enc, kek, kek_len, in, in_len, out, out_size, out_len);
 
-  if (r == -EKEYREJECTED) {
-    if (enc)
-      return ncr_error (EIO, "key wrap failed");
-    return ncr_error (EKEYREJECTED, "key unwrap failed: wrong key-encryption key, or the "
-                      "wrapped key was altered");
-  }
-  if (r != -ENOTSUP)
-    return r;
-  if (c == NULL)
-    return ncr_error (EINVAL, "key wrap: KEK is %zu bytes, not 16, 24 or 32", kek_len);
-  ctx = EVP_CIPHER_CTX_new ();
   if (ctx == NULL)
     return ncr_error (ENOMEM, "key wrap: out of memory");
   /* Legacy EVP refuses wrap modes unless asked; harmless with OpenSSL 3 providers. */
   EVP_CIPHER_CTX_set_flags (ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+  /* The wrap ciphers process everything in one Update call. */
   ok = EVP_CipherInit_ex (ctx, c, NULL, kek, NULL, enc) == 1 &&
        EVP_CipherUpdate (ctx, out, &n, in, (int) in_len) == 1 &&
        n >= 0 && (size_t) n <= out_size &&
@@ -59,13 +49,32 @@ run (int enc, const uint8_t *kek, size_t kek_len, const uint8_t *in, size_t in_l
   if (!ok) {
     if (n > 0 && (size_t) n <= out_size)
       OPENSSL_cleanse (out, (size_t) n);
+    return -EKEYREJECTED;
+  }
+  *out_len = (size_t) n + (size_t) fin;
+  return 0;
+}
+
+/* One pass of wrap or unwrap, through the locked provider context where possible. */
+static int
+run (int enc, const uint8_t *kek, size_t kek_len, const uint8_t *in, size_t in_len,
+     uint8_t *out, size_t out_size, size_t *out_len)
+{
+  const EVP_CIPHER *c = wrap_cipher (kek_len);
+  int r;
+
+  if (c == NULL)
+    return ncr_error (EINVAL, "key wrap: KEK is %zu bytes, not 16, 24 or 32", kek_len);
+  r = ossl_keywrap (enc, kek, kek_len, in, in_len, out, out_size, out_len);
+  if (r == -ENOTSUP)
+    r = evp_run (c, enc, kek, in, in_len, out, out_size, out_len);
+  if (r == -EKEYREJECTED) {
     if (enc)
       return ncr_error (EIO, "key wrap failed");
     return ncr_error (EKEYREJECTED, "key unwrap failed: wrong key-encryption key, or the "
                       "wrapped key was altered");
   }
-  *out_len = (size_t) n + (size_t) fin;
-  return 0;
+  return r;
 }
 
 int
