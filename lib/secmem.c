@@ -115,8 +115,8 @@ clear_vector_registers (void)
                       "vpxord %%zmm24, %%zmm24, %%zmm24\n\tvpxord %%zmm25, %%zmm25, %%zmm25\n\t"
                       "vpxord %%zmm26, %%zmm26, %%zmm26\n\tvpxord %%zmm27, %%zmm27, %%zmm27\n\t"
                       "vpxord %%zmm28, %%zmm28, %%zmm28\n\tvpxord %%zmm29, %%zmm29, %%zmm29\n\t"
-                      "vpxord %%zmm30, %%zmm30, %%zmm30\n\tvpxord %%zmm31, %%zmm31, %%zmm31\n\t"
-                      "kxorq %%k1, %%k1, %%k1" ::: "memory");
+                      "vpxord %%zmm30, %%zmm30, %%zmm30\n\tvpxord %%zmm31, %%zmm31, %%zmm31"
+                      ::: "memory");
   if (__builtin_cpu_supports ("avx"))
     __asm__ volatile ("vzeroall" ::: "memory");         /* ymm0-15 (zmm0-15 too) */
   else
