@@ -104,3 +104,26 @@ nbdkit_fails () {
     echo "$0: FAIL: nbdkit $* error did not match /$want/:" >&2; cat "$out" >&2; return 1
   fi
 }
+
+# LUKS1 as an independent reader/writer of dm-crypt's aes-xts-plain64 layout (qemu's own XTS).
+# luks1_container FILE KEY PW: make FILE (already sized) a LUKS1 container whose volume key is
+# the file KEY (32 or 64 bytes), unlocked by the passphrase file PW; cryptsetup with a fixed
+# PBKDF iteration count (qemu-img's PBKDF benchmark fails now and then under load). Prints
+# the payload offset in bytes.
+luks1_container () {
+  cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 \
+    --cipher aes-xts-plain64 --key-size $(($(stat -c %s "$2") * 8)) --volume-key-file "$2" \
+    --key-file "$3" "$1" || return 1
+  # (errexit does not reach into $(...): each step says its own failure.)
+  cryptsetup luksDump "$1" | awk '/^Payload offset:/ {print $3 * 512; found = 1} END {exit !found}'
+}
+# luks1_read FILE PW OUT: the container's plaintext, by qemu-img, to the raw file OUT.
+luks1_read () {
+  qemu-img convert --object secret,id=sec0,file="$2" \
+    --image-opts "driver=luks,key-secret=sec0,file.driver=file,file.filename=$1" -O raw "$3"
+}
+# luks1_write IN FILE PW: the raw file IN written into the container by qemu-img.
+luks1_write () {
+  qemu-img convert -n --object secret,id=sec0,file="$3" -f raw "$1" \
+    --target-image-opts "driver=luks,key-secret=sec0,file.driver=file,file.filename=$2"
+}

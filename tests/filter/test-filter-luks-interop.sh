@@ -27,13 +27,8 @@ for cipher in aes-128-xts aes-256-xts; do
   # The container: header + key slot made by cryptsetup around OUR key, then the payload.
   luks="$tmpdir/$cipher.luks"
   truncate -s $((4 * 1024 * 1024 + size)) "$luks"
-  cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 \
-    --cipher aes-xts-plain64 --key-size $bits --volume-key-file "$key" \
-    --key-file "$tmpdir/pw" "$luks"
-  payload=$(cryptsetup luksDump "$luks" | awk '/^Payload offset:/ {print $3 * 512}')
-  [ -n "$payload" ] || { echo "$0: no payload offset in luksDump" >&2; exit 1; }
+  payload=$(luks1_container "$luks" "$key" "$tmpdir/pw")
   plain_size=$(($(stat -c %s "$luks") - payload))
-  qemu_opts="driver=luks,key-secret=sec0,file.driver=file,file.filename=$luks"
 
   # 1. Written by the filter, read by qemu.
   head -c $plain_size /dev/urandom >"$tmpdir/a.raw"
@@ -41,16 +36,14 @@ for cipher in aes-128-xts aes-256-xts; do
     offset=$payload key-file="$key" cipher=$cipher sector-size=512
   nbdcopy "$tmpdir/a.raw" "$uri"
   stop_nbdkit ours
-  qemu-img convert --object secret,id=sec0,file="$tmpdir/pw" --image-opts "$qemu_opts" \
-    -O raw "$tmpdir/a.qemu"
+  luks1_read "$luks" "$tmpdir/pw" "$tmpdir/a.qemu"
   cmp "$tmpdir/a.raw" "$tmpdir/a.qemu" ||
     { echo "$0: FAIL: $cipher: qemu's LUKS driver reads other bytes than the filter wrote" >&2
       exit 1; }
 
   # 2. Written by qemu, read by the filter.
   head -c $plain_size /dev/urandom >"$tmpdir/b.raw"
-  qemu-img convert -n --object secret,id=sec0,file="$tmpdir/pw" -f raw "$tmpdir/b.raw" \
-    --target-image-opts "$qemu_opts"
+  luks1_write "$tmpdir/b.raw" "$luks" "$tmpdir/pw"
   start_nbdkit ours --filter="$NBDCRYPT_FILTER" --filter=offset file "$luks" \
     offset=$payload key-file="$key" cipher=$cipher sector-size=512
   nbdcopy "$uri" "$tmpdir/b.ours"

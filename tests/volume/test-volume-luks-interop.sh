@@ -33,29 +33,22 @@ for cipher in aes-256-xts aes-128-xts; do
 
   rm -f "$tmpdir/dek"
   "$NBDCRYPT" dump "$vol" --dump-volume-key "$tmpdir/dek" --kek-file "$kek" >/dev/null
-  bits=$(($(stat -c %s "$tmpdir/dek") * 8))
 
   # A LUKS1 container around the DEK, its payload = our data area.
   truncate -s $((4 << 20)) "$luks"
-  cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 \
-    --cipher aes-xts-plain64 --key-size $bits --volume-key-file "$tmpdir/dek" \
-    --key-file "$tmpdir/pw" "$luks"
-  payload=$(cryptsetup luksDump "$luks" | awk '/^Payload offset:/ {print $3 * 512}')
+  payload=$(luks1_container "$luks" "$tmpdir/dek" "$tmpdir/pw")
   truncate -s "$payload" "$luks"
   dd if="$vol" of="$luks" bs=64K iflag=skip_bytes skip="$off" oflag=append conv=notrunc \
      status=none
-  qemu_opts="driver=luks,key-secret=sec0,file.driver=file,file.filename=$luks"
 
-  qemu-img convert --object secret,id=sec0,file="$tmpdir/pw" --image-opts "$qemu_opts" \
-    -O raw "$tmpdir/a.qemu"
+  luks1_read "$luks" "$tmpdir/pw" "$tmpdir/a.qemu"
   cmp "$tmpdir/a.raw" "$tmpdir/a.qemu" ||
     { echo "$0: FAIL: $cipher: qemu's LUKS driver, given the dumped DEK and the data area," \
            "reads other bytes than were written through the filter" >&2; exit 1; }
 
   # Back: qemu encrypts, the payload goes into the data area, the filter decrypts.
   head -c $data_size /dev/urandom >"$tmpdir/b.raw"
-  qemu-img convert -n --object secret,id=sec0,file="$tmpdir/pw" -f raw "$tmpdir/b.raw" \
-    --target-image-opts "$qemu_opts"
+  luks1_write "$tmpdir/b.raw" "$luks" "$tmpdir/pw"
   dd if="$luks" of="$vol" bs=64K iflag=skip_bytes skip="$payload" oflag=seek_bytes \
      seek="$off" conv=notrunc status=none
   start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kek-file="$kek"
