@@ -40,14 +40,16 @@ QUICK_STACKS = DEFAULT_STACKS
 # Stacks that a target compares run next to each other in every repetition, the pair's order
 # alternating (A B, then B A, ...) and the groups' order rotating, so slow drifts and bursts of
 # background load fall on both sides of a ratio alike.
-GROUPS = [("file/plain", "uring/plain"), ("file/nbdcrypt", "uring/nbdcrypt"), ("file/luks",),
+# The file stack sits between uring and its A/A twin, so both are its neighbours.
+GROUPS = [("uring/plain", "file/plain", "file-aa/plain"),
+          ("uring/nbdcrypt", "file/nbdcrypt", "file-aa/nbdcrypt"), ("file/luks",),
           ("file-nocache/plain", "uring-direct/plain"),
           ("file-nocache/nbdcrypt", "uring-direct/nbdcrypt")]
 FS_STACKS = ["file/plain", "file/nbdcrypt", "file/luks", "uring-direct/nbdcrypt"]
 QUICK_FS_STACKS = ["file/plain", "file/nbdcrypt"]
 
 SYSCALLS = ["read", "write", "recvfrom", "sendto", "recvmsg", "sendmsg", "pread64", "pwrite64",
-            "preadv", "pwritev", "futex", "io_uring_enter", "fdatasync", "fsync", "fadvise64",
+            "preadv", "pwritev", "preadv2", "pwritev2", "futex", "io_uring_enter", "fdatasync", "fsync", "fadvise64",
             "poll", "ppoll"]
 
 
@@ -82,6 +84,9 @@ def parse_args(argv):
     p.add_argument("--no-fs", action="store_true", help="skip the ext4 filesystem workload")
     p.add_argument("--no-profile", action="store_true",
                    help="skip perf stat/record of stacks that miss a target")
+    p.add_argument("--profile-pairs", metavar="A:B,...",
+                   help="profile every cell of these stack pairs (e.g. uring/plain:file/plain) "
+                        "instead of the cells of missed targets")
     p.add_argument("--no-micro", action="store_true",
                    help="skip the micro-benchmarks (perf/engine-bench, perf/kmip-codec-bench)")
     p.add_argument("--note", default="", help="a line of context for results.md")
@@ -96,6 +101,11 @@ def parse_args(argv):
     a.stacks = a.stacks.split(",") if a.stacks else (QUICK_STACKS if q else DEFAULT_STACKS)
     a.workloads = a.workloads.split(",") if a.workloads else list(fiojobs.WORKLOADS)
     a.conns = [int(c) for c in a.conns.split(",")]
+    a.profile_pairs = [tuple(x.split(":")) for x in a.profile_pairs.split(",")] \
+        if a.profile_pairs else []
+    for pair in a.profile_pairs:
+        if len(pair) != 2 or any(x not in a.stacks for x in pair):
+            p.error("--profile-pairs: %r is not two of --stacks joined by ':'" % ":".join(pair))
     for w in a.workloads:
         if w not in fiojobs.WORKLOADS:
             p.error("unknown workload %r" % w)
@@ -260,15 +270,20 @@ def run_matrix(args, stacks, images):
     return runs
 
 
-def profile(args, stacks, images, res):
-    """Re-run the cells of missed targets under perf stat + perf record on nbdkit."""
-    if not _cmd(["sh", "-c", "command -v perf"]):
-        log("perf: 'perf' (linux-perf) not installed: no profiles")
-        return []
+def profile_cells(args, stacks, res):
+    """(stack, workload, conns) to profile: every cell of --profile-pairs, or else the two
+    stacks of the worst missed targets."""
     byid = {s.id: s for s in stacks if s.available}
+    cells = []
+    if args.profile_pairs:
+        for wl in args.workloads:
+            for conns in args.conns:
+                for pair in args.profile_pairs:
+                    cells += [(sid, wl, conns) for sid in pair
+                              if sid in byid and (sid, wl, conns) not in cells]
+        return cells
     missed = sorted((t for t in res["targets"] if t["met"] is False),
                     key=lambda t: t["ratio"] / t["want"])
-    cells = []
     for t in missed:
         for sid in (t["a"], t["b"]):
             c = (sid, t["workload"], t["conns"])
@@ -276,70 +291,82 @@ def profile(args, stacks, images, res):
                 cells.append(c)
         if len(cells) >= (2 if args.quick else 6):
             break
+    return cells[:2 if args.quick else 6]
+
+
+def _perf_stat_counts(path):
+    counts = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(",")
+                if len(parts) < 3 or line.startswith("#"):
+                    continue
+                try:
+                    counts[parts[2].replace("syscalls:sys_enter_", "")] = float(parts[0])
+                except ValueError:
+                    continue
+    except OSError:
+        pass
+    return counts
+
+
+def _perf_report(data, sort, limit):
+    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                          "--percent-limit", str(limit), "--sort", sort, "-g", "none"],
+                         capture_output=True, text=True)
+    return [re.sub(r"\s+", " ", re.sub(r"(\s+-)+\s*$", "", l.strip()))
+            for l in rep.stdout.splitlines() if l.strip() and not l.startswith("#")]
+
+
+def profile(args, stacks, images, res):
+    """Re-run cells with nbdkit under perf stat (CPU, context switches, syscalls) and perf
+    record. fio runs without ramp inside perf stat's window, so every count divides by the
+    I/Os fio completed."""
+    if not _cmd(["sh", "-c", "command -v perf"]):
+        log("perf: 'perf' (linux-perf) not installed: no profiles")
+        return []
+    byid = {s.id: s for s in stacks if s.available}
     out = []
     pdir = os.path.join(args.work, "profile")
     os.makedirs(pdir, exist_ok=True)
-    for sid, wl, conns in cells[:2 if args.quick else 6]:
+    events = ["task-clock", "context-switches", "raw_syscalls:sys_enter"] + \
+        ["syscalls:sys_enter_" + c for c in SYSCALLS]
+    for sid, wl, conns in profile_cells(args, stacks, res):
         s = byid[sid]
-        dur = args.runtime + args.ramp + 0.5
         data = os.path.join(pdir, "%s-%s-%d.data" % (sid.replace("/", "_"), wl, conns))
         stat_out = data + ".stat"
-        events = ["task-clock", "context-switches", "raw_syscalls:sys_enter"] + \
-            ["syscalls:sys_enter_" + c for c in SYSCALLS]
-        pstat = subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(events),
-                                  "-p", str(s.proc.pid), "-o", stat_out, "--", "sleep",
-                                  str(dur)], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-        prec = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-g", "-o", data,
-                                 "-p", str(s.proc.pid), "--", "sleep", str(dur)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pid = str(s.proc.pid)
+        wrap = ["perf", "record", "-q", "-F", "499", "-g", "-o", data, "-p", pid, "--",
+                "perf", "stat", "-x", ",", "-e", ",".join(events), "-p", pid, "-o", stat_out,
+                "--"]
         subprocess.run(["/bin/sh", "-c", st.settle_command(images)])
-        time.sleep(0.2)
-        r = fiojobs.run(wl, conns, s.uri, images.size, args.runtime, args.ramp,
-                        os.path.join(pdir, "fio.json"), timeout=120)
-        pstat.wait()
-        prec.wait()
-        ios = r.get("iops", 0) * args.runtime
-        lines = ["fio under profiling: %.1f MiB/s, %.0f IOPS" %
-                 (r.get("bw", 0) / 2**20, r.get("iops", 0))]
+        r = fiojobs.run(wl, conns, s.uri, images.size, args.runtime, 0,
+                        os.path.join(pdir, "fio.json"), timeout=120, wrap=wrap)
         if "error" in r:
-            lines.append("fio failed: " + r["error"])
             log("perf: profile of %s %s: fio failed: %s" % (sid, wl, r["error"]))
-        try:
-            with open(stat_out) as f:
-                for line in f:
-                    parts = line.strip().split(",")
-                    if len(parts) < 3 or not parts[0] or line.startswith("#"):
-                        continue
-                    try:
-                        val = float(parts[0])
-                    except ValueError:
-                        continue
-                    name = parts[2].replace("syscalls:sys_enter_", "")
-                    if val == 0:
-                        continue
-                    per = (" = %.2f per I/O" % (val / ios)) if ios and name != "task-clock" \
-                        else ""
-                    unit = " ms" if name == "task-clock" else ""
-                    lines.append("  %-28s %12.0f%s%s" % (name, val, unit, per))
-        except OSError:
-            lines.append("  (perf stat produced nothing)")
-        rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
-                              "--percent-limit", "2", "--sort", "dso,symbol", "-g",
-                              "none"], capture_output=True, text=True)
-        top = [re.sub(r"(\s+-)+\s*$", "", l.strip()) for l in rep.stdout.splitlines()
-               if l.strip() and not l.startswith("#")]
-        dso = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
-                              "--percent-limit", "1", "--sort", "dso", "-g", "none"],
-                             capture_output=True, text=True)
-        by_dso = [re.sub(r"\s+", " ", l.strip()) for l in dso.stdout.splitlines()
-                  if l.strip() and not l.startswith("#")]
+            continue
+        counts = _perf_stat_counts(stat_out)
+        by_dso = _perf_report(data, "dso", 1)
+        top = _perf_report(data, "dso,symbol", 2)
+        ios = r.get("ios") or 1
+        lines = ["fio under profiling: %.1f MiB/s, %.0f IOPS, %d I/Os" %
+                 (r["bw"] / 2**20, r["iops"], ios)]
+        for name, val in counts.items():
+            if val:
+                lines.append("  %-28s %12.0f%s" % (
+                    name, val, " ms" if name == "task-clock" else " = %.2f per I/O" %
+                    (val / ios)))
         lines.append("perf record -F 499 -g on nbdkit, self time by object: " +
                      "; ".join(by_dso[:6]))
         lines.append("by symbol (>= 2%):")
         lines += ["  " + l for l in top[:18]]
-        out.append({"stack": sid, "workload": wl, "conns": conns, "text": "\n".join(lines)})
-        log("perf: profiled %s %s %d conn" % (sid, wl, conns))
+        out.append({"stack": sid, "workload": wl, "conns": conns, "mib_s": r["bw"] / 2**20,
+                    "iops": r["iops"], "ios": ios, "counts": counts, "by_dso": by_dso[:6],
+                    "top": top[:18], "text": "\n".join(lines)})
+        log("perf: profiled %s %s %d conn: %.0f us CPU, %.2f syscalls per I/O" % (
+            sid, wl, conns, counts.get("task-clock", 0) * 1000 / ios,
+            counts.get("raw_syscalls:sys_enter", 0) / ios))
     return out
 
 
@@ -412,7 +439,8 @@ def main(argv):
         runs = run_matrix(args, stacks, images)
         res = {"config": {"reps": args.reps, "runtime": args.runtime, "ramp": args.ramp,
                           "size": args.size, "workloads": args.workloads,
-                          "conns": args.conns, "quick": args.quick, "note": args.note,
+                          "conns": args.conns, "profile_pairs": args.profile_pairs,
+                          "quick": args.quick, "note": args.note,
                           "cmdline": "".join(" " + shlex.quote(a) for a in argv)},
                "machine": machine,
                "stacks": [{"id": s.id, "label": s.label, "available": s.available,

@@ -67,9 +67,11 @@ def _fio(argv, out, timeout, cwd=None):
                                                         (p.stderr or p.stdout)[-300:])
 
 
-def run(workload, conns, uri, size, runtime, ramp, out, timeout):
-    """Run one fio job; return a dict of numbers, or {'error': ...}."""
-    data, err = _fio(fio_argv(workload, conns, uri, size, runtime, ramp, out), out, timeout)
+def run(workload, conns, uri, size, runtime, ramp, out, timeout, wrap=()):
+    """Run one fio job (under the command WRAP, e.g. perf stat ... --, if given); return a
+    dict of numbers, or {'error': ...}."""
+    data, err = _fio(list(wrap) + fio_argv(workload, conns, uri, size, runtime, ramp, out),
+                     out, timeout)
     if err:
         return {"error": err}
     try:
@@ -116,6 +118,7 @@ def parse(j):
         "read_bw": r["bw_bytes"], "read_iops": r["iops"],
         "write_bw": w["bw_bytes"], "write_iops": w["iops"],
         "bw": r["bw_bytes"] + w["bw_bytes"], "iops": r["iops"] + w["iops"],
+        "ios": r.get("total_ios", 0) + w.get("total_ios", 0),
         "fio_usr_cpu": j["usr_cpu"], "fio_sys_cpu": j["sys_cpu"],
         # usr/sys are percentages of the jobs' run time (summed over the group's jobs).
         "fio_cpu_s": (j["usr_cpu"] + j["sys_cpu"]) / 100.0 * j.get("job_runtime", 0) / 1000.0,

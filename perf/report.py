@@ -231,6 +231,7 @@ def markdown(res):
                                            (" ✓" if t["met"] else " **NO**")))
         L.append("| %s | %s | ≥ %.2f | %s |" % (what, WORKLOADS[wl][4], want,
                                                " | ".join(cells)))
+    L += _aa_section(summary, runs, cfg, stacks)
     unchecked = sorted({"%s vs %s" % (t["a"], t["b"]) for t in res["targets"]
                         if t["ratio"] is None})
     if unchecked:
@@ -306,8 +307,13 @@ def markdown(res):
     prof = res.get("profile")
     if prof:
         L.append("## Where the time goes (perf stat / perf record on nbdkit)\n")
-        L.append("For targets that were missed, the two stacks compared were re-run once with "
-                 "`perf stat` (syscall counts per I/O) and `perf record` attached to nbdkit.\n")
+        L.append("%s re-run once (%g s, no ramp) with `perf stat` and `perf record -F 499 -g` "
+                 "attached to nbdkit; counts are divided by the I/Os fio completed in that "
+                 "window.\n" % ("Every cell of " + ", ".join(
+                     " vs ".join(p) for p in cfg.get("profile_pairs") or []) + " was"
+                                 if cfg.get("profile_pairs") else
+                                 "The two stacks of each missed target were", cfg["runtime"]))
+        L += _profile_table(prof)
         for p in prof:
             L.append("### %s, %s, %d conn\n" % (p["stack"], WORKLOADS[p["workload"]][4],
                                                p["conns"]))
@@ -330,6 +336,72 @@ def markdown(res):
     L.append("![chart](results.png)")
     L.append("")
     return "\n".join(L)
+
+
+# Syscalls of nbdkit per I/O, by who makes them (see bench.SYSCALLS).
+PLUGIN_IO = ("pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
+             "io_uring_enter", "fdatasync", "fsync", "fadvise64")
+SOCKET = ("read", "write", "recvfrom", "sendto", "recvmsg", "sendmsg")
+
+
+def _profile_table(prof):
+    L = ["| workload | conns | stack | MiB/s | nbdkit CPU µs/I/O | context sw./I/O | "
+         "syscalls/I/O: plugin I/O | socket | futex | all | top symbols (self) |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in prof:
+        c, n = p.get("counts"), p.get("ios")
+        if not c or not n:
+            continue
+        top = []
+        for line in p.get("top", [])[:3]:
+            parts = line.split()
+            if parts and parts[0].endswith("%"):
+                top.append("%s %s" % (parts[0], parts[-1]))
+        L.append("| %s | %d | %s | %.0f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %s |" % (
+            WORKLOADS[p["workload"]][4], p["conns"], p["stack"], p["mib_s"],
+            c.get("task-clock", 0) * 1000 / n, c.get("context-switches", 0) / n,
+            sum(c.get(k, 0) for k in PLUGIN_IO) / n, sum(c.get(k, 0) for k in SOCKET) / n,
+            c.get("futex", 0) / n, c.get("raw_syscalls:sys_enter", 0) / n,
+            "; ".join(top)))
+    L.append("")
+    return L
+
+
+def _aa_section(summary, runs, cfg, stacks):
+    """The A/A control: file-aa (a second, identical file-plugin server) against file, next
+    to uring against file, per cell and pooled over all cells."""
+    ids = {s["id"] for s in stacks}
+    encs = [e for e in ("plain", "nbdcrypt") if {"file-aa/" + e, "file/" + e} <= ids]
+    if not encs:
+        return []
+    L = ["", "**A/A control.** `file (A/A twin)` is a second file-plugin server, identical to "
+         "`file`, on the same image, run next to it like uring is. Its ratio to `file` is "
+         "what this machine's noise alone makes of two stacks that do the same work.", "",
+         "| workload | conns | " + " | ".join(
+             "%sfile twin / file | %suring / file" % ((e + ": ",) * 2 if e != "plain"
+                                                   else ("", "")) for e in encs) + " |",
+         "|---|---|" + "---|---|" * len(encs)]
+    pooled = {}
+    for wl in cfg["workloads"]:
+        for c in cfg["conns"]:
+            cells = []
+            for e in encs:
+                for a in ("file-aa/" + e, "uring/" + e):
+                    cells.append(_ratio_txt(ratio(summary, runs, a, "file/" + e, wl, c)))
+                    pooled.setdefault((e, a.split("/")[0]), []).extend(
+                        _paired(runs, a, "file/" + e, wl, c))
+            L.append("| %s | %d | %s |" % (WORKLOADS[wl][4], c, " | ".join(cells)))
+    L.append("")
+    for (e, b), v in sorted(pooled.items()):
+        if v:
+            v = sorted(v)
+            L.append("- %s, %s / file, all %d paired ratios: median %.3f, middle half "
+                     "%.2f–%.2f, range %.2f–%.2f, %d of %d below 1." % (
+                         e, "file twin" if b == "file-aa" else b, len(v),
+                         statistics.median(v), v[len(v) // 4], v[(3 * len(v)) // 4],
+                         v[0], v[-1], sum(1 for x in v if x < 1), len(v)))
+    L.append("")
+    return L
 
 
 def _short(arg):

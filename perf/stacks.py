@@ -58,6 +58,9 @@ def backends(build):
     uring = os.path.join(build, "plugin", "nbdkit-uring-plugin.so")
     return {
         "file": Backend("file", "file", "file", [], None),
+        # A/A control: a second, identical file-plugin server on the same image. Its ratio to
+        # "file" is what the suite measures between two stacks that do exactly the same work.
+        "file-aa": Backend("file-aa", "file (A/A twin)", "file", [], None),
         "file-nocache": Backend("file-nocache", "file(cache=none)", "file",
                                 ["cache=none"], None, uncached=True),
         "uring": Backend("uring", "uring", uring, ["direct=false"], uring),
