@@ -19,6 +19,7 @@ struct uf_config {
   uint64_t split_size;        /* large requests are cut into pieces this big; 0: 256 KiB */
   uint64_t readahead;         /* direct: bytes prefetched ahead of a sequential stream
                                * (uring-readahead.h); 0: none */
+  bool mmap;                  /* buffered: reads copy from a shared mapping (uring-map.h) */
 };
 
 /* uf_zero flags */
@@ -37,7 +38,10 @@ int64_t uf_size (struct uf *uf);            /* bytes, or -errno */
 bool uf_can_write (const struct uf *uf);
 bool uf_is_block_device (const struct uf *uf);
 bool uf_can_extents (struct uf *uf);
-unsigned uf_direct_alignment (const struct uf *uf);   /* direct I/O block size; 1 if buffered */
+unsigned uf_direct_alignment (const struct uf *uf);
+/* 0 when buffered reads use the mapping or none was asked for; else why it failed (errno,
+ * message in ncr_last_error() right after uf_open). */
+int uf_map_error (const struct uf *uf);   /* direct I/O block size; 1 if buffered */
 struct uq *uf_queue (struct uf *uf);
 struct ura *uf_readahead (struct uf *uf);             /* NULL when there is none */
 

@@ -24,6 +24,7 @@ static unsigned queue_depth = DEFAULT_QUEUE_DEPTH;
 static enum uq_engine engine = UQ_PER_THREAD;
 static uint64_t split_size;
 static uint64_t readahead = DEFAULT_READAHEAD;
+static int use_mmap = -1;     /* mmap=: -1 unset (on when buffered) */
 
 /* Report a core-module error the nbdkit way: message, errno, -1. */
 static int
@@ -84,6 +85,14 @@ uring_config (const char *key, const char *value)
     readahead = (uint64_t) r;
     return 0;
   }
+  if (strcmp (key, "mmap") == 0) {
+    use_mmap = nbdkit_parse_bool (value);
+    if (use_mmap == -1) {
+      nbdkit_error ("mmap=%s: expected true or false", value);
+      return -1;
+    }
+    return 0;
+  }
   if (strcmp (key, "ring") == 0) {
     if (strcmp (value, "per-thread") == 0)
       engine = UQ_PER_THREAD;
@@ -120,17 +129,24 @@ uring_config_complete (void)
                   ncr_last_error ());
     engine = UQ_SYNC;
   }
+  if (use_mmap == 1 && direct) {
+    nbdkit_error ("mmap=true reads through the page cache: it needs direct=false");
+    return -1;
+  }
+  use_mmap = !direct && use_mmap != 0;
   struct uf_config cfg = {
     .path = filename, .direct = direct, .readonly = true, .engine = UQ_SYNC, .depth = 1,
-    .split_size = split_size, .readahead = readahead,
+    .split_size = split_size, .readahead = readahead, .mmap = use_mmap,
   };
   r = uf_open (&uf, &cfg);
   if (r < 0)
     return fail (r);
+  if (uf_map_error (uf))
+    nbdkit_debug ("uring: buffered reads use pread: %s", ncr_last_error ());
   uf_close (uf);
   nbdkit_debug ("uring: file=%s direct=%d queue-depth=%u split-size=%" PRIu64
-                " readahead=%" PRIu64 " ring=%s", filename, direct, queue_depth, split_size,
-                direct ? readahead : 0, uq_engine_name (engine));
+                " readahead=%" PRIu64 " ring=%s mmap=%d", filename, direct, queue_depth,
+                split_size, direct ? readahead : 0, uq_engine_name (engine), use_mmap);
   return 0;
 }
 
@@ -149,7 +165,7 @@ uring_open (int readonly)
   struct uf_config cfg = {
     .path = filename, .direct = direct, .readonly = readonly,
     .engine = engine, .depth = queue_depth, .split_size = split_size,
-    .readahead = readahead,
+    .readahead = readahead, .mmap = use_mmap,
   };
   int r = uf_open (&uf, &cfg);
 
@@ -338,6 +354,8 @@ static struct nbdkit_plugin plugin = {
     "queue-depth=<N>      io_uring entries per ring (default 64).\n"
     "split-size=<SIZE>    Requests are cut into pieces this big, in flight together (256K).\n"
     "readahead=<SIZE>     direct=true: prefetch this much ahead of sequential reads (16M; 0 off).\n"
+    "mmap=true|false      direct=false: reads copy from a shared mapping of the file (default\n"
+    "                     true; false: pread).\n"
     "ring=per-thread|shared|none  io_uring layout (default per-thread; none: pread/pwrite).",
   .magic_config_key = "file",
   .dump_plugin = uring_dump_plugin,

@@ -20,20 +20,12 @@
 #endif
 
 #include "errors.h"
+#include "uring-check.h"
 #include "uring-queue.h"
 
 #define FILE_SIZE (4u << 20)
 #define NTHREADS 6
 
-static _Atomic int failures;
-#define CHECK(cond, ...) do {                                             \
-    if (!(cond)) {                                                        \
-      fprintf (stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);   \
-      fprintf (stderr, __VA_ARGS__);                                      \
-      fprintf (stderr, " (last error: %s)\n", ncr_last_error ());         \
-      failures++;                                                         \
-    }                                                                     \
-  } while (0)
 
 static char path[256];
 static unsigned char *expect;   /* what the file should hold */

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Description: uring-map on its own: reads from the mapping match the file; a second
+ * umap_get of the same file shares the mapping, another file (or a bigger size) replaces it
+ * for later callers while earlier holders keep theirs; a read of pages cut off by truncation
+ * returns -EFAULT (SIGBUS caught) and the thread reads on normally afterwards, from several
+ * threads at once; a SIGBUS outside a umap_read reaches the handler installed before. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "uring-check.h"
+#include "uring-map.h"
+
+#define PAGE 4096u
+#define PAGES 16u
+
+
+static unsigned char expect[PAGES * PAGE];
+
+/* The handler that was there first: umap's handler must pass foreign SIGBUS to it. */
+static sigjmp_buf foreign_jb;
+static volatile sig_atomic_t foreign_seen;
+static volatile unsigned char sink;
+
+static void
+foreign_handler (int sig)
+{
+  (void) sig;
+  foreign_seen = 1;
+  siglongjmp (foreign_jb, 1);
+}
+
+static int
+make_file (const char *dir, const char *name, char *path, size_t pathlen, size_t size,
+           unsigned seed)
+{
+  int fd;
+
+  snprintf (path, pathlen, "%s/%s-XXXXXX", dir, name);
+  fd = mkstemp (path);
+  if (fd == -1)
+    return -1;
+  for (size_t i = 0; i < size; i++) {
+    seed = seed * 1103515245 + 12345;
+    expect[i] = (unsigned char) (seed >> 16);
+  }
+  if (pwrite (fd, expect, size, 0) != (ssize_t) size) {
+    close (fd);
+    return -1;
+  }
+  return fd;
+}
+
+struct reader {
+  struct umap *m;
+  int efault, ok;
+};
+
+/* Alternately reads a cut-off page (must fail) and a kept one (must match). */
+static void *
+reader_thread (void *arg)
+{
+  struct reader *r = arg;
+  unsigned char buf[PAGE];
+
+  for (int i = 0; i < 200; i++) {
+    if (umap_read (r->m, buf, PAGE, (PAGES - 1) * PAGE) == -EFAULT)
+      r->efault++;
+    if (umap_read (r->m, buf, PAGE, PAGE) == 0 && memcmp (buf, expect + PAGE, PAGE) == 0)
+      r->ok++;
+  }
+  return NULL;
+}
+
+int
+main (void)
+{
+  const char *tmp = getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp";
+  char path[256], path2[256], path3[256];
+  static unsigned char buf[PAGES * PAGE];
+  struct umap *a, *b, *c, *d;
+  struct stat st, st2;
+  struct sigaction sa;
+  int fd, fd2, fd3, r;
+
+  /* The handler installed before the first umap_get. */
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = foreign_handler;
+  sa.sa_flags = SA_NODEFER;
+  sigemptyset (&sa.sa_mask);
+  CHECK (sigaction (SIGBUS, &sa, NULL) == 0, "sigaction");
+
+  fd = make_file (tmp, "umap", path, sizeof path, PAGES * PAGE, 1);
+  CHECK (fd >= 0, "temporary file in %s", tmp);
+  if (fd < 0)
+    return 1;
+  fstat (fd, &st);
+  CHECK (umap_get (&a, fd, &st, 0) == -EINVAL && a == NULL, "size 0 refused");
+  r = umap_get (&a, fd, &st, PAGES * PAGE);
+  CHECK (r == 0, "umap_get %d", r);
+  if (r)
+    return 1;
+  CHECK (umap_size (a) == PAGES * PAGE, "size %llu", (unsigned long long) umap_size (a));
+  CHECK (umap_read (a, buf, PAGES * PAGE, 0) == 0 && memcmp (buf, expect, PAGES * PAGE) == 0,
+         "whole file");
+  CHECK (umap_read (a, buf, 5, PAGE - 2) == 0 && memcmp (buf, expect + PAGE - 2, 5) == 0,
+         "across a page boundary");
+
+  /* Same file: shared. Smaller size: shared. Written through the fd: seen. */
+  CHECK (umap_get (&b, fd, &st, PAGE) == 0 && b == a, "same file shares the mapping");
+  CHECK (pwrite (fd, "written", 7, 3 * PAGE) == 7, "pwrite");
+  memcpy (expect + 3 * PAGE, "written", 7);
+  CHECK (umap_read (b, buf, 7, 3 * PAGE) == 0 && memcmp (buf, "written", 7) == 0,
+         "a write through the descriptor is seen");
+
+  /* Another file replaces it for later callers; a and b stay valid. */
+  fd2 = make_file (tmp, "umap2", path2, sizeof path2, PAGE, 2);
+  fstat (fd2, &st2);
+  CHECK (umap_get (&c, fd2, &st2, PAGE) == 0 && c != a, "another file, another mapping");
+  CHECK (umap_read (a, buf, 7, 3 * PAGE) == 0 && memcmp (buf, "written", 7) == 0,
+         "the old mapping still reads");
+  CHECK (umap_get (&d, fd2, &st2, PAGE) == 0 && d == c, "the new one is shared now");
+  umap_put (d);
+  umap_put (c);
+  close (fd2);
+  unlink (path2);
+  /* The expected bytes of file 1 were overwritten by make_file: restore them. */
+  CHECK (pread (fd, expect, PAGES * PAGE, 0) == (ssize_t) (PAGES * PAGE), "pread");
+
+  /* Truncated: the cut pages fail, the kept ones read, again and again, from 4 threads. */
+  CHECK (ftruncate (fd, PAGES * PAGE / 2) == 0, "ftruncate");
+  CHECK (umap_read (a, buf, PAGE, (PAGES - 1) * PAGE) == -EFAULT, "cut page");
+  CHECK (umap_read (a, buf, PAGES * PAGE, 0) == -EFAULT, "read across the cut");
+  CHECK (umap_read (a, buf, PAGE, 0) == 0 && memcmp (buf, expect, PAGE) == 0, "kept page");
+  {
+    pthread_t t[4];
+    struct reader rd[4];
+
+    for (int i = 0; i < 4; i++) {
+      rd[i] = (struct reader) { .m = a };
+      pthread_create (&t[i], NULL, reader_thread, &rd[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+      pthread_join (t[i], NULL);
+      CHECK (rd[i].efault == 200 && rd[i].ok == 200, "thread %d: %d faults caught, %d reads",
+             i, rd[i].efault, rd[i].ok);
+    }
+  }
+  /* Grown back: a hole, zeros. */
+  CHECK (ftruncate (fd, PAGES * PAGE) == 0, "ftruncate");
+  memset (expect + PAGES * PAGE / 2, 0, PAGES * PAGE / 2);
+  CHECK (umap_read (a, buf, PAGES * PAGE, 0) == 0 && memcmp (buf, expect, PAGES * PAGE) == 0,
+         "grown back");
+
+  /* A bigger size than mapped: a new, bigger mapping. */
+  CHECK (umap_get (&c, fd, &st, 2 * PAGES * PAGE) == 0 && c != a &&
+         umap_size (c) == 2 * PAGES * PAGE, "bigger size, new mapping");
+  umap_put (c);
+
+  /* A SIGBUS outside umap_read (a mapping of our own, past the end of its file) reaches the
+   * handler installed before, as does one sent by kill. */
+  fd3 = make_file (tmp, "umap3", path3, sizeof path3, PAGE, 3);
+  volatile unsigned char *p = mmap (NULL, 2 * PAGE, PROT_READ, MAP_SHARED, fd3, 0);
+  CHECK (p != MAP_FAILED, "mmap");
+  if (sigsetjmp (foreign_jb, 0) == 0)
+    sink = p[PAGE];   /* stored: valgrind drops a load whose value is unused */
+  CHECK (foreign_seen, "a foreign SIGBUS did not reach the earlier handler");
+  foreign_seen = 0;
+  if (sigsetjmp (foreign_jb, 0) == 0)
+    raise (SIGBUS);
+  CHECK (foreign_seen, "a sent SIGBUS did not reach the earlier handler");
+  munmap ((void *) p, 2 * PAGE);
+  close (fd3);
+  unlink (path3);
+
+  umap_put (b);
+  umap_put (a);
+  close (fd);
+  unlink (path);
+  if (failures)
+    return 1;
+  printf ("PASS\n");
+  return 0;
+}
