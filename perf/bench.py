@@ -35,7 +35,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_STACKS = ["file/plain", "file/nbdcrypt", "file/luks",
                   "file-nocache/plain", "file-nocache/nbdcrypt",
                   "uring/plain", "uring/nbdcrypt",
-                  "uring-direct/plain", "uring-direct/nbdcrypt"]
+                  "uring-direct/plain", "uring-direct/nbdcrypt", "file-aa/plain"]
 QUICK_STACKS = DEFAULT_STACKS
 # Stacks that a target compares run next to each other in every repetition, the pair's order
 # alternating (A B, then B A, ...) and the groups' order rotating, so slow drifts and bursts of
