@@ -27,6 +27,8 @@
  * 1 MiB read into 4 KiB pages is 256 segments, more than a virtio disk takes in one request
  * (max_segments 254 here), so the block layer split every chunk in two. */
 #define HUGE_PAGE (2 * 1024 * 1024)
+/* serve() copies out of at most this many chunks (a read spanning more is not served). */
+#define MAX_PIN 64
 
 enum slot_state { FREE, PENDING, READY };
 
@@ -40,6 +42,9 @@ struct slot {
   char *buf;
   pthread_cond_t landed;      /* PENDING -> READY or FREE; waiters counts the sleepers */
   unsigned waiters;
+  unsigned copiers;           /* READY: readers copying out of it without the lock; while
+                               * any are, the slot is neither reused nor freed */
+  bool consumed;              /* READY: read to its end; free it when the copiers are done */
 };
 
 struct ura {
@@ -116,6 +121,7 @@ reaper_main (void *arg)
         VALGRIND_MAKE_MEM_DEFINED (s->buf, s->len);
         s->state = READY;
         s->used = false;
+        s->consumed = false;
       }
       else {
         /* An error, a short read (the file shrank), or a write overlapped it: nobody may
@@ -240,7 +246,7 @@ reclaim (struct ura *ra, uint64_t lo, uint64_t hi)
     struct slot *s = &ra->slots[i];
     if (s->state == FREE)
       return s;
-    if (s->state == READY && (s->off + s->len <= lo || s->off >= hi) &&
+    if (s->state == READY && s->copiers == 0 && (s->off + s->len <= lo || s->off >= hi) &&
         (best == NULL || s->off < best->off))
       best = s;
   }
@@ -314,8 +320,11 @@ static bool
 serve (struct ura *ra, char *buf, uint64_t offset, uint64_t end)
 {
   uint64_t chunk = ra->c.chunk;
+  uint64_t first = offset / chunk * chunk;
   bool waited = false;
 
+  if ((end - first + chunk - 1) / chunk > MAX_PIN)
+    return false;
   for (;;) {
     struct slot *pending = NULL;
     for (uint64_t off = offset / chunk * chunk; off < end; off += chunk) {
@@ -335,14 +344,35 @@ serve (struct ura *ra, char *buf, uint64_t offset, uint64_t end)
     pthread_cond_wait (&pending->landed, &ra->lock);
     pending->waiters--;
   }
-  for (uint64_t off = offset / chunk * chunk; off < end; off += chunk) {
-    struct slot *s = find (ra, off);
+  /* Copy without the lock (a 1 MiB copy under it held up the stream's other readers and
+   * the reaper); the slots are pinned meanwhile. A write that ends during the copy marks
+   * them stale: this read overlapped it, and either contents are allowed then. */
+  struct slot *pinned[MAX_PIN];
+  unsigned npin = 0;
+  for (uint64_t off = first; off < end; off += chunk) {
+    pinned[npin] = find (ra, off);
+    pinned[npin++]->copiers++;
+  }
+  pthread_mutex_unlock (&ra->lock);
+  for (unsigned i = 0; i < npin; i++) {
+    struct slot *s = pinned[i];
+    uint64_t off = s->off;
     uint64_t a = offset > off ? offset : off;
     uint64_t b = end < off + s->len ? end : off + s->len;
     memcpy (buf + (a - offset), s->buf + (a - off), b - a);
+  }
+  pthread_mutex_lock (&ra->lock);
+  for (unsigned i = 0; i < npin; i++) {
+    struct slot *s = pinned[i];
+    uint64_t b = end < s->off + s->len ? end : s->off + s->len;
     s->used = true;
-    if (b == off + s->len)
-      s->state = FREE;        /* read to its end: a sequential stream is done with it */
+    if (b == s->off + s->len)
+      s->consumed = true;     /* read to its end: a sequential stream is done with it */
+    if (--s->copiers == 0 && (s->consumed || s->stale)) {
+      if (s->stale && !s->consumed)
+        ra->st.discarded++;
+      s->state = FREE;
+    }
   }
   ra->st.hits++;
   if (waited)
@@ -404,12 +434,12 @@ ura_write_end (uint64_t offset, uint64_t len)
         struct slot *s = &ra->slots[i];
         if (s->state == FREE || s->off >= end || s->off + s->len <= offset)
           continue;
-        if (s->state == READY) {
+        if (s->state == READY && s->copiers == 0) {
           s->state = FREE;
           ra->st.discarded++;
         }
         else
-          s->stale = true;
+          s->stale = true;    /* in flight, or being copied: freed when that is over */
       }
       pthread_mutex_unlock (&ra->lock);
     }
