@@ -38,10 +38,10 @@ int64_t uf_size (struct uf *uf);            /* bytes, or -errno */
 bool uf_can_write (const struct uf *uf);
 bool uf_is_block_device (const struct uf *uf);
 bool uf_can_extents (struct uf *uf);
-unsigned uf_direct_alignment (const struct uf *uf);
+unsigned uf_direct_alignment (const struct uf *uf);   /* direct I/O block size; 1 if buffered */
 /* 0 when buffered reads use the mapping or none was asked for; else why it failed (errno,
  * message in ncr_last_error() right after uf_open). */
-int uf_map_error (const struct uf *uf);   /* direct I/O block size; 1 if buffered */
+int uf_map_error (const struct uf *uf);
 struct uq *uf_queue (struct uf *uf);
 struct ura *uf_readahead (struct uf *uf);             /* NULL when there is none */
 
