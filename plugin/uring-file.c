@@ -758,42 +758,40 @@ uf_extents (struct uf *uf, uint32_t count, uint64_t offset, bool req_one,
 }
 
 /* Every change to the file's contents tells the readahead of every connection (the
- * bracketing rules are in uring-readahead.h). */
+ * bracketing rules are in uring-readahead.h): change_begin before it, change_end (which
+ * passes the change's result through) after it. Without readahead, nothing to tell. */
+static inline void
+change_begin (const struct uf *uf)
+{
+  if (uf->ra)
+    ura_write_begin ();
+}
+
+static inline int
+change_end (const struct uf *uf, int r, uint64_t offset, uint32_t count)
+{
+  if (uf->ra)
+    ura_write_end (offset, count);
+  return r;
+}
+
 int
 uf_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsigned flags)
 {
-  int r;
-
-  if (uf->ra == NULL)
-    return do_pwrite (uf, buf, count, offset, flags);
-  ura_write_begin ();
-  r = do_pwrite (uf, buf, count, offset, flags);
-  ura_write_end (offset, count);
-  return r;
+  change_begin (uf);
+  return change_end (uf, do_pwrite (uf, buf, count, offset, flags), offset, count);
 }
 
 int
 uf_trim (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
 {
-  int r;
-
-  if (uf->ra == NULL)
-    return do_trim (uf, count, offset, flags);
-  ura_write_begin ();
-  r = do_trim (uf, count, offset, flags);
-  ura_write_end (offset, count);
-  return r;
+  change_begin (uf);
+  return change_end (uf, do_trim (uf, count, offset, flags), offset, count);
 }
 
 int
 uf_zero (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
 {
-  int r;
-
-  if (uf->ra == NULL)
-    return do_zero (uf, count, offset, flags);
-  ura_write_begin ();
-  r = do_zero (uf, count, offset, flags);
-  ura_write_end (offset, count);
-  return r;
+  change_begin (uf);
+  return change_end (uf, do_zero (uf, count, offset, flags), offset, count);
 }
