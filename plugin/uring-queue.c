@@ -461,22 +461,8 @@ sync_round (struct uq *q, struct uq_op **round, size_t n)
 
 /* ---- common ------------------------------------------------------------------------------- */
 
-static int run (struct uq *q, struct uq_op *ops, size_t n, enum uq_engine engine);
-
 int
 uq_run (struct uq *q, struct uq_op *ops, size_t n)
-{
-  return run (q, ops, n, q->engine);
-}
-
-int
-uq_run_inline (struct uq *q, struct uq_op *ops, size_t n)
-{
-  return run (q, ops, n, UQ_SYNC);
-}
-
-static int
-run (struct uq *q, struct uq_op *ops, size_t n, enum uq_engine engine)
 {
   struct uq_op *on_stack[ROUND_ON_STACK];
   CLEANUP_FREE struct uq_op **heap = NULL;
@@ -508,7 +494,7 @@ run (struct uq *q, struct uq_op *ops, size_t n, enum uq_engine engine)
       round[nround++] = &ops[next++];
     if (nround == 0)
       break;
-    switch (engine) {
+    switch (q->engine) {
     case UQ_PER_THREAD: ret = per_thread_round (q, round, nround); break;
     case UQ_SHARED: ret = shared_round (q, round, nround); break;
     case UQ_SYNC: ret = sync_round (q, round, nround); break;

@@ -82,11 +82,6 @@ void uq_free (struct uq *q);
  * (each op's error field says which). */
 int uq_run (struct uq *q, struct uq_op *ops, size_t n);
 
-/* The same, with plain syscalls in the calling thread (the UQ_SYNC engine), for operations
- * io_uring would only hand to one of its worker threads: e.g. buffered writes on file systems
- * without non-blocking buffered writes (ext4), where that handoff costs more than it saves. */
-int uq_run_inline (struct uq *q, struct uq_op *ops, size_t n);
-
 enum uq_engine uq_engine (const struct uq *q);
 const char *uq_engine_name (enum uq_engine engine);
 void uq_get_stats (struct uq *q, struct uq_stats *stats);
