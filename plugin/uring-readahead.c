@@ -137,6 +137,18 @@ reaper_main (void *arg)
   }
 }
 
+/* The slots and their chunks' memory (nothing in flight any more). */
+static void
+free_slots (struct ura *ra)
+{
+  for (unsigned i = 0; i < ra->nslots; i++)
+    pthread_cond_destroy (&ra->slots[i].landed);
+  free (ra->region);
+  ra->region = NULL;
+  free (ra->slots);
+  ra->slots = NULL;
+}
+
 /* Buffers, ring and reaper, on the first stream. Called with ra->lock held. */
 static bool
 start (struct ura *ra)
@@ -182,12 +194,7 @@ start (struct ura *ra)
   return true;
 
  fail:
-  for (unsigned i = 0; i < ra->nslots; i++)
-    pthread_cond_destroy (&ra->slots[i].landed);
-  free (ra->region);
-  ra->region = NULL;
-  free (ra->slots);
-  ra->slots = NULL;
+  free_slots (ra);
   return false;
 }
 
@@ -217,10 +224,7 @@ ura_free (struct ura *ra)
     pthread_mutex_unlock (&ra->lock);
     pthread_join (ra->reaper, NULL);
     io_uring_queue_exit (&ra->ring);
-    for (unsigned i = 0; i < ra->nslots; i++)
-      pthread_cond_destroy (&ra->slots[i].landed);
-    free (ra->region);
-    free (ra->slots);
+    free_slots (ra);
   }
   pthread_mutex_destroy (&ra->lock);
   free (ra);
