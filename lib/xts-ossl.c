@@ -59,14 +59,21 @@ static struct prov_cipher kwp_funcs[3] = {
 };
 static pthread_once_t funcs_once = PTHREAD_ONCE_INIT;
 
-struct ossl_xts {
+/* Keyed provider contexts of one cipher: XTS has two, ECB three (OSSL_ECB_*). */
+struct ctx_set {
   const struct prov_cipher *f;
-  void *enc, *dec;              /* provider contexts */
+  int n;
+  void *ctx[OSSL_ECB_N];
+};
+
+enum { XTS_ENC, XTS_DEC, XTS_N };
+
+struct ossl_xts {
+  struct ctx_set s;             /* ctx[XTS_ENC], ctx[XTS_DEC] */
 };
 
 struct ossl_ecb {
-  const struct prov_cipher *f;
-  void *ctx[OSSL_ECB_N];        /* provider contexts: K1 enc, K1 dec, K2 enc */
+  struct ctx_set s;             /* ctx[OSSL_ECB_K1_ENC], ... */
 };
 
 /* Does a provider's "NAME:ALIAS:OID" list contain name? */
@@ -195,6 +202,39 @@ ctx_free (const struct prov_cipher *f, void *ctx)
     f->freectx (ctx);           /* OPENSSL_clear_free: the key schedules are wiped */
 }
 
+/* d (zeroed) becomes a copy of s; on failure d holds the copies made so far (set_free). */
+static int
+set_dup (const struct ctx_set *s, struct ctx_set *d)
+{
+  int r;
+
+  d->f = s->f;
+  d->n = s->n;
+  for (int i = 0; i < s->n; i++)
+    if ((r = ctx_dup (s->f, s->ctx[i], &d->ctx[i])) < 0)
+      return r;
+  return 0;
+}
+
+static void
+set_free (struct ctx_set *s)
+{
+  for (int i = 0; i < s->n; i++)
+    ctx_free (s->f, s->ctx[i]);
+}
+
+static int
+set_key_memory (const struct ctx_set *s, const void **p, size_t *n, int max)
+{
+  int k;
+
+  for (k = 0; k < s->n && k < max; k++) {
+    p[k] = s->ctx[k];
+    n[k] = malloc_usable_size (s->ctx[k]);
+  }
+  return k;
+}
+
 int
 ossl_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len, struct ossl_xts **out)
 {
@@ -207,9 +247,10 @@ ossl_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len, struct ossl
   x = calloc (1, sizeof *x);
   if (!x)
     return ncr_error (ENOMEM, "out of memory");
-  x->f = &xts_funcs[c];
-  if ((r = ctx_new (x->f, 1, key, key_len, NULL, &x->enc)) < 0 ||
-      (r = ctx_new (x->f, 0, key, key_len, NULL, &x->dec)) < 0) {
+  x->s.f = &xts_funcs[c];
+  x->s.n = XTS_N;
+  if ((r = ctx_new (x->s.f, 1, key, key_len, NULL, &x->s.ctx[XTS_ENC])) < 0 ||
+      (r = ctx_new (x->s.f, 0, key, key_len, NULL, &x->s.ctx[XTS_DEC])) < 0) {
     ossl_xts_free (x);
     return r;
   }
@@ -225,8 +266,7 @@ ossl_xts_dup (const struct ossl_xts *x, struct ossl_xts **out)
 
   if (!d)
     return ncr_error (ENOMEM, "out of memory");
-  d->f = x->f;
-  if ((r = ctx_dup (x->f, x->enc, &d->enc)) < 0 || (r = ctx_dup (x->f, x->dec, &d->dec)) < 0) {
+  if ((r = set_dup (&x->s, &d->s)) < 0) {
     ossl_xts_free (d);
     return r;
   }
@@ -238,8 +278,8 @@ int
 ossl_xts_crypt (struct ossl_xts *x, int enc, unsigned unit, uint64_t sector,
                 const uint8_t *in, uint8_t *out, size_t len)
 {
-  void *ctx = enc ? x->enc : x->dec;
-  OSSL_FUNC_cipher_encrypt_init_fn *init = enc ? x->f->einit : x->f->dinit;
+  void *ctx = x->s.ctx[enc ? XTS_ENC : XTS_DEC];
+  OSSL_FUNC_cipher_encrypt_init_fn *init = enc ? x->s.f->einit : x->s.f->dinit;
 
   for (size_t off = 0; off < len; off += unit, sector++) {
     uint8_t iv[16] = { 0 };
@@ -248,7 +288,7 @@ ossl_xts_crypt (struct ossl_xts *x, int enc, unsigned unit, uint64_t sector,
     for (int i = 0; i < 8; i++)         /* plain64: little-endian sector number */
       iv[i] = sector >> (8 * i);
     if (init (ctx, NULL, 0, iv, sizeof iv, NULL) != 1 ||
-        x->f->update (ctx, out + off, &outl, unit, in + off, unit) != 1 || outl != unit)
+        x->s.f->update (ctx, out + off, &outl, unit, in + off, unit) != 1 || outl != unit)
       return ncr_error (EIO, "AES-XTS failed at sector %" PRIu64, sector);
   }
   return 0;
@@ -259,8 +299,7 @@ ossl_xts_free (struct ossl_xts *x)
 {
   if (!x)
     return;
-  ctx_free (x->f, x->enc);
-  ctx_free (x->f, x->dec);
+  set_free (&x->s);
   free (x);
 }
 
@@ -282,10 +321,11 @@ ossl_ecb_new (enum ncr_cipher c, const uint8_t *key, size_t key_len, struct ossl
   x = calloc (1, sizeof *x);
   if (!x)
     return ncr_error (ENOMEM, "out of memory");
-  x->f = &ecb_funcs[c];
-  if ((r = ctx_new (x->f, 1, key, half, params, &x->ctx[OSSL_ECB_K1_ENC])) < 0 ||
-      (r = ctx_new (x->f, 0, key, half, params, &x->ctx[OSSL_ECB_K1_DEC])) < 0 ||
-      (r = ctx_new (x->f, 1, key + half, half, params, &x->ctx[OSSL_ECB_K2_ENC])) < 0) {
+  x->s.f = &ecb_funcs[c];
+  x->s.n = OSSL_ECB_N;
+  if ((r = ctx_new (x->s.f, 1, key, half, params, &x->s.ctx[OSSL_ECB_K1_ENC])) < 0 ||
+      (r = ctx_new (x->s.f, 0, key, half, params, &x->s.ctx[OSSL_ECB_K1_DEC])) < 0 ||
+      (r = ctx_new (x->s.f, 1, key + half, half, params, &x->s.ctx[OSSL_ECB_K2_ENC])) < 0) {
     ossl_ecb_free (x);
     return r;
   }
@@ -301,12 +341,10 @@ ossl_ecb_dup (const struct ossl_ecb *x, struct ossl_ecb **out)
 
   if (!d)
     return ncr_error (ENOMEM, "out of memory");
-  d->f = x->f;
-  for (int i = 0; i < OSSL_ECB_N; i++)
-    if ((r = ctx_dup (x->f, x->ctx[i], &d->ctx[i])) < 0) {
-      ossl_ecb_free (d);
-      return r;
-    }
+  if ((r = set_dup (&x->s, &d->s)) < 0) {
+    ossl_ecb_free (d);
+    return r;
+  }
   *out = d;
   return 0;
 }
@@ -316,7 +354,7 @@ ossl_ecb_crypt (struct ossl_ecb *x, int which, uint8_t *buf, size_t len)
 {
   size_t outl;
 
-  if (x->f->update (x->ctx[which], buf, &outl, len, buf, len) != 1 || outl != len)
+  if (x->s.f->update (x->s.ctx[which], buf, &outl, len, buf, len) != 1 || outl != len)
     return -EIO;
   return 0;
 }
@@ -326,31 +364,20 @@ ossl_ecb_free (struct ossl_ecb *x)
 {
   if (!x)
     return;
-  for (int i = 0; i < OSSL_ECB_N; i++)
-    ctx_free (x->f, x->ctx[i]);
+  set_free (&x->s);
   free (x);
 }
 
 int
 ossl_xts_key_memory (const struct ossl_xts *x, const void **p, size_t *n, int max)
 {
-  int k = 0;
-
-  if (k < max) { p[k] = x->enc; n[k] = malloc_usable_size (x->enc); k++; }
-  if (k < max) { p[k] = x->dec; n[k] = malloc_usable_size (x->dec); k++; }
-  return k;
+  return set_key_memory (&x->s, p, n, max);
 }
 
 int
 ossl_ecb_key_memory (const struct ossl_ecb *x, const void **p, size_t *n, int max)
 {
-  int k;
-
-  for (k = 0; k < OSSL_ECB_N && k < max; k++) {
-    p[k] = x->ctx[k];
-    n[k] = malloc_usable_size (x->ctx[k]);
-  }
-  return k;
+  return set_key_memory (&x->s, p, n, max);
 }
 
 int
