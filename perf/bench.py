@@ -217,9 +217,21 @@ def run_matrix(args, stacks, images):
     fiodir = os.path.join(args.work, "fio")
     os.makedirs(fiodir, exist_ok=True)
     settle = os.path.join(fiodir, "settle.sh")
+    post = devlog = None
+    # How much of what the client read came from the disk, not the page cache: the disk's
+    # sectors-read counter before and after every job.
+    stat = st.device_stat(images.raw)
     with open(settle, "w") as f:
         f.write("# run by fio before every job (exec_prerun)\n" + st.settle_command(images) +
                 "\n")
+        if stat:
+            devlog = os.path.join(fiodir, "device.log")
+            f.write(st.device_mark_command(stat, "pre", devlog) + "\n")
+    if stat:
+        post = os.path.join(fiodir, "post.sh")
+        with open(post, "w") as f:
+            f.write("# run by fio after every job (exec_postrun)\n" +
+                    st.device_mark_command(stat, "post", devlog) + "\n")
     log("perf: before every job: " + st.settle_command(images))
     images.warm()
     runs = []
@@ -233,10 +245,13 @@ def run_matrix(args, stacks, images):
             l1 = load1()
             cpu0 = {s.id: s.cpu_seconds() for s in order}
             busy0, kids0, w0 = busy_seconds(), children_cpu(), time.monotonic()
+            if devlog and os.path.exists(devlog):
+                os.unlink(devlog)
             got = fiojobs.run_sequence(wl, conns, [(s.id.replace("/", "_"), s.uri)
                                                    for s in order],
                                        images.size, args.runtime, args.ramp, out,
-                                       prerun=settle)
+                                       prerun=settle, postrun=post)
+            dev = st.device_reads(devlog) if devlog else []
             wall = time.monotonic() - w0
             fio_cpu = children_cpu() - kids0
             # An idle nbdkit costs nothing, so each server's CPU over the whole sequence is
@@ -244,9 +259,11 @@ def run_matrix(args, stacks, images):
             nbdkit_cpu = {s.id: s.cpu_seconds() - cpu0[s.id] for s in order}
             # What the rest of the machine (the other jobs on it) used meanwhile.
             foreign = max(0.0, busy_seconds() - busy0 - sum(nbdkit_cpu.values()) - fio_cpu)
-            for s in order:
+            for i, s in enumerate(order):
                 n += 1
                 r = got[s.id.replace("/", "_")]
+                if len(dev) == len(order) and dev[i] is not None:
+                    r["dev_read_bw"] = dev[i]
                 r.update({"stack": s.id, "workload": wl, "conns": conns, "rep": rep,
                           "load1": l1, "seconds": args.runtime,
                           "foreign_cpu_frac": foreign / (wall * os.cpu_count()),

@@ -80,16 +80,20 @@ def run(workload, conns, uri, size, runtime, ramp, out, timeout, wrap=()):
         return {"error": "cannot parse fio output: %s" % e}
 
 
-def run_sequence(workload, conns, targets, size, runtime, ramp, out, prerun=None):
+def run_sequence(workload, conns, targets, size, runtime, ramp, out, prerun=None,
+                 postrun=None):
     """One fio process running the same job against each (name, uri) in turn (stonewall):
     the stacks run back to back and fio's start-up cost is paid once. PRERUN, a shell script,
     runs before each job (fio's exec_prerun: before the job's clock starts; with numjobs > 1
-    once per clone, so it must be idempotent). Returns name -> dict."""
+    once per clone, so it must be idempotent); POSTRUN likewise after each job. Returns
+    name -> dict."""
     lines = ["[global]"]
     for k, v in job_options(workload, conns, size, runtime, ramp):
         lines.append(k if v is None else "%s=%s" % (k, v))
     if prerun:
         lines.append("exec_prerun=/bin/sh " + prerun)
+    if postrun:
+        lines.append("exec_postrun=/bin/sh " + postrun)
     for name, uri in targets:
         lines += ["", "[%s]" % name, "uri=" + uri, "stonewall"]
     jobfile = out[:-5] + ".fio"

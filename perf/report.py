@@ -31,6 +31,11 @@ def summarize(runs):
                 vals = sorted(f(r) for r in ok)
                 s[name] = {"median": statistics.median(vals), "min": vals[0],
                            "max": vals[-1]}
+            dev = sorted(r["dev_read_bw"] / r["read_bw"] for r in ok
+                         if "dev_read_bw" in r and r.get("read_bw"))
+            if dev:
+                s["dev_read_frac"] = {"median": statistics.median(dev), "min": dev[0],
+                                      "max": dev[-1]}
         out[k] = s
     return out
 
@@ -275,6 +280,24 @@ def markdown(res):
                 cells.append(_fmt(v["median"], 2) if v else "n/a")
             L.append("| %s | %d | " % (WORKLOADS[wl][4], c) + " | ".join(cells) + " |")
     L.append("")
+    reads = [wl for wl in cfg["workloads"] if WORKLOADS[wl][0] != "write" and
+             WORKLOADS[wl][0] != "randwrite"]
+    if any("dev_read_frac" in v for v in summary.values()) and reads:
+        L.append("## Read from the disk (median; disk read MiB/s ÷ client read MiB/s)\n")
+        L.append("The disk's sectors-read counter (/sys/dev/block/…/stat) before and after "
+                 "every job. 1.00: every byte the client read came from the disk; near 0: "
+                 "from the page cache. Above 1: readahead the client did not use (or another "
+                 "process reading the same disk).\n")
+        L.append("| workload | conns | " + " | ".join(s["label"] for s in stacks) + " |")
+        L.append("|---|---|" + "---|" * len(stacks))
+        for wl in reads:
+            for c in cfg["conns"]:
+                cells = []
+                for s in stacks:
+                    v = summary.get((s["id"], wl, c), {}).get("dev_read_frac")
+                    cells.append(_fmt(v["median"], 2) if v else "n/a")
+                L.append("| %s | %d | " % (WORKLOADS[wl][4], c) + " | ".join(cells) + " |")
+        L.append("")
     errs = [(k, v["errors"]) for k, v in summary.items() if v["errors"]]
     if errs:
         L.append("**Failed runs:** " + "; ".join(

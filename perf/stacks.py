@@ -140,6 +140,51 @@ def settle_command(images):
     return "; ".join([sync] + drops)
 
 
+def device_stat(path):
+    """sysfs statistics file of the block device (or partition) holding PATH, or None (tmpfs,
+    overlay without a device...). Field 3 is sectors read, in 512-byte units."""
+    st = os.stat(path)
+    f = "/sys/dev/block/%d:%d/stat" % (os.major(st.st_dev), os.minor(st.st_dev))
+    return f if os.path.exists(f) else None
+
+
+def device_mark_command(stat, tag, log):
+    """Shell command appending 'TAG seconds sectors-read' for the device to LOG."""
+    return ("echo %s $(date +%%s.%%N) $(awk '{print $3}' %s) >> %s" % (tag, stat, log))
+
+
+def device_reads(log):
+    """Parse the marks of one fio sequence: the jobs ran in order, each clone of a job wrote a
+    'pre' line before it started and a 'post' line after it ended. Returns, per job in order,
+    the device's read bandwidth in bytes/s over the job (ramp included), or None."""
+    jobs, cur = [], None
+    try:
+        lines = open(log).read().split("\n")
+    except OSError:
+        return []
+    for line in lines:
+        f = line.split()
+        if len(f) != 3:
+            continue
+        tag, t, sect = f[0], float(f[1]), int(f[2])
+        if tag == "pre":
+            if cur is None or cur["post"]:
+                cur = {"pre": [], "post": []}
+                jobs.append(cur)
+            cur["pre"].append((t, sect))
+        elif tag == "post" and cur is not None:
+            cur["post"].append((t, sect))
+    out = []
+    for j in jobs:
+        if not j["pre"] or not j["post"]:
+            out.append(None)
+            continue
+        t0, s0 = min(j["pre"])
+        t1, s1 = max(j["post"])
+        out.append((s1 - s0) * 512 / (t1 - t0) if t1 > t0 else None)
+    return out
+
+
 def make_luks(path, pwfile, size):
     # iter-time=100 ms: nbdkit's luks filter runs PBKDF2 on every new connection; the default
     # 2 s would be charged to every 4-connection job. qemu-img times PBKDF2 with CPU-time
