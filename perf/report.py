@@ -150,7 +150,8 @@ def markdown(res):
              "from an earlier write job lands in a measurement); the buffered stacks' image "
              "stays in the page cache, the direct/cache=none stacks use their own copy, "
              "dropped from the page cache before every job (so cache=none reads are not hits "
-             "left by another stack). Values: median (min–max). Ratios: ratio of medians, with the range "
+             "left by another stack; within a job, cache=none keeps most of what it reads "
+             "sequentially: see 'Read from the disk'). Values: median (min–max). Ratios: ratio of medians, with the range "
              "of the per-repetition paired ratios in brackets. 1 or 4 NBD connections = fio "
              "numjobs 1 or 4 with the queue depth split between them." %
              (cfg["reps"], cfg["runtime"], cfg["ramp"], cfg["size"] >> 20))
