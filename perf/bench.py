@@ -72,6 +72,9 @@ def parse_args(argv):
     p.add_argument("--runtime", type=float, help="seconds per fio job (default 1.5, quick 0.75)")
     p.add_argument("--ramp", type=float, help="fio ramp seconds (default 0.3)")
     p.add_argument("--size", type=parse_size, help="test image size (default 1G, quick 256M)")
+    p.add_argument("--uncached-size", type=parse_size,
+                   help="image size of the direct and cache=none stacks: more than a job "
+                        "reads, so no job reads anything twice (default 8G, quick 2G)")
     p.add_argument("--out", default=os.path.join(TOP, "perf", "results"),
                    help="output directory (default perf/results)")
     p.add_argument("--work", help="scratch directory for images (default OUT/tmp)")
@@ -98,6 +101,7 @@ def parse_args(argv):
     a.runtime = a.runtime or (0.75 if q else 1.5)
     a.ramp = a.ramp if a.ramp is not None else 0.3
     a.size = a.size or ((256 if q else 1024) << 20)
+    a.uncached_size = a.uncached_size or ((2048 if q else 8192) << 20)
     a.stacks = a.stacks.split(",") if a.stacks else (QUICK_STACKS if q else DEFAULT_STACKS)
     a.workloads = a.workloads.split(",") if a.workloads else list(fiojobs.WORKLOADS)
     a.conns = [int(c) for c in a.conns.split(",")]
@@ -247,8 +251,8 @@ def run_matrix(args, stacks, images):
             busy0, kids0, w0 = busy_seconds(), children_cpu(), time.monotonic()
             if devlog and os.path.exists(devlog):
                 os.unlink(devlog)
-            got = fiojobs.run_sequence(wl, conns, [(s.id.replace("/", "_"), s.uri)
-                                                   for s in order],
+            got = fiojobs.run_sequence(wl, conns, [(s.id.replace("/", "_"), s.uri,
+                                                    images.size_for(s)) for s in order],
                                        images.size, args.runtime, args.ramp, out,
                                        prerun=settle, postrun=post)
             dev = st.device_reads(devlog) if devlog else []
@@ -358,7 +362,7 @@ def profile(args, stacks, images, res):
                 "perf", "stat", "-x", ",", "-e", ",".join(events), "-p", pid, "-o", stat_out,
                 "--"]
         subprocess.run(["/bin/sh", "-c", st.settle_command(images)])
-        r = fiojobs.run(wl, conns, s.uri, images.size, args.runtime, 0,
+        r = fiojobs.run(wl, conns, s.uri, images.size_for(s), args.runtime, 0,
                         os.path.join(pdir, "fio.json"), timeout=120, wrap=wrap)
         if "error" in r:
             log("perf: profile of %s %s: fio failed: %s" % (sid, wl, r["error"]))
@@ -435,7 +439,7 @@ def main(argv):
     if not args.no_build:
         build_tree(args.build)
     machine = machine_info()
-    images = st.Images(args.work, args.size, log, separate_uncached=True)
+    images = st.Images(args.work, args.size, log, uncached_size=args.uncached_size)
     images.prepare()
     bks = st.backends(args.build)
     rundir = os.path.join(args.work, "run")
@@ -455,7 +459,8 @@ def main(argv):
                 log("perf: stack %-24s UNAVAILABLE: %s" % (s.id, s.reason))
         runs = run_matrix(args, stacks, images)
         res = {"config": {"reps": args.reps, "runtime": args.runtime, "ramp": args.ramp,
-                          "size": args.size, "workloads": args.workloads,
+                          "size": args.size, "uncached_size": args.uncached_size,
+                          "workloads": args.workloads,
                           "conns": args.conns, "profile_pairs": args.profile_pairs,
                           "quick": args.quick, "note": args.note,
                           "cmdline": "".join(" " + shlex.quote(a) for a in argv)},

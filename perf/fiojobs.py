@@ -33,13 +33,16 @@ def job_options(workload, conns, size, runtime, ramp):
             ("ramp_time", "%dms" % round(ramp * 1000)), ("norandommap", None), ("randrepeat", "0")]
     if mix is not None:
         opts.append(("rwmixread", "%d" % mix))
-    if conns > 1 and rw in ("read", "write"):
+    return opts + size_options(workload, conns, size)
+
+
+def size_options(workload, conns, size):
+    """The part of the export each of the N connections works on."""
+    if conns > 1 and WORKLOADS[workload][0] in ("read", "write"):
         # Each connection streams through its own part, as N sequential readers would.
         part = (size // conns) & ~((1 << 20) - 1)
-        opts += [("size", "%d" % part), ("offset_increment", "%d" % part)]
-    else:
-        opts.append(("size", "%d" % size))
-    return opts
+        return [("size", "%d" % part), ("offset_increment", "%d" % part)]
+    return [("size", "%d" % size)]
 
 
 def fio_argv(workload, conns, uri, size, runtime, ramp, out):
@@ -82,7 +85,7 @@ def run(workload, conns, uri, size, runtime, ramp, out, timeout, wrap=()):
 
 def run_sequence(workload, conns, targets, size, runtime, ramp, out, prerun=None,
                  postrun=None):
-    """One fio process running the same job against each (name, uri) in turn (stonewall):
+    """One fio process running the same job against each (name, uri, size) in turn (stonewall):
     the stacks run back to back and fio's start-up cost is paid once. PRERUN, a shell script,
     runs before each job (fio's exec_prerun: before the job's clock starts; with numjobs > 1
     once per clone, so it must be idempotent); POSTRUN likewise after each job. Returns
@@ -94,8 +97,10 @@ def run_sequence(workload, conns, targets, size, runtime, ramp, out, prerun=None
         lines.append("exec_prerun=/bin/sh " + prerun)
     if postrun:
         lines.append("exec_postrun=/bin/sh " + postrun)
-    for name, uri in targets:
+    for name, uri, tsize in targets:
         lines += ["", "[%s]" % name, "uri=" + uri, "stonewall"]
+        if tsize != size:
+            lines += ["%s=%s" % kv for kv in size_options(workload, conns, tsize)]
     jobfile = out[:-5] + ".fio"
     with open(jobfile, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -103,7 +108,7 @@ def run_sequence(workload, conns, targets, size, runtime, ramp, out, prerun=None
     # cwd: fio saves the prerun's output as JOBNAME.prerun.txt in its working directory.
     data, err = _fio(["fio", jobfile, "--output-format=json", "--output=" + out], out,
                      timeout, cwd=os.path.dirname(out))
-    res = {name: {"error": err or "no result"} for name, _ in targets}
+    res = {name: {"error": err or "no result"} for name, _, _ in targets}
     if data:
         for j in data.get("jobs", []):
             if j.get("jobname") in res:

@@ -148,13 +148,16 @@ def markdown(res):
              "in alternating order (AB, BA, …; groups rotated each repetition), so background "
              "noise hits them alike. Before every job the images are fsynced (no writeback "
              "from an earlier write job lands in a measurement); the buffered stacks' image "
-             "stays in the page cache, the direct/cache=none stacks use their own copy, "
-             "dropped from the page cache before every job (so cache=none reads are not hits "
-             "left by another stack; within a job, cache=none keeps most of what it reads "
-             "sequentially: see 'Read from the disk'). Values: median (min–max). Ratios: ratio of medians, with the range "
-             "of the per-repetition paired ratios in brackets. 1 or 4 NBD connections = fio "
-             "numjobs 1 or 4 with the queue depth split between them." %
-             (cfg["reps"], cfg["runtime"], cfg["ramp"], cfg["size"] >> 20))
+             "stays in the page cache, the direct/cache=none stacks use an image of their "
+             "own (%s), dropped from the page cache before every job (so cache=none reads are "
+             "not hits left by another stack); since cache=none keeps most of what it reads "
+             "sequentially, that image is meant to be larger than a job reads: 'Read from the "
+             "disk' checks it. Values: median (min–max). Ratios: ratio of medians, with the "
+             "range of the per-repetition paired ratios in brackets. 1 or 4 NBD connections = "
+             "fio numjobs 1 or 4 with the queue depth split between them." %
+             (cfg["reps"], cfg["runtime"], cfg["ramp"], cfg["size"] >> 20,
+              "%d MiB" % (cfg["uncached_size"] >> 20) if cfg.get("uncached_size")
+              else "the same size"))
     L.append("")
     L.append("**Noise:** other processes on this machine used a median %.0f%% (max %.0f%%) of "
              "its %s CPUs during the fio jobs (from /proc/stat, minus fio and nbdkit); load "

@@ -72,16 +72,20 @@ def backends(build):
 class Images:
     """The backing files, kept in the work dir and reused between runs when the size fits.
 
-    With separate_uncached, the direct-I/O and cache=none stacks use their own copy
-    (raw-direct-SIZE.img): the buffered stacks keep theirs in the page cache, and the suite
-    drops the uncached copy's pages before every job (settle()), so a cache=none read is never
-    a hit left behind by a buffered stack."""
+    With uncached_size, the direct-I/O and cache=none stacks use their own image of that
+    size (raw-direct-SIZE.img): the buffered stacks keep theirs in the page cache, and the
+    suite drops the uncached image's pages before every job (settle()), so a cache=none read
+    is never a hit left behind by a buffered stack. It is larger than a job reads, because
+    the file plugin's cache=none keeps most of what it reads sequentially (its DONTNEED after
+    each read leaves the pages on Linux 6.x): on an image that a job reads more than once,
+    its second pass would read memory."""
 
-    def __init__(self, work, size, log=print, separate_uncached=False):
+    def __init__(self, work, size, log=print, uncached_size=None):
         self.work, self.size, self.log = work, size, log
         self.raw = os.path.join(work, "raw-%d.img" % size)
-        self.raw_uncached = os.path.join(work, "raw-direct-%d.img" % size) \
-            if separate_uncached else self.raw
+        self.uncached_size = uncached_size or size
+        self.raw_uncached = os.path.join(work, "raw-direct-%d.img" % uncached_size) \
+            if uncached_size else self.raw
         self.luks = os.path.join(work, "luks-%d.img" % size)
         self.key = os.path.join(work, "volume.key")
         self.pw = os.path.join(work, "luks.pw")
@@ -102,11 +106,12 @@ class Images:
             self.log("perf: writing %d MiB of random data to %s" % (self.size >> 20, self.raw))
             _fill(self.raw, 0, self.size)
             _mark_filled(self.raw, self.size, 0)
-        if self.raw_uncached != self.raw and not _filled(self.raw_uncached, self.size, 0):
-            self.log("perf: writing %d MiB of random data to %s" % (self.size >> 20,
+        if self.raw_uncached != self.raw and not _filled(self.raw_uncached,
+                                                         self.uncached_size, 0):
+            self.log("perf: writing %d MiB of random data to %s" % (self.uncached_size >> 20,
                                                                     self.raw_uncached))
-            _fill(self.raw_uncached, 0, self.size)
-            _mark_filled(self.raw_uncached, self.size, 0)
+            _fill(self.raw_uncached, 0, self.uncached_size)
+            _mark_filled(self.raw_uncached, self.uncached_size, 0)
         if not os.path.exists(self.luks) or not _filled(self.luks, self.size, None):
             self.log("perf: creating LUKS image %s (qemu-img, aes-256-xts-plain64)" % self.luks)
             if os.path.exists(self.luks):
@@ -122,6 +127,11 @@ class Images:
 
     def uncached(self):
         return [self.raw_uncached] if self.raw_uncached != self.raw else []
+
+    def size_for(self, stack):
+        """Bytes of the export a stack serves (the fio job's size)."""
+        return self.uncached_size if stack.backend.uncached and stack.enc != "luks" \
+            else self.size
 
     def warm(self):
         """Read the buffered stacks' images into the page cache (their steady state)."""
