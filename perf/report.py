@@ -274,16 +274,7 @@ def markdown(res):
                     _cell(summary.get((s["id"], wl, c)), m) for s in stacks) + " |")
         L.append("")
     L.append("## nbdkit CPU seconds per GiB moved (median; lower is better)\n")
-    L.append("| workload | conns | " + " | ".join(s["label"] for s in stacks) + " |")
-    L.append("|---|---|" + "---|" * len(stacks))
-    for wl in cfg["workloads"]:
-        for c in cfg["conns"]:
-            cells = []
-            for s in stacks:
-                v = summary.get((s["id"], wl, c), {}).get("cpu_s_per_gib")
-                cells.append(_fmt(v["median"], 2) if v else "n/a")
-            L.append("| %s | %d | " % (WORKLOADS[wl][4], c) + " | ".join(cells) + " |")
-    L.append("")
+    L += _median_table(summary, stacks, cfg["workloads"], cfg["conns"], "cpu_s_per_gib")
     reads = [wl for wl in cfg["workloads"] if WORKLOADS[wl][0] != "write" and
              WORKLOADS[wl][0] != "randwrite"]
     if any("dev_read_frac" in v for v in summary.values()) and reads:
@@ -292,16 +283,7 @@ def markdown(res):
                  "every job. 1.00: every byte the client read came from the disk; near 0: "
                  "from the page cache. Above 1: readahead the client did not use (or another "
                  "process reading the same disk).\n")
-        L.append("| workload | conns | " + " | ".join(s["label"] for s in stacks) + " |")
-        L.append("|---|---|" + "---|" * len(stacks))
-        for wl in reads:
-            for c in cfg["conns"]:
-                cells = []
-                for s in stacks:
-                    v = summary.get((s["id"], wl, c), {}).get("dev_read_frac")
-                    cells.append(_fmt(v["median"], 2) if v else "n/a")
-                L.append("| %s | %d | " % (WORKLOADS[wl][4], c) + " | ".join(cells) + " |")
-        L.append("")
+        L += _median_table(summary, stacks, reads, cfg["conns"], "dev_read_frac")
     errs = [(k, v["errors"]) for k, v in summary.items() if v["errors"]]
     if errs:
         L.append("**Failed runs:** " + "; ".join(
@@ -369,6 +351,20 @@ def markdown(res):
 PLUGIN_IO = ("pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
              "io_uring_enter", "fdatasync", "fsync", "fadvise64")
 SOCKET = ("read", "write", "recvfrom", "sendto", "recvmsg", "sendmsg")
+
+
+def _median_table(summary, stacks, workloads, conns, name):
+    """Markdown rows: one per workload and connection count, the median of NAME per stack."""
+    L = ["| workload | conns | " + " | ".join(s["label"] for s in stacks) + " |",
+         "|---|---|" + "---|" * len(stacks)]
+    for wl in workloads:
+        for c in conns:
+            cells = []
+            for s in stacks:
+                v = summary.get((s["id"], wl, c), {}).get(name)
+                cells.append(_fmt(v["median"], 2) if v else "n/a")
+            L.append("| %s | %d | " % (WORKLOADS[wl][4], c) + " | ".join(cells) + " |")
+    return L + [""]
 
 
 def _profile_table(prof):
