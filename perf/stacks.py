@@ -128,10 +128,16 @@ class Images:
     def uncached(self):
         return [self.raw_uncached] if self.raw_uncached != self.raw else []
 
+    def backing(self, stack):
+        """The file a stack serves: the LUKS image under nbdkit's luks filter, else the
+        uncached or the cached raw image."""
+        if stack.enc == "luks":
+            return self.luks
+        return self.raw_uncached if stack.backend.uncached else self.raw
+
     def size_for(self, stack):
         """Bytes of the export a stack serves (the fio job's size)."""
-        return self.uncached_size if stack.backend.uncached and stack.enc != "luks" \
-            else self.size
+        return self.uncached_size if self.backing(stack) == self.raw_uncached else self.size
 
     def warm(self):
         """Read the buffered stacks' images into the page cache (their steady state)."""
@@ -169,7 +175,8 @@ def device_reads(log):
     the device's read bandwidth in bytes/s over the job (ramp included), or None."""
     jobs, cur = [], None
     try:
-        lines = open(log).read().split("\n")
+        with open(log) as f:
+            lines = f.read().split("\n")
     except OSError:
         return []
     for line in lines:
@@ -255,14 +262,13 @@ def nbdkit_argv(stack, images, build, sock, threads):
     b = stack.backend
     argv = ["nbdkit", "-U", sock, "-f", "--exit-with-parent", "-t", str(threads)]
     params = []
-    backing = images.raw_uncached if b.uncached else images.raw
+    backing = images.backing(stack)
     if stack.enc == "nbdcrypt":
         argv.append("--filter=" + os.path.join(build, "plugin", "nbdkit-nbdcrypt-filter.so"))
         params += ["key-file=" + images.key, "cipher=aes-256-xts", "sector-size=4096"]
     elif stack.enc == "luks":
         argv.append("--filter=luks")
         params += ["passphrase=+" + images.pw]
-        backing = images.luks
     argv.append(b.plugin)
     argv.append("file=" + backing)
     argv += b.extra + params
