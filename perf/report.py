@@ -28,16 +28,18 @@ def summarize(runs):
             for name, f in (("mib_s", lambda r: r["bw"] / MIB), ("iops", lambda r: r["iops"]),
                             ("cpu_s_per_gib", _cpu_per_gib),
                             ("fio_cpu_s_per_gib", _fio_cpu_per_gib)):
-                vals = sorted(f(r) for r in ok)
-                s[name] = {"median": statistics.median(vals), "min": vals[0],
-                           "max": vals[-1]}
-            dev = sorted(r["dev_read_bw"] / r["read_bw"] for r in ok
-                         if "dev_read_bw" in r and r.get("read_bw"))
+                s[name] = _spread([f(r) for r in ok])
+            dev = [r["dev_read_bw"] / r["read_bw"] for r in ok
+                   if "dev_read_bw" in r and r.get("read_bw")]
             if dev:
-                s["dev_read_frac"] = {"median": statistics.median(dev), "min": dev[0],
-                                      "max": dev[-1]}
+                s["dev_read_frac"] = _spread(dev)
         out[k] = s
     return out
+
+
+def _spread(vals):
+    vals = sorted(vals)
+    return {"median": statistics.median(vals), "min": vals[0], "max": vals[-1]}
 
 
 def _cpu_per_gib(r):
@@ -275,8 +277,7 @@ def markdown(res):
         L.append("")
     L.append("## nbdkit CPU seconds per GiB moved (median; lower is better)\n")
     L += _median_table(summary, stacks, cfg["workloads"], cfg["conns"], "cpu_s_per_gib")
-    reads = [wl for wl in cfg["workloads"] if WORKLOADS[wl][0] != "write" and
-             WORKLOADS[wl][0] != "randwrite"]
+    reads = [wl for wl in cfg["workloads"] if WORKLOADS[wl][0] not in ("write", "randwrite")]
     if any("dev_read_frac" in v for v in summary.values()) and reads:
         L.append("## Read from the disk (median; disk read MiB/s ÷ client read MiB/s)\n")
         L.append("The disk's sectors-read counter (/sys/dev/block/…/stat) before and after "
