@@ -331,7 +331,7 @@ serve (struct ura *ra, char *buf, uint64_t offset, uint64_t end)
     return false;
   for (;;) {
     struct slot *pending = NULL;
-    for (uint64_t off = offset / chunk * chunk; off < end; off += chunk) {
+    for (uint64_t off = first; off < end; off += chunk) {
       struct slot *s = find (ra, off);
       if (s == NULL || s->stale || s->off + s->len < (end < off + chunk ? end : off + chunk))
         return false;
@@ -368,9 +368,8 @@ serve (struct ura *ra, char *buf, uint64_t offset, uint64_t end)
   pthread_mutex_lock (&ra->lock);
   for (unsigned i = 0; i < npin; i++) {
     struct slot *s = pinned[i];
-    uint64_t b = end < s->off + s->len ? end : s->off + s->len;
     s->used = true;
-    if (b == s->off + s->len)
+    if (end >= s->off + s->len)
       s->consumed = true;     /* read to its end: a sequential stream is done with it */
     if (--s->copiers == 0 && (s->consumed || s->stale)) {
       if (s->stale && !s->consumed)
