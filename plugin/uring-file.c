@@ -577,13 +577,35 @@ uf_flush (struct uf *uf)
   return uq_run (uf->q, &op, 1);
 }
 
+/* Zero and trim change bytes without writing them: with direct=true they must still wait
+ * for a read-modify-write of any block they touch, or its stale copy of the block would
+ * overwrite them. Taking rmw_lock shared orders them like aligned writes: against every
+ * read-modify-write, not against each other. Buffered I/O never reads-modifies-writes. */
+static inline void
+change_lock (struct uf *uf)
+{
+  if (uf->direct)
+    pthread_rwlock_rdlock (&rmw_lock);
+}
+
+static inline void
+change_unlock (struct uf *uf)
+{
+  if (uf->direct)
+    pthread_rwlock_unlock (&rmw_lock);
+}
+
 /* fallocate as a plain syscall: io_uring would only hand it to a worker thread. */
 static int
 do_fallocate (struct uf *uf, int mode, uint64_t offset, uint64_t len)
 {
+  int r = 0;
+
+  change_lock (uf);
   if (fallocate (uf->fd, mode, (off_t) offset, (off_t) len) == -1)
-    return -errno;
-  return 0;
+    r = -errno;
+  change_unlock (uf);
+  return r;
 }
 
 static int
@@ -597,8 +619,10 @@ do_trim (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
     uint64_t e = round_down (offset + count, uf->sector_size);
     if (e > s) {
       uint64_t range[2] = { s, e - s };
+      change_lock (uf);
       if (ioctl (uf->fd, BLKDISCARD, &range) == -1)
         r = -errno;
+      change_unlock (uf);
     }
     if (r < 0 && (is_enotsup (-r) || r == -ENOTTY))
       atomic_store (&uf->can_discard, false);

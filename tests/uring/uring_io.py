@@ -195,6 +195,65 @@ def readahead(uri, ref_path, seed, passes):
         f.write(ref)
 
 
+def mixrace(uri, ref_path, seed, blocks):
+    """Per 4 KiB block, two changes to different bytes of the block in flight together: an
+    unaligned write and a write-zeroes, trim or another unaligned write (either submitted
+    first). Block-aligned direct I/O makes the write a read-modify-write of the whole block;
+    any other change to the block that does not wait for it is overwritten by its stale copy.
+    Trims are advisory: the trimmed bytes must read back as before or as zeros, and the
+    write beside them must stay. ref_path holds the image's contents; it is updated."""
+    rng = random.Random(seed)
+    h = connect(uri)
+    size = h.get_size()
+    ref = bytearray(open(ref_path, 'rb').read())
+    assert len(ref) == size
+    nblk = min(blocks, size // 4096)
+    trims = []
+    for b in rng.sample(range(size // 4096), nblk):
+        blk = b * 4096
+        base = rng.randbytes(4096)
+        h.pwrite(base, blk)
+        ref[blk:blk + 4096] = base
+        wdata = rng.randbytes(100)
+        kind = rng.choice(['zero', 'zero', 'trim', 'write'])
+        first_write = rng.random() < 0.5
+        cmds = []
+        if first_write:
+            cmds.append(h.aio_pwrite(wdata, blk + 100))
+        if kind == 'zero':
+            cmds.append(h.aio_zero(100, blk + 300))
+        elif kind == 'trim':
+            cmds.append(h.aio_trim(100, blk + 300))
+        else:
+            other = rng.randbytes(100)
+            cmds.append(h.aio_pwrite(other, blk + 300))
+        if not first_write:
+            cmds.append(h.aio_pwrite(wdata, blk + 100))
+        while h.aio_in_flight() > 0:
+            h.poll(-1)
+        for c in cmds:
+            h.aio_command_completed(c)      # raises if the command failed
+        ref[blk + 100:blk + 200] = wdata
+        if kind == 'zero':
+            ref[blk + 300:blk + 400] = bytes(100)
+        elif kind == 'write':
+            ref[blk + 300:blk + 400] = other
+        else:
+            trims.append((blk + 300, bytes(ref[blk + 300:blk + 400])))
+        got = h.pread(4096, blk)
+        if kind == 'trim' and got[300:400] == bytes(100):
+            ref[blk + 300:blk + 400] = bytes(100)
+        if got != ref[blk:blk + 4096]:
+            bad = next(i for i in range(4096) if got[i] != ref[blk + i])
+            sys.exit(f'FAIL: block {blk}: {kind} and an unaligned write in flight together, '
+                     f'{"write" if first_write else kind} first: byte {bad} of the block '
+                     f'is {got[bad]}, want {ref[blk + bad]} (a lost {kind}?)')
+    h.flush()
+    h.shutdown()
+    with open(ref_path, 'wb') as f:
+        f.write(ref)
+
+
 def main():
     cmd, uri = sys.argv[1], sys.argv[2]
     args = sys.argv[3:]
@@ -206,6 +265,8 @@ def main():
         verify(uri, args[0], int(args[1]), int(args[2]))
     elif cmd == 'readahead':
         readahead(uri, args[0], int(args[1]), int(args[2]))
+    elif cmd == 'mixrace':
+        mixrace(uri, args[0], int(args[1]), int(args[2]))
     elif cmd == 'multiconn':
         multiconn(uri, args[0], int(args[1]), int(args[2]))
     else:
