@@ -434,7 +434,7 @@ def _short(arg):
     plus = v.startswith("+")
     if v.lstrip("+").startswith("/"):
         parts = v.lstrip("+").split("/")
-        v = "/".join(parts[-2:]) if parts[-2] in ("plugin", "perf") else parts[-1]
+        v = "/".join(parts[-2:]) if parts[-2] in ("plugin", "nbdcrypt", "uring", "perf") else parts[-1]
         return k + sep + ("+" if plus else "") + v
     return arg
 

@@ -55,7 +55,7 @@ class Stack:
 
 def backends(build):
     """All backends known to the suite; 'needs' is the .so that must exist in the build."""
-    uring = os.path.join(build, "plugin", "nbdkit-uring-plugin.so")
+    uring = os.path.join(build, "plugin", "uring", "nbdkit-uring-plugin.so")
     return {
         "file": Backend("file", "file", "file", [], None),
         # A/A control: a second, identical file-plugin server on the same image. Its ratio to
@@ -264,7 +264,7 @@ def nbdkit_argv(stack, images, build, sock, threads):
     params = []
     backing = images.backing(stack)
     if stack.enc == "nbdcrypt":
-        argv.append("--filter=" + os.path.join(build, "plugin", "nbdkit-nbdcrypt-filter.so"))
+        argv.append("--filter=" + os.path.join(build, "plugin", "nbdcrypt", "nbdkit-nbdcrypt-filter.so"))
         params += ["key-file=" + images.key, "cipher=aes-256-xts", "sector-size=4096"]
     elif stack.enc == "luks":
         argv.append("--filter=luks")
@@ -282,7 +282,7 @@ def start(stack, images, build, rundir, threads=16):
         stack.reason = "%s not built" % os.path.relpath(b.needs)
         return False
     if stack.enc == "nbdcrypt":
-        so = os.path.join(build, "plugin", "nbdkit-nbdcrypt-filter.so")
+        so = os.path.join(build, "plugin", "nbdcrypt", "nbdkit-nbdcrypt-filter.so")
         if not os.path.exists(so):
             stack.reason = "nbdcrypt filter not built"
             return False

@@ -38,8 +38,8 @@ if ! out=$(ninja -C "$builddir" 2>&1); then
   echo "demo: the build failed" >&2
   exit 1
 fi
-filter="$top/$builddir/plugin/nbdkit-nbdcrypt-filter.so"
-[ "${builddir#/}" != "$builddir" ] && filter="$builddir/plugin/nbdkit-nbdcrypt-filter.so"
+filter="$top/$builddir/plugin/nbdcrypt/nbdkit-nbdcrypt-filter.so"
+[ "${builddir#/}" != "$builddir" ] && filter="$builddir/plugin/nbdcrypt/nbdkit-nbdcrypt-filter.so"
 echo "filter: $filter"
 
 step "Creating the demo volume in $demo/"

@@ -8,7 +8,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
-#include "ttlv-print.h"
+#include "kmip/ttlv-print.h"
 
 /* Hex text is at most twice the binary plus whitespace; anything bigger than this cannot
  * decode under the 1 MiB message cap anyway, so refuse before reading it all. */

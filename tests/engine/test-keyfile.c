@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Description: raw key files (lib/keyfile.c): exactly the wanted size is accepted and read
+/* Description: raw key files (lib/keys/keyfile.c): exactly the wanted size is accepted and read
  * back intact; shorter, longer, empty, missing, unreadable-as-directory files are refused with
  * a message naming the file and the expected size, and never the key bytes. */
 #include <errno.h>

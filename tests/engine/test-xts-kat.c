@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Description: known-answer tests of the XTS engine (lib/xts.c), every implementation.
+/* Description: known-answer tests of the XTS engine (lib/crypto/xts.c), every implementation.
  *
  * Source of the vectors: NIST CAVS 11.0 "XTSGenAES128.rsp" and "XTSGenAES256.rsp", the
  * data-unit-sequence-number variant (tweak = DataUnitSeqNumber as a 128-bit little-endian

@@ -2,7 +2,7 @@
 /* Description: the XTS engine's key schedules live only in locked memory that is left out of
  * core dumps, for every implementation (vaes-xts, openssl-xts, ecb-avx512, ecb-generic) and
  * both ciphers, in the master context, in a copy (ncr_xts_dup) and in a pool thread's copy
- * (lib/xts-pool.c), and are wiped when freed:
+ * (lib/crypto/xts-pool.c), and are wiped when freed:
  *  - each region that ncr_xts_key_memory reports lies in a mapping whose /proc/self/smaps
  *    entry has "lo" (mlock'd) and "dd" (MADV_DONTDUMP) in VmFlags and Locked > 0 - and "wf"
  *    (MADV_WIPEONFORK) for vaes-xts, whose schedules a forked child then reads as zeros; and

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Description: per-thread engine contexts (lib/xts-pool.c): each thread gets its own context,
+/* Description: per-thread engine contexts (lib/crypto/xts-pool.c): each thread gets its own context,
  * the same one on every call, producing the master's ciphertext; bounce buffers only grow;
  * states of exited threads are freed by the thread-exit destructor and those of live threads
  * by ncr_xts_pool_free (valgrind's leak check covers both). */

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Mutation check for the filter's end-to-end tests (a developer tool, not a timed test): build
-# copies of plugin/nbdcrypt-filter.c with one deliberate bug each, run the tests against every
+# copies of plugin/nbdcrypt/nbdcrypt-filter.c with one deliberate bug each, run the tests against every
 # copy, and print which tests catch which bug. A bug no test catches is a hole in the tests.
 #
 # usage: /usr/bin/python3 tests/filter/mutants.py BUILDDIR [TEST...]
@@ -57,6 +57,7 @@ MUTANTS = {
         ("    if ((r = ncr_xts_decrypt (t->xts, offset / sector_size, p, p, n)) < 0)",
          "    if ((r = ncr_xts_decrypt (t->xts, offset / sector_size + 1, p, p, n)) < 0)")],
 }
+LAYERS = ["common", "crypto", "keys", "volume"]     # lib/ folders, each a static library
 TESTS = ["unaligned", "concurrent", "ext4", "errors", "badinput", "qemu", "semantics", "oracle"]
 
 
@@ -66,12 +67,12 @@ def build(builddir, source, outdir):
     with open(src, "w") as f:
         f.write(source)
     cmd = ["cc", "-shared", "-fPIC", "-pthread", "-std=gnu11", "-O2", "-D_GNU_SOURCE",
-           "-D_FILE_OFFSET_BITS=64", "-I" + os.path.join(builddir, "lib"),
-           "-I" + os.path.join(TOP, "lib"), "-I" + os.path.join(TOP, "plugin"),
-           "-I" + os.path.join(TOP, "kmip-client", "include"), "-o", so, src,
-           "-Wl,--start-group", os.path.join(builddir, "lib", "libnbdcrypt-core.a"),
-           os.path.join(builddir, "kmip-client", "libkmip-client.a"), "-lssl", "-lcrypto",
-           "-Wl,--end-group"]
+           "-D_FILE_OFFSET_BITS=64"]
+    cmd += ["-I" + os.path.join(TOP, "lib", layer) for layer in LAYERS]
+    cmd += ["-I" + os.path.join(TOP, "kmip-client", "include"), "-o", so, src, "-Wl,--start-group"]
+    cmd += [os.path.join(builddir, "lib", layer, "libnbdcrypt-%s.a" % layer) for layer in LAYERS]
+    cmd += [os.path.join(builddir, "kmip-client", "libkmip-client.a"), "-lssl", "-lcrypto",
+            "-Wl,--end-group"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         print(r.stderr, file=sys.stderr)
@@ -95,7 +96,7 @@ def run_test(name, so, builddir):
 def main():
     builddir = os.path.abspath(sys.argv[1])
     tests = sys.argv[2:] or TESTS
-    with open(os.path.join(TOP, "plugin", "nbdcrypt-filter.c")) as f:
+    with open(os.path.join(TOP, "plugin", "nbdcrypt", "nbdcrypt-filter.c")) as f:
         orig = f.read()
     survivors = []
     with tempfile.TemporaryDirectory(prefix="nbdcrypt-mutants.") as tmp:

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "kmip/ttlv.h"
-#include "ttlv-print.h"
+#include "kmip/ttlv-print.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

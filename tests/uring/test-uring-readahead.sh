@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
-# Readahead of sequential direct reads (plugin/uring-readahead.c): writes, zeroes and trims
+# Readahead of sequential direct reads (plugin/uring/uring-readahead.c): writes, zeroes and trims
 # just ahead of a sequential reader, from another connection and from its own, are never
 # shadowed by chunks prefetched before them; a reader with requests in flight races a writer;
 # the image ends up as the reference says. nbdkit's debug log must show that reads were

@@ -42,7 +42,7 @@ static bool discard;
 static bool cipher_set, sector_size_set;  /* given explicitly: must match a volume header */
 
 /* Volumes with a header (kms-config=, kek-file=) or keyed by the KMS (key-id=): parameters
- * and key life cycle in lib/volume-session.c; opened once per process in .after_fork. */
+ * and key life cycle in lib/volume/volume-session.c; opened once per process in .after_fork. */
 static struct vs_config vs_cfg;
 static struct volume_session *vsess;
 static nbdkit_backend *volume_backend;  /* from .after_fork; stable until .cleanup */

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ttlv-print.h"
+#include "kmip/ttlv-print.h"
 
 /* Beyond this size a BigInteger is printed in hex: decimal conversion is quadratic, and a
  * debugging tool fed a hostile 1 MiB integer should not spin for minutes. 8 KiB covers
