@@ -128,7 +128,7 @@ def build_tree(build):
         # Someone's half-finished file must not stop the suite: measure what did build.
         log("perf: WARNING: ninja failed; measuring what is built. Last lines:\n  " +
             "\n  ".join(p.stdout.strip().splitlines()[-5:]))
-    for so in ("plugin/nbdcrypt/nbdkit-nbdcrypt-filter.so", "plugin/uring/nbdkit-uring-plugin.so"):
+    for so in ("plugin/nbdcrypt/nbdkit-nbdcrypt-filter.so", "plugin/uring/nbdkit-nbdcrypt-uring-plugin.so"):
         path = os.path.join(build, so)
         if os.path.exists(path):
             ldd = subprocess.run(["ldd", path], capture_output=True, text=True).stdout

@@ -55,7 +55,7 @@ class Stack:
 
 def backends(build):
     """All backends known to the suite; 'needs' is the .so that must exist in the build."""
-    uring = os.path.join(build, "plugin", "uring", "nbdkit-uring-plugin.so")
+    uring = os.path.join(build, "plugin", "uring", "nbdkit-nbdcrypt-uring-plugin.so")
     return {
         "file": Backend("file", "file", "file", [], None),
         # A/A control: a second, identical file-plugin server on the same image. Its ratio to

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* nbdkit uring plugin: serves a file or block device through io_uring (uring-file.c). Glue. */
+/* nbdkit nbdcrypt-uring plugin: serves a file or block device through io_uring (uring-file.c). Glue. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -342,7 +342,7 @@ uring_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags UNUSE
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
 static struct nbdkit_plugin plugin = {
-  .name = "uring",
+  .name = "nbdcrypt-uring",
   .longname = "nbdcrypt io_uring file and block device plugin",
   .version = "0.1.0",
   .unload = uring_unload,
