@@ -4,6 +4,7 @@
  * Each allocation is its own anonymous mapping so that madvise() flags apply to it alone
  * and nothing else shares its pages. A small header in front records the mapping size. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,7 +18,42 @@
 
 struct secmem_header {
   size_t map_len;
+  struct secmem_header *prev, *next;    /* the live allocations, for secmem_after_fork */
 };
+
+/* Every live allocation and every region locked with secmem_lock_region: a forked child
+ * inherits their contents but not their locks, so secmem_after_fork locks them again. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct secmem_header *live;
+#define MAX_REGIONS 256
+static struct { uintptr_t start, len; } regions[MAX_REGIONS];
+static size_t nregions;
+static bool keep_across_fork;
+
+static void
+link_live (struct secmem_header *h)
+{
+  pthread_mutex_lock (&live_lock);
+  h->prev = NULL;
+  h->next = live;
+  if (live)
+    live->prev = h;
+  live = h;
+  pthread_mutex_unlock (&live_lock);
+}
+
+static void
+unlink_live (struct secmem_header *h)
+{
+  pthread_mutex_lock (&live_lock);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    live = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+  pthread_mutex_unlock (&live_lock);
+}
 
 void *
 secmem_alloc (size_t n)
@@ -49,7 +85,8 @@ secmem_alloc (size_t n)
     return NULL;
   }
   if (madvise (base, len, MADV_DONTDUMP) == -1 ||
-      madvise (base, len, MADV_WIPEONFORK) == -1) {
+      (!__atomic_load_n (&keep_across_fork, __ATOMIC_RELAXED) &&
+       madvise (base, len, MADV_WIPEONFORK) == -1)) {
     int e = errno;
     munlock (base, len);
     munmap (base, len);
@@ -59,6 +96,7 @@ secmem_alloc (size_t n)
     return NULL;
   }
   ((struct secmem_header *) base)->map_len = len;
+  link_live ((struct secmem_header *) base);
   return base + SECMEM_HEADER;
 }
 
@@ -72,6 +110,7 @@ secmem_free (void *p)
     return;
   base = (uint8_t *) p - SECMEM_HEADER;
   len = ((struct secmem_header *) base)->map_len;
+  unlink_live ((struct secmem_header *) base);
   explicit_bzero (base, len);
   munlock (base, len);
   munmap (base, len);
@@ -92,7 +131,44 @@ secmem_lock_region (const void *p, size_t n)
   if (madvise ((void *) start, end - start, MADV_DONTDUMP) == -1)
     return ncr_error (errno, "cannot exclude key memory from core dumps (madvise: %s)",
                       strerror (errno));
+  pthread_mutex_lock (&live_lock);
+  if (nregions < MAX_REGIONS)
+    regions[nregions++] = (typeof (regions[0])) { start, end - start };
+  pthread_mutex_unlock (&live_lock);
   return 0;
+}
+
+void
+secmem_keep_across_fork (bool keep)
+{
+  __atomic_store_n (&keep_across_fork, keep, __ATOMIC_RELAXED);
+}
+
+int
+secmem_after_fork (void)
+{
+  struct secmem_header *h;
+  size_t i;
+  int r = 0;
+
+  secmem_keep_across_fork (false);
+  pthread_mutex_lock (&live_lock);
+  for (h = live; h && r == 0; h = h->next) {
+    if (mlock (h, h->map_len) == -1)
+      r = ncr_error (errno, "cannot lock key memory again after nbdkit's fork (mlock: %s); "
+                     "raise RLIMIT_MEMLOCK (ulimit -l, LimitMEMLOCK=) or run with "
+                     "CAP_IPC_LOCK", strerror (errno));
+    else if (madvise (h, h->map_len, MADV_DONTDUMP) == -1 ||
+             madvise (h, h->map_len, MADV_WIPEONFORK) == -1)
+      r = ncr_error (errno, "cannot exclude key memory from core dumps/forks (madvise: %s)",
+                     strerror (errno));
+  }
+  for (i = 0; i < nregions && r == 0; i++)
+    if (mlock ((void *) regions[i].start, regions[i].len) == -1)
+      r = ncr_error (errno, "cannot lock key memory again after nbdkit's fork (mlock: %s)",
+                     strerror (errno));
+  pthread_mutex_unlock (&live_lock);
+  return r;
 }
 
 #if defined(__clang__)

@@ -44,6 +44,15 @@ int secmem_lock_region (const void *p, size_t n);
 #define SECMEM_SCRUB_BYTES (64 * 1024)
 void secmem_scrub_cpu (void);
 
+/* Keys that must outlive a fork: nbdkit opens the volume before it forks (so that a failure
+ * fails its start), and the serving process is the child. MADV_WIPEONFORK would hand the
+ * child zeros, and the child inherits no mlock. While keep is true, secmem_alloc does not set
+ * MADV_WIPEONFORK; secmem_after_fork, called in the process that goes on serving, locks
+ * every live allocation and every secmem_lock_region region again, sets MADV_WIPEONFORK on
+ * the allocations and ends the keep. Returns 0 or -errno with a message. */
+void secmem_keep_across_fork (bool keep);
+int secmem_after_fork (void);
+
 /* Make the process non-dumpable while it holds keys (PR_SET_DUMPABLE 0), unless
  * allow_core_dumps, the debugging opt-out. Returns 0 or -errno. */
 int secmem_protect_process (bool allow_core_dumps);

@@ -324,8 +324,17 @@ kmip_free (struct keyprov *kp)
   free (k);
 }
 
+/* The configuration and TLS context (certificates, client key) stay loaded: a process that
+ * drops privileges after this can still reconnect. */
+static void
+kmip_disconnect (struct keyprov *kp)
+{
+  kmip_client_disconnect (((struct keyprov_kmip *) kp)->client);
+}
+
 static const struct keyprov_ops kmip_ops = {
   .name = "kmip",
+  .disconnect = kmip_disconnect,
   .create_kek = kmip_create_kek,
   .wrap = kmip_wrap,
   .unwrap = kmip_unwrap,

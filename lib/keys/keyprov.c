@@ -107,6 +107,13 @@ keyprov_error_is_transient (int r)
 }
 
 void
+keyprov_disconnect (struct keyprov *kp)
+{
+  if (kp && kp->ops->disconnect)
+    kp->ops->disconnect (kp);
+}
+
+void
 keyprov_free (struct keyprov *kp)
 {
   if (kp)

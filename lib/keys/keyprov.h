@@ -68,6 +68,10 @@ int keyprov_get_key (struct keyprov *kp, const char *key_id,
  * to an answer (wrong key, missing object, permission denied). */
 bool keyprov_error_is_transient (int r);
 
+/* Close any connection to the KMS, keeping the configuration and credentials loaded; the next
+ * call connects again. Before a fork: a connection is not shared between processes. */
+void keyprov_disconnect (struct keyprov *kp);
+
 void keyprov_free (struct keyprov *kp);
 
 /* For provider implementations. */
@@ -81,6 +85,7 @@ struct keyprov_ops {
                  uint8_t *, size_t, size_t *);
   int (*kek_state) (struct keyprov *, const char *, enum kek_state *);
   int (*get_key) (struct keyprov *, const char *, uint8_t *, size_t, size_t *);
+  void (*disconnect) (struct keyprov *);        /* may be NULL */
   void (*free) (struct keyprov *);
 };
 struct keyprov {

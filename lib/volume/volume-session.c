@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Volume key life cycle for a serving process: parameters, open once, periodic KEK check. */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +340,31 @@ bool
 vs_revoked (const struct volume_session *s)
 {
   return __atomic_load_n (&s->revoked, __ATOMIC_SEQ_CST) != 0;
+}
+
+void
+vs_prepare_fork (struct volume_session *s)
+{
+  /* A TLS session is not shared between two processes: the serving one connects again at
+   * its first key check, with the credentials already loaded (read before any drop of
+   * privileges). */
+  keyprov_disconnect (s->kp);
+}
+
+void
+vs_describe (const struct vs_config *c, const struct volume_session *s, char *out, size_t n)
+{
+  if (s->vol) {
+    char uuid[37];
+    volume_uuid_str (s->vol->hdr.uuid, uuid);
+    snprintf (out, n, "volume %s opened: %s, %u-byte sectors, data at %" PRIu64 ", KEK %s "
+              "'%s', wrap %s, header copy %c", uuid, ncr_cipher_name (s->cipher),
+              s->sector_size, s->data_offset, s->vol->hdr.kek_provider, s->vol->hdr.kek_id,
+              s->vol->hdr.wrap, s->vol->used_copy ? 'B' : 'A');
+  }
+  else
+    snprintf (out, n, "headerless volume opened: %s, %u-byte sectors, key '%s' from the KMS "
+              "(%s)", ncr_cipher_name (s->cipher), s->sector_size, c->key_id, c->kms_config);
 }
 
 void

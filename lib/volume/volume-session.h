@@ -93,6 +93,14 @@ typedef int (*vs_reread_fn) (void *opaque, struct volume_headers *out);
 int vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
                       vs_reread_fn reread, void *opaque);
 
+/* nbdkit opens the volume before it forks and serves from the child: before the fork, close
+ * the KMS connection (the key check connects again; see also secmem_after_fork). */
+void vs_prepare_fork (struct volume_session *s);
+
+/* One line for the log: UUID, cipher, sector size, data offset, KEK provider and id, wrap. */
+void vs_describe (const struct vs_config *c, const struct volume_session *s, char *out,
+                  size_t n);
+
 /* Set once a check found the key revoked, deactivated or destroyed (never cleared). */
 bool vs_revoked (const struct volume_session *s);
 

@@ -19,6 +19,7 @@
 #include <nbdkit-filter.h>
 
 #include "errors.h"
+#include "filter-log.h"
 #include "keyfile.h"
 #include "secmem.h"
 #include "volume-session.h"
@@ -35,17 +36,26 @@
 
 /* Configuration: set by .config, checked by .config_complete. */
 static char *key_file;
-static struct stat key_file_st;         /* the key file checked in .config_complete */
+static uint8_t *file_key;               /* key-file=: read once, until the engine is keyed */
 static enum ncr_cipher cipher = NCR_CIPHER_AES_256_XTS;
 static unsigned sector_size = 4096;
 static bool discard;
 static bool cipher_set, sector_size_set;  /* given explicitly: must match a volume header */
+static bool force_headerless;           /* force-headerless=true: key-file=/key-id= over a header */
 
 /* Volumes with a header (kms-config=, kek-file=) or keyed by the KMS (key-id=): parameters
- * and key life cycle in lib/volume/volume-session.c; opened once per process in .after_fork. */
+ * and key life cycle in lib/volume/volume-session.c.
+ *
+ * Start-up: every key is loaded and checked before nbdkit forks - key-file= in
+ * .config_complete, volumes in .get_ready (the plugin below is ready by then: nbdkit readies
+ * the stack from the bottom) - so that a volume that cannot be opened fails nbdkit's start
+ * with its exit status and the reason on stderr in every mode (daemon, -f, --run, -s, socket
+ * activation). Those keys sit in locked memory kept across the fork (secmem.h); the engine is
+ * keyed, the locks re-established and the key check started in .after_fork, in the process
+ * that serves. */
 static struct vs_config vs_cfg;
 static struct volume_session *vsess;
-static nbdkit_backend *volume_backend;  /* from .after_fork; stable until .cleanup */
+static nbdkit_backend *volume_backend;  /* the plugin below, from .config_complete */
 static int final_thread_model;          /* from .get_ready */
 
 /* Bytes of the plugin below that precede the encrypted area (0: a raw volume). Tweaks count
@@ -87,6 +97,8 @@ nbdcrypt_unload (void)
   vsess = NULL;
   ncr_xts_pool_free (pool);     /* every thread's key schedules, cleansed */
   pool = NULL;
+  secmem_free (file_key);
+  file_key = NULL;
   free (key_file);
   pthread_rwlock_destroy (&write_lock);
 }
@@ -128,6 +140,13 @@ nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
       return -1;
     }
     sector_size_set = true;
+    return 0;
+  }
+  if (strcmp (key, "force-headerless") == 0) {
+    int r = nbdkit_parse_bool (value);
+    if (r == -1)
+      return -1;
+    force_headerless = r;
     return 0;
   }
   if (strcmp (key, "discard") == 0) {
@@ -187,56 +206,28 @@ set_key (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigned ss,
   return r;
 }
 
-/* key-file=: read the key into locked memory and key the engine with it (check_only: only
- * check that this works, and remember which file it was). The file is read twice: in
- * .config_complete, so that a bad key file stops nbdkit with a message on the terminal, and
- * in .after_fork, where the engine is keyed (its key schedules live in memory that nbdkit's
- * fork into the background would wipe). Both times the key bytes are wiped at once.
- * Returns 0, or -1 after nbdkit_error. */
+/* key-file=: read the key once, into locked memory kept across nbdkit's fork, and check
+ * that it keys the engine (a bad key file stops nbdkit with a message on the terminal). The
+ * engine is keyed from this copy in .after_fork, then the copy is wiped: whatever happens to
+ * the file meanwhile, the key served with is the key checked, and a file readable only by
+ * root still works when nbdkit drops privileges (-u). Returns 0, or -1 after nbdkit_error. */
 static int
-load_key_file (bool check_only)
+load_key_file (void)
 {
   size_t key_len = ncr_cipher_key_len (cipher);
   char source[PATH_MAX + 16];
   struct stat st;
-  uint8_t *key;
   int r;
 
-  if (ncr_keyfile_read_stat (key_file, key_len, &key, &st) < 0) {
-    if (check_only)
-      nbdkit_error ("nbdcrypt: %s (cipher=%s)", ncr_last_error (), ncr_cipher_name (cipher));
-    else
-      nbdkit_error ("nbdcrypt: the key file was readable at startup but is not now: %s",
-                    ncr_last_error ());
-    return -1;
-  }
-  if (check_only) {
-    if (!S_ISREG (st.st_mode)) {
-      secmem_free (key);
-      nbdkit_error ("nbdcrypt: key file '%s' is not a regular file: it is read again once "
-                    "nbdkit has started (the key schedules are made after nbdkit forks), so "
-                    "it cannot be a pipe or a device", key_file);
-      return -1;
-    }
-    key_file_st = st;
-  }
-  else if (st.st_dev != key_file_st.st_dev || st.st_ino != key_file_st.st_ino ||
-           st.st_size != key_file_st.st_size ||
-           st.st_mtim.tv_sec != key_file_st.st_mtim.tv_sec ||
-           st.st_mtim.tv_nsec != key_file_st.st_mtim.tv_nsec ||
-           st.st_ctim.tv_sec != key_file_st.st_ctim.tv_sec ||
-           st.st_ctim.tv_nsec != key_file_st.st_ctim.tv_nsec) {
-    secmem_free (key);
-    nbdkit_error ("nbdcrypt: key file '%s' was replaced or modified while nbdkit was "
-                  "starting (it is read at startup and again once nbdkit has started): not "
-                  "serving with a key that was not the one checked; restart nbdkit",
-                  key_file);
+  secmem_keep_across_fork (true);
+  r = ncr_keyfile_read_stat (key_file, key_len, &file_key, &st);
+  secmem_keep_across_fork (false);
+  if (r < 0) {
+    nbdkit_error ("nbdcrypt: %s (cipher=%s)", ncr_last_error (), ncr_cipher_name (cipher));
     return -1;
   }
   snprintf (source, sizeof source, "key-file '%s'", key_file);
-  r = set_key (cipher, key, key_len, sector_size, source, check_only);
-  secmem_free (key);            /* key bytes gone; only the key schedules remain */
-  return r;
+  return set_key (cipher, file_key, key_len, sector_size, source, true);
 }
 
 static int
@@ -246,8 +237,13 @@ nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxd
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
+  volume_backend = nxdata;      /* the plugin's backend: stable for the process's life */
+  if (secmem_protect_process (vs_cfg.allow_core_dumps) < 0) {
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    return -1;
+  }
   if (vs_config_active (&vs_cfg))
-    return next (nxdata);       /* keyed in .after_fork: locked memory is wiped on fork */
+    return next (nxdata);       /* opened in .get_ready, once the plugin is ready */
   if (!key_file) {
     nbdkit_error ("nbdcrypt: key-file=PATH is required: a file holding the raw %zu-byte "
                   "%s volume key (or kms-config=FILE / kek-file=PATH for a volume made "
@@ -255,12 +251,8 @@ nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxd
                   ncr_cipher_name (cipher));
     return -1;
   }
-  if (load_key_file (true) == -1)     /* keyed in .after_fork */
+  if (load_key_file () == -1)         /* the engine is keyed in .after_fork */
     return -1;
-  if (secmem_protect_process (vs_cfg.allow_core_dumps) < 0) {
-    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
-    return -1;
-  }
   return next (nxdata);
 }
 
@@ -279,88 +271,153 @@ volume_read (void *opaque, void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
-/* Re-read both header copies through a fresh shared context (key check thread). */
+/* A context on the plugin below outside any connection (.get_ready, the key check thread).
+ * Returns NULL with a message in ncr_last_error(). */
+static nbdkit_next *
+plugin_open (uint64_t *size)
+{
+  nbdkit_next *n = nbdkit_next_context_open (volume_backend, 1, "", 1);
+  int64_t sz;
+
+  if (n == NULL) {
+    ncr_error (EIO, "cannot open the plugin to read the volume header");
+    return NULL;
+  }
+  if (n->prepare (n) == -1 || (sz = n->get_size (n)) < 0) {
+    n->finalize (n);
+    nbdkit_next_context_close (n);
+    ncr_error (EIO, "cannot prepare the plugin or get its size to read the volume header");
+    return NULL;
+  }
+  *size = (uint64_t) sz;
+  return n;
+}
+
+static void
+plugin_close (nbdkit_next *n)
+{
+  n->finalize (n);
+  nbdkit_next_context_close (n);
+}
+
+/* Re-read both header copies (key check thread). */
 static int
 volume_reread (void *opaque UNUSED, struct volume_headers *hs)
 {
-  nbdkit_next *n = nbdkit_next_context_open (volume_backend, 1, "", 1);
-  int64_t size;
+  uint64_t size;
+  nbdkit_next *n = plugin_open (&size);
   int r;
 
   if (n == NULL)
-    return ncr_error (EIO, "cannot open the plugin to re-read the volume header");
-  if (n->prepare (n) == -1) {
-    nbdkit_next_context_close (n);
-    return ncr_error (EIO, "cannot prepare the plugin to re-read the volume header");
-  }
-  size = n->get_size (n);
-  r = size < 0 ? ncr_error (EIO, "cannot get the plugin's size") :
-      volume_read_headers (volume_read, n, (uint64_t) size, hs);
-  n->finalize (n);
-  nbdkit_next_context_close (n);
+    return -EIO;
+  r = volume_read_headers (volume_read, n, size, hs);
+  plugin_close (n);
   return r;
 }
 
-/* The key check thread re-reads the header through its own plugin context, outside any
- * connection: only safe when the plugin (hence nbdkit) runs requests in parallel. */
+/* key-file= and key-id= serve the whole plugin as data. Over a volume made by 'nbdcrypt
+ * format', or a LUKS container, that is a mistake which the first write at offset 0 turns into
+ * lost data (both header copies overwritten): refuse it, unless force-headerless=true.
+ * Checked in .get_ready through a context of our own; a plugin that cannot be opened outside
+ * a connection (nbdkit's sh and eval plugins) is checked through the first connection instead
+ * (.prepare), and every connection is refused if it finds a header.
+ * Returns 0, or -1 after nbdkit_error. */
+enum { HEADERLESS_UNCHECKED, HEADERLESS_OK, HEADERLESS_REFUSED };
+static int headerless_state = HEADERLESS_UNCHECKED;     /* __atomic access */
+
 static int
-nbdcrypt_get_ready (int thread_model)
+check_headerless (nbdkit_next *n, uint64_t size)
 {
-  final_thread_model = thread_model;
-  return 0;
+  const char *param = key_file ? "key-file=" : "key-id=";
+  static const uint64_t offsets[] = { VH_COPY_A_OFFSET, VH_COPY_B_OFFSET };
+  uint8_t buf[VH_AREA_SIZE];
+  const char *what = NULL;
+  int err = 0;
+
+  for (size_t i = 0; i < 2 && what == NULL; i++) {
+    if (offsets[i] + sizeof buf > size)
+      break;
+    if (n->pread (n, buf, sizeof buf, offsets[i], 0, &err) == -1) {
+      nbdkit_error ("nbdcrypt: cannot read the plugin to check for a volume header: %s",
+                    strerror (err ? err : EIO));
+      return -1;
+    }
+    if (volume_header_has_magic (buf, sizeof buf))
+      what = i == 0 ? "an nbdcrypt volume header (copy A)" :
+                      "an nbdcrypt volume header (copy B)";
+    else if (i == 0 && memcmp (buf, "LUKS\xba\xbe", 6) == 0)
+      what = "a LUKS header";
+  }
+  if (what == NULL) {
+    __atomic_store_n (&headerless_state, HEADERLESS_OK, __ATOMIC_RELEASE);
+    return 0;
+  }
+  __atomic_store_n (&headerless_state, HEADERLESS_REFUSED, __ATOMIC_RELEASE);
+  nbdkit_error ("nbdcrypt: the plugin's data begins with %s, but %s serves it as a headerless "
+                "volume: the header would be read as data and destroyed by the first write. "
+                "Open an nbdcrypt volume with kek-file= or kms-config= instead; if the header "
+                "is really stale and to be overwritten, add force-headerless=true", what, param);
+  return -1;
 }
 
-/* Called by the key check thread. */
-static void
-volume_event (void *opaque UNUSED, enum vs_event ev, const char *msg)
+static int
+refuse_headerless_over_header (void)
 {
-  if (ev == VS_EVENT_KEK_CHANGED) {   /* not an error: nbdkit has no lower level that logs */
-    nbdkit_error ("nbdcrypt: %s", msg);
-    return;
+  uint64_t size;
+  nbdkit_next *n;
+  int r;
+
+  if (force_headerless || vs_config_header_mode (&vs_cfg))
+    return 0;
+  if ((n = plugin_open (&size)) == NULL) {
+    nbdkit_debug ("nbdcrypt: %s: checking for a header at the first connection instead",
+                  ncr_last_error ());
+    return 0;
   }
-  if (ev != VS_EVENT_REVOKED) {
-    nbdkit_error ("nbdcrypt: warning: %s", msg);
-    return;
-  }
-  nbdkit_error ("nbdcrypt: %s: %s", msg, vs_cfg.on_revoke_shutdown ?
-                "shutting down (on-revoke=shutdown)" :
-                "refusing new connections (on-revoke=refuse)");
-  if (vs_cfg.on_revoke_shutdown)
-    nbdkit_shutdown ();
+  r = check_headerless (n, size);
+  plugin_close (n);
+  return r;
 }
 
-/* Key the engine, after nbdkit's fork (so that locked key memory and the key check thread
- * survive) and before any connection is served. key-file=: read the file again. Volumes:
- * read the header once (or fetch the key-id= key), unwrap, key the engine, start the key
- * check. */
+/* The header check of refuse_headerless_over_header, if .get_ready could not make it. */
 static int
-nbdcrypt_after_fork (nbdkit_backend *backend)
+nbdcrypt_prepare (nbdkit_next *next, void *handle UNUSED, int readonly UNUSED)
+{
+  int64_t size;
+
+  switch (__atomic_load_n (&headerless_state, __ATOMIC_ACQUIRE)) {
+  case HEADERLESS_OK:
+    return 0;
+  case HEADERLESS_REFUSED:
+    nbdkit_error ("nbdcrypt: refused: the plugin's data begins with a volume header (see "
+                  "the first error)");
+    return -1;
+  }
+  if (force_headerless || vs_config_header_mode (&vs_cfg))
+    return 0;
+  if ((size = next->get_size (next)) < 0)
+    return -1;
+  return check_headerless (next, (uint64_t) size);
+}
+
+/* Header mode: read the header through the plugin, unwrap the DEK (retrying an unreachable KMS
+ * for kms-startup-timeout), check the key check value. key-id= mode: fetch the raw key.
+ * Returns 0, or -1 after nbdkit_error. */
+static int
+open_volume (void)
 {
   int r;
 
-  if (vs_cfg.allow_core_dumps)
-    nbdkit_error ("nbdcrypt: warning: allow-core-dumps=true: the process stays dumpable and "
-                  "a core file may contain key material");
-  if (!vs_config_active (&vs_cfg))
-    return load_key_file (false);
-  volume_backend = backend;
   if (vs_config_header_mode (&vs_cfg)) {
-    nbdkit_next *n = nbdkit_next_context_open (backend, 1, "", 1);
-    int64_t size;
+    uint64_t size;
+    nbdkit_next *n = plugin_open (&size);
 
-    if (n == NULL) {
-      nbdkit_error ("nbdcrypt: cannot open the plugin to read the volume header");
-      return -1;
+    if (n == NULL)
+      r = -EIO;
+    else {
+      r = vs_open_header (&vs_cfg, volume_read, n, size, &vsess);
+      plugin_close (n);
     }
-    if (n->prepare (n) == -1) {
-      nbdkit_next_context_close (n);
-      return -1;
-    }
-    size = n->get_size (n);
-    r = size < 0 ? ncr_error (EIO, "cannot get the size of the plugin's export") :
-        vs_open_header (&vs_cfg, volume_read, n, (uint64_t) size, &vsess);
-    n->finalize (n);
-    nbdkit_next_context_close (n);
   }
   else
     r = vs_open_key_id (&vs_cfg, cipher, sector_size, &vsess);
@@ -368,8 +425,29 @@ nbdcrypt_after_fork (nbdkit_backend *backend)
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
+  return 0;
+}
+
+/* Everything that can refuse the volume runs here, before nbdkit forks (see the top). The key
+ * check thread re-reads the header through its own plugin context, outside any connection:
+ * only safe when the plugin (hence nbdkit) runs requests in parallel. */
+static int
+nbdcrypt_get_ready (int thread_model)
+{
+  int r;
+
+  final_thread_model = thread_model;
+  if (refuse_headerless_over_header () == -1)
+    return -1;
+  if (!vs_config_active (&vs_cfg))
+    return 0;
+  secmem_keep_across_fork (true);
+  r = open_volume ();
+  secmem_keep_across_fork (false);
+  if (r == -1)
+    return -1;
   if (vsess->warning[0])
-    nbdkit_error ("nbdcrypt: warning: %s", vsess->warning);
+    filter_log_warning ("%s", vsess->warning);
   if ((cipher_set && vsess->cipher != cipher) ||
       (sector_size_set && vsess->sector_size != sector_size)) {
     nbdkit_error ("nbdcrypt: cipher=/sector-size= disagree with the volume header (%s, "
@@ -380,11 +458,66 @@ nbdcrypt_after_fork (nbdkit_backend *backend)
   cipher = vsess->cipher;
   sector_size = vsess->sector_size;
   data_offset = vsess->data_offset;
+  if (set_key (cipher, vsess->key, vsess->key_len, sector_size,
+               vs_config_header_mode (&vs_cfg) ? "volume key" : vs_cfg.key_id, true) == -1)
+    return -1;
+  vs_prepare_fork (vsess);
+  return 0;
+}
+
+/* Called by the key check thread. */
+static void
+volume_event (void *opaque UNUSED, enum vs_event ev, const char *msg)
+{
+  switch (ev) {
+  case VS_EVENT_KEK_CHANGED:
+  case VS_EVENT_RECOVERED:
+    filter_log_info ("%s", msg);
+    return;
+  case VS_EVENT_UNREACHABLE:
+    filter_log_warning ("%s", msg);
+    return;
+  case VS_EVENT_REVOKED:
+    break;
+  }
+  nbdkit_error ("nbdcrypt: %s: %s", msg, vs_cfg.on_revoke_shutdown ?
+                "shutting down (on-revoke=shutdown)" :
+                "refusing new connections (on-revoke=refuse)");
+  if (vs_cfg.on_revoke_shutdown)
+    nbdkit_shutdown ();
+}
+
+/* In the process that serves (after nbdkit's fork, if any): lock the keys kept across the
+ * fork again and exclude them from later forks, key the engine, start the key check. */
+static int
+nbdcrypt_after_fork (nbdkit_backend *backend UNUSED)
+{
+  char line[600];
+  int r;
+
+  if (vs_cfg.allow_core_dumps)
+    filter_log_warning ("allow-core-dumps=true: the process stays dumpable and a core file "
+                        "may contain key material");
+  if (secmem_after_fork () < 0 || secmem_protect_process (vs_cfg.allow_core_dumps) < 0) {
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    return -1;
+  }
+  if (!vs_config_active (&vs_cfg)) {
+    r = set_key (cipher, file_key, ncr_cipher_key_len (cipher), sector_size, "key-file",
+                 false);
+    secmem_free (file_key);     /* key bytes gone; only the key schedules remain */
+    file_key = NULL;
+    if (r == 0)
+      filter_log_info ("headerless volume opened: %s, %u-byte sectors, key-file '%s'",
+                       ncr_cipher_name (cipher), sector_size, key_file);
+    return r;
+  }
   if (set_key (vsess->cipher, vsess->key, vsess->key_len, vsess->sector_size,
                vs_config_header_mode (&vs_cfg) ? "volume key" : vs_cfg.key_id, false) == -1)
     return -1;
-  if (secmem_protect_process (vs_cfg.allow_core_dumps) < 0 ||
-      vs_start_checker (vsess, vs_cfg.check_interval, volume_event,
+  vs_describe (&vs_cfg, vsess, line, sizeof line);
+  filter_log_info ("%s", line);
+  if (vs_start_checker (vsess, vs_cfg.check_interval, volume_event,
                         final_thread_model == NBDKIT_THREAD_MODEL_PARALLEL ?
                         volume_reread : NULL, NULL) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
@@ -411,6 +544,8 @@ nbdcrypt_preconnect (nbdkit_next_preconnect *next, nbdkit_backend *nxdata, int r
   "sector-size=4096|512       Encryption sector size (default 4096).\n" \
   "discard=on|off             Pass whole-sector trims down (default off: trims\n" \
   "                           reveal which blocks are in use).\n" \
+  "force-headerless=BOOL      Serve key-file=/key-id= even over a backend that begins\n" \
+  "                           with an nbdcrypt or LUKS header (default false).\n" \
   VS_CONFIG_HELP
 
 static int
@@ -738,6 +873,7 @@ static struct nbdkit_filter filter = {
   .get_ready          = nbdcrypt_get_ready,
   .after_fork         = nbdcrypt_after_fork,
   .preconnect         = nbdcrypt_preconnect,
+  .prepare            = nbdcrypt_prepare,
   .thread_model       = nbdcrypt_thread_model,
   .get_size           = nbdcrypt_get_size,
   .block_size         = nbdcrypt_block_size,

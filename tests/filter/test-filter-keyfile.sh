@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
-# Description: key-file= is read twice: checked in .config_complete (so that a bad key file
-# stops nbdkit with a message on the terminal, before it forks), and read again in
-# .after_fork, where the engine is keyed (the key schedules live in locked memory that is
-# wiped in forked children, so they must be made after nbdkit's fork). Shown here:
+# Description: key-file= is read once, in .config_complete (so that a bad key file stops
+# nbdkit with a message on the terminal, before it forks), into locked memory kept across
+# nbdkit's fork; the engine is keyed from that copy in .after_fork, in the process that serves,
+# and the copy is wiped. Shown here:
 #  - daemon mode (no -f: nbdkit forks into the background): what a client writes through it
 #    reads back identically through a foreground nbdkit on the same image, and the image holds
 #    ciphertext - so the daemon was keyed, after its fork, with the right key; its key
 #    schedules are in a locked (Locked > 0, "lo"), not-dumped ("dd") mapping (not under ASan,
 #    which ignores mlock);
-#  - the key file removed, or replaced by another valid key, between the two reads: nbdkit
-#    refuses to serve and names the file (the window is held open by a plugin whose get_ready
-#    waits for the test); untouched, the same command line serves;
-#  - a pipe as key file: refused at startup (it cannot be read twice).
+#  - the key file removed, or replaced by another valid key, after it was read (the window is
+#    held open by a plugin whose get_ready waits for the test): nbdkit serves with the key it
+#    read, checked against python3-cryptography's XTS; nothing reads the file again;
+#  - a pipe as key file: read once, it serves with the key it carried.
 source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
@@ -70,15 +70,16 @@ assert h.pread(1000, 2000000 + 7) == data[:1000]
 stop_nbdkit fg
 echo "daemon mode: keyed after its fork with the right key"
 
-# 2. The key file changes between the check and the keying.
+# 2. The key file changes after it was read: nbdkit serves with the key it read.
 # window ACTION: nbdkit (foreground, on $tmpdir/w.sock) with a plugin whose get_ready - run
-# between the filter's .config_complete and .after_fork - waits until ACTION has run. Then
-# either nbdkit serves (rc=0, after one read through it) or it exits by itself (rc = its
-# status; the output is in $out).
+# after the filter's .config_complete, before .after_fork - waits until ACTION has run. The
+# plugin reads as zeros, so the first 512 bytes served are the XTS decryption of a zero
+# sector 0 under the key nbdkit keyed its engine with: saved in $tmpdir/w.read. rc=0 if it
+# served, else nbdkit's exit status (the output is in $out).
 out="$tmpdir/w.out"
 window () {
   local pid since=0
-  rm -f "$tmpdir/ready" "$tmpdir/go" "$tmpdir/w.sock"
+  rm -f "$tmpdir/ready" "$tmpdir/go" "$tmpdir/w.sock" "$tmpdir/w.read"
   cp "$key" "$tmpdir/w.key"
   ( sanitizer_env; exec nbdkit -f -U "$tmpdir/w.sock" --filter="$F" eval \
       get_size='echo 1048576' \
@@ -94,11 +95,14 @@ window () {
   for _ in $(seq 300); do
     if ! kill -0 $pid 2>/dev/null; then
       rc=0; wait $pid || rc=$?
+      [ $rc != 0 ] || rc=1          # exited by itself: it did not serve
       return
     fi
     # With libasan preloaded nbdkit 1.32 can hang in exit() after an error printed with
-    # strerror (see test-filter-badinput.sh): judged on its message then.
-    if grep -q 'error:' "$out"; then
+    # strerror (see test-filter-badinput.sh): judged on its message then. (Only the
+    # filter's errors count: the eval plugin says "no connection in this thread" when the
+    # filter's start-up check for a volume header opens it outside a connection.)
+    if grep -q 'error: nbdcrypt' "$out"; then
       if [ $((since += 1)) -ge 40 ]; then
         kill -9 $pid; wait $pid || true; rc=1
         return
@@ -106,7 +110,7 @@ window () {
     # Serving? (The socket listens before .after_fork; connections are accepted after it.)
     elif [ -S "$tmpdir/w.sock" ] &&
        env -u LD_PRELOAD timeout 10 nbdsh -u "nbd+unix:///?socket=$tmpdir/w.sock" \
-         -c 'h.pread(512, 0)' 2>/dev/null; then
+         -c "open('$tmpdir/w.read', 'wb').write(h.pread(512, 0))" 2>/dev/null; then
       kill $pid; wait $pid || true; rc=0
       return
     fi
@@ -115,27 +119,38 @@ window () {
   kill -9 $pid; wait $pid || true
   echo "$0: FAIL: nbdkit neither served nor exited:" >&2; cat "$out" >&2; exit 1
 }
+# served_with KEYFILE: what window read is XTS-decrypted zeros under KEYFILE (oracle).
+served_with () {
+  /usr/bin/python3 - "$1" "$tmpdir/w.read" <<'PY'
+import sys
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+key = open(sys.argv[1], 'rb').read()
+got = open(sys.argv[2], 'rb').read()
+d = Cipher(algorithms.AES(key), modes.XTS((0).to_bytes(16, 'little'))).decryptor()
+want = d.update(bytes(4096))[:512]
+sys.exit(0 if got == want else 1)
+PY
+}
 window true
 [ $rc = 0 ] || { echo "$0: FAIL: untouched key file: nbdkit did not serve:" >&2; cat "$out" >&2; exit 1; }
-echo "untouched key file: served"
+served_with "$key" || { echo "$0: FAIL: untouched key file: not served with its key" >&2; exit 1; }
+echo "untouched key file: served with its key"
 window 'rm "$tmpdir/w.key"'
-if [ $rc = 0 ] || ! grep -q "$tmpdir/w.key" "$out" || ! grep -q "No such file" "$out" ||
-   ! grep -q "readable at startup but is not now" "$out"; then
-  echo "$0: FAIL: key file removed while starting: rc $rc, unclear message:" >&2; cat "$out" >&2; exit 1
-fi
-echo "removed: $(grep -m1 nbdcrypt "$out")"
+[ $rc = 0 ] || { echo "$0: FAIL: key file removed after it was read: nbdkit did not serve:" >&2; cat "$out" >&2; exit 1; }
+served_with "$key" || { echo "$0: FAIL: key file removed: not served with the key read" >&2; exit 1; }
+echo "removed after it was read: served with the key read"
 window 'head -c 64 /dev/urandom >"$tmpdir/new.key"; mv "$tmpdir/new.key" "$tmpdir/w.key"'
-if [ $rc = 0 ] || ! grep -q "$tmpdir/w.key" "$out" || ! grep -q "replaced or modified" "$out"; then
-  echo "$0: FAIL: key file replaced while starting: rc $rc, unclear message:" >&2; cat "$out" >&2; exit 1
+[ $rc = 0 ] || { echo "$0: FAIL: key file replaced after it was read: nbdkit did not serve:" >&2; cat "$out" >&2; exit 1; }
+served_with "$key" || { echo "$0: FAIL: key file replaced: not served with the key read" >&2; exit 1; }
+if served_with "$tmpdir/w.key"; then
+  echo "$0: FAIL: key file replaced: served with the new key (read twice?)" >&2; exit 1
 fi
-echo "replaced: $(grep -m1 nbdcrypt "$out")"
-window 'head -c 64 /dev/urandom >"$tmpdir/w.key"'      # rewritten in place
-if [ $rc = 0 ] || ! grep -q "replaced or modified" "$out"; then
-  echo "$0: FAIL: key file rewritten while starting: rc $rc:" >&2; cat "$out" >&2; exit 1
-fi
-echo "rewritten: refused"
+echo "replaced after it was read: served with the key read"
 
-# 3. A pipe cannot be read twice: refused at startup, with the reason.
-nbdkit_fails 'not a regular file' --filter="$F" memory 1M key-file=<(cat "$key")
-echo "pipe: $(grep -m1 nbdcrypt "$tmpdir/fail.out")"
+# 3. A pipe is read once, like a file.
+truncate -s 1M "$tmpdir/zero.img"
+nbdkit -U - --filter="$F" file "$tmpdir/zero.img" key-file=<(cat "$key") \
+  --run "nbdsh -u \"\$uri\" -c \"open('$tmpdir/w.read', 'wb').write(h.pread(512, 0))\""
+served_with "$key" || { echo "$0: FAIL: pipe: not served with the key it carried" >&2; exit 1; }
+echo "pipe: served with the key it carried"
 echo "$0: OK"
