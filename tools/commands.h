@@ -10,5 +10,6 @@ int cmd_rewrap (int argc, char **argv);
 int cmd_verify (int argc, char **argv);
 int cmd_kms (int argc, char **argv);
 int cmd_ttlv (int argc, char **argv);
+int cmd_header (int argc, char **argv);
 
 #endif /* NBDCRYPT_COMMANDS_H */

@@ -14,6 +14,7 @@ static const struct {
   { "dump",   cmd_dump,   "show a volume header; optionally write out the volume key" },
   { "rewrap", cmd_rewrap, "rotate the key-encryption key without touching data" },
   { "verify", cmd_verify, "check KMS reachability, KEK state and the key check value" },
+  { "header", cmd_header, "back up or restore the volume header copies (as luksHeaderBackup)" },
   { "kms",    cmd_kms,    "talk to a KMIP server (versions, query, create, get, ...)" },
   { "ttlv",   cmd_ttlv,   "decode a KMIP TTLV message (hex or binary) for debugging" },
 };
