@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "message.h"
+#include "internal.h"
 
 static __thread struct kmip_result last_result;
 

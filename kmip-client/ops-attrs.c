@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attrs.h"
-#include "client.h"
+#include "internal.h"
 
 struct attr_args {
   uint32_t op;

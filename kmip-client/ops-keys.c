@@ -6,8 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "attrs.h"
-#include "client.h"
+#include "internal.h"
 
 /* Copy a Unique Identifier from a payload into the caller's buffer. */
 static int
