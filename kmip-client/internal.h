@@ -43,7 +43,8 @@ void kmip_req_free (struct kmip_req *r);   /* wipes (requests may carry keys) */
 struct kmip_resp_item {
   uint32_t operation;                   /* 0 if the server left it out (failures) */
   uint32_t status, reason;
-  const char *message;                  /* ResultMessage or NULL */
+  const char *message;                  /* ResultMessage or NULL: the server's text, raw */
+  size_t message_len;
   const struct kmip_node *payload;      /* ResponsePayload or NULL */
   const uint8_t *id;                    /* Unique Batch Item ID or NULL */
   size_t id_len;
@@ -62,12 +63,26 @@ int kmip_resp_parse (const uint8_t *buf, size_t len, size_t max_size, struct kmi
 void kmip_resp_free (struct kmip_resp *resp);
 
 /* Check batch item i is a success of operation op; otherwise KMIP_E_RESULT with the server's
- * status, reason and message verbatim (and kmip_last_result set). */
+ * status, reason and message (escaped, cut to a few hundred characters) and kmip_last_result
+ * set. */
 int kmip_resp_check (const struct kmip_resp *resp, size_t i, uint32_t op);
 
 /* Record the result numbers for kmip_last_result(). */
 void kmip_set_last_result (uint32_t status, uint32_t reason);
 
+/* How much of a server's text (escaped) an error message quotes. */
+#define KMIP_MESSAGE_TEXT_MAX 256
+
+/* Whether len bytes from the server can be a Unique Identifier we keep, print and send back:
+ * 1 to KMIP_UID_MAX - 1 bytes, no control byte (NUL, LF, ESC ...). */
+bool kmip_uid_text_ok (const char *s, size_t len);
+
+/* The answer (payload) of an operation on object uid must be about that object: if it names
+ * one (Unique Identifier), it must be uid, byte for byte; otherwise KMIP_E_DECODE. An answer
+ * naming none is accepted (the field is required by the spec, but what matters here is that
+ * the server does not substitute another object). */
+int kmip_check_answer_uid (const struct kmip_node *payload, const char *opname,
+                           const char *uid);
 
 /* ---------------------------------------------------------------- transport (tls.c)
  * The byte transport under the message layer: the protocol code only sees these ops, never

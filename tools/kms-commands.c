@@ -10,6 +10,14 @@
 #include "kms-common.h"
 #include "secmem.h"
 
+/* Server-chosen text (names, attribute values, vendor strings) as printed on one line. */
+#define SAFE_MAX 512
+static const char *
+safe (const char *s, char buf[SAFE_MAX])
+{
+  return kmip_escape_text (s, strlen (s), buf, SAFE_MAX);
+}
+
 static const char *
 vstr (uint16_t v, char buf[8])
 {
@@ -47,14 +55,15 @@ static int
 do_query (struct kmip_client *c, const struct kms_opts *o)
 {
   struct kmip_query_info q;
+  char b[SAFE_MAX];
   int r;
 
   (void) o;
   if ((r = kmip_query (c, &q)) < 0)
     return kms_fail (r);
-  printf ("vendor: %s\n", q.vendor ? q.vendor : "(not given)");
+  printf ("vendor: %s\n", q.vendor ? safe (q.vendor, b) : "(not given)");
   if (q.server_info)
-    printf ("server information: %s\n", q.server_info);
+    printf ("server information: %s\n", safe (q.server_info, b));
   printf ("operations:");
   for (size_t i = 0; i < q.nr_operations; i++) {
     const char *n = kmip_enum_name (KMIP_TAG_OPERATION, q.operations[i]);
@@ -211,7 +220,7 @@ static int
 do_attrs (struct kmip_client *c, const struct kms_opts *o)
 {
   struct kmip_attrs a;
-  char b1[16], b2[16], b3[16];
+  char b1[16], b2[16], b3[16], b[SAFE_MAX];
   int r;
 
   if ((r = kmip_get_attributes (c, o->args[0], &a)) < 0)
@@ -248,9 +257,9 @@ do_attrs (struct kmip_client *c, const struct kms_opts *o)
     printf ("length: %u\n", a.length);
     printf ("usage mask: 0x%x\n", a.usage_mask);
     for (size_t i = 0; a.names && a.names[i]; i++)
-      printf ("name: %s\n", a.names[i]);
+      printf ("name: %s\n", safe (a.names[i], b));
     for (size_t i = 0; a.custom && a.custom[i]; i++)
-      printf ("custom: %s\n", a.custom[i]);
+      printf ("custom: %s\n", safe (a.custom[i], b));
   }
   kmip_attrs_free (&a);
   return 0;
@@ -259,13 +268,13 @@ do_attrs (struct kmip_client *c, const struct kms_opts *o)
 static int
 do_attr_list (struct kmip_client *c, const struct kms_opts *o)
 {
-  char **names;
+  char **names, b[SAFE_MAX];
   int n = kmip_get_attribute_list (c, o->args[0], &names);
 
   if (n < 0)
     return kms_fail (n);
   for (int i = 0; i < n; i++)
-    printf ("%s\n", names[i]);
+    printf ("%s\n", safe (names[i], b));
   kmip_strv_free (names);
   return 0;
 }
