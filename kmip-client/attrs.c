@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attrs.h"
+#include "internal.h"
 
 /* 1.x names of the attributes this library writes or reads. Others are derived from the tag
  * name by spacing the CamelCase words. */

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "transport.h"
+#include "internal.h"
 
 struct kmip_client {
   pthread_mutex_t lock;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kmip/kmip.h"
+#include "internal.h"
 
 struct kmip_config *
 kmip_config_new (void)

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kmip/errors.h"
+#include "internal.h"
 
 static __thread char last_error[1024];
 

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* KMIP messages: the request header and batch items around operation payloads, and the
- * response header / batch items / result fields, checked and surfaced verbatim. */
+ * response header / batch items / result fields, checked; the server's text is escaped where
+ * it enters a message. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "message.h"
+#include "internal.h"
 
 static __thread struct kmip_result last_result;
 
@@ -153,7 +154,6 @@ kmip_resp_parse (const uint8_t *buf, size_t len, size_t max_size, struct kmip_re
   for (item = kmip_find (root, KMIP_TAG_BATCH_ITEM); item; item = kmip_find_next (item)) {
     struct kmip_resp_item *it = &resp->items[resp->nitems];
     const struct kmip_node *n;
-    size_t mlen;
 
     if ((r = kmip_node_struct (item)) < 0 ||
         (r = kmip_get_enum (item, KMIP_TAG_RESULT_STATUS, &it->status)) < 0)
@@ -163,7 +163,7 @@ kmip_resp_parse (const uint8_t *buf, size_t len, size_t max_size, struct kmip_re
     if ((n = kmip_find (item, KMIP_TAG_RESULT_REASON)) && (r = kmip_node_enum (n, &it->reason)) < 0)
       goto bad_item;
     if ((n = kmip_find (item, KMIP_TAG_RESULT_MESSAGE)) &&
-        (r = kmip_node_text (n, &it->message, &mlen)) < 0)
+        (r = kmip_node_text (n, &it->message, &it->message_len)) < 0)
       goto bad_item;
     if ((n = kmip_find (item, KMIP_TAG_UNIQUE_BATCH_ITEM_ID)) &&
         (r = kmip_node_bytes (n, &it->id, &it->id_len)) < 0)
@@ -190,7 +190,7 @@ kmip_resp_check (const struct kmip_resp *resp, size_t i, uint32_t op)
 {
   const struct kmip_resp_item *it;
   const char *opname = kmip_enum_name (KMIP_TAG_OPERATION, op);
-  char reason[96];
+  char reason[96], msg[KMIP_MESSAGE_TEXT_MAX];
 
   if (opname == NULL)
     opname = "operation";
@@ -208,15 +208,19 @@ kmip_resp_check (const struct kmip_resp *resp, size_t i, uint32_t op)
   kmip_set_last_result (it->status, it->reason);
   if (it->status == KMIP_RESULT_STATUS_SUCCESS)
     return 0;
+  /* The server's text goes into messages that reach terminals and logs: escaped, here where
+   * it enters them, so that no caller can forget to. */
+  if (it->message)
+    kmip_escape_text (it->message, it->message_len, msg, sizeof msg);
   if (it->status != KMIP_RESULT_STATUS_OPERATION_FAILED)
     return kmip_set_error (KMIP_E_RESULT, "%s: %s%s%s", opname,
                            kmip_enum_name (KMIP_TAG_RESULT_STATUS, it->status) ? :
                            "unexpected result status", it->message ? ": " : "",
-                           it->message ? it->message : "");
+                           it->message ? msg : "");
   if (it->reason == 0)
     return kmip_set_error (KMIP_E_RESULT, "%s failed: %s", opname,
-                           it->message ? it->message : "no reason given");
+                           it->message ? msg : "no reason given");
   return kmip_set_error (KMIP_E_RESULT, "%s failed: %s%s%s", opname,
                          kmip_reason_text (it->reason, reason, sizeof reason),
-                         it->message ? ": " : "", it->message ? it->message : "");
+                         it->message ? ": " : "", it->message ? msg : "");
 }

@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attrs.h"
-#include "client.h"
+#include "internal.h"
 
 struct attr_args {
   uint32_t op;
@@ -62,6 +61,8 @@ kmip_get_attributes (struct kmip_client *c, const char *uid, struct kmip_attrs *
     return r;
   r = kmip_resp_check (&resp, 0, KMIP_OPERATION_GET_ATTRIBUTES);
   if (r == 0)
+    r = kmip_check_answer_uid (resp.items[0].payload, "GetAttributes", uid);
+  if (r == 0)
     r = kmip_decode_attrs (resp.items[0].payload, resp.version, a);
   kmip_resp_free (&resp);
   return r;
@@ -83,6 +84,8 @@ kmip_get_attribute_list (struct kmip_client *c, const char *uid, char ***namesp)
   if (r < 0)
     return r;
   r = kmip_resp_check (&resp, 0, KMIP_OPERATION_GET_ATTRIBUTE_LIST);
+  if (r == 0)
+    r = kmip_check_answer_uid (resp.items[0].payload, "GetAttributeList", uid);
   if (r < 0)
     goto out;
   if ((names = calloc (1, sizeof *names)) == NULL) {
@@ -156,6 +159,9 @@ attr_change (struct kmip_client *c, uint32_t op, const char *uid, const char *na
   if (r < 0)
     return r;
   r = kmip_resp_check (&resp, 0, op);
+  if (r == 0)
+    r = kmip_check_answer_uid (resp.items[0].payload, kmip_enum_name (KMIP_TAG_OPERATION, op),
+                               uid);
   kmip_resp_free (&resp);
   return r;
 }

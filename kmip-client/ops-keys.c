@@ -6,8 +6,39 @@
 #include <string.h>
 #include <time.h>
 
-#include "attrs.h"
-#include "client.h"
+#include "internal.h"
+
+bool
+kmip_uid_text_ok (const char *s, size_t len)
+{
+  if (len == 0 || len >= KMIP_UID_MAX)
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+      return false;
+  return true;
+}
+
+int
+kmip_check_answer_uid (const struct kmip_node *payload, const char *opname, const char *uid)
+{
+  const char *s;
+  size_t len;
+  char got[KMIP_MESSAGE_TEXT_MAX], want[KMIP_MESSAGE_TEXT_MAX];
+
+  if (payload == NULL || kmip_find (payload, KMIP_TAG_UNIQUE_IDENTIFIER) == NULL)
+    return 0;
+  if (kmip_get_text (payload, KMIP_TAG_UNIQUE_IDENTIFIER, &s, &len) < 0)
+    return kmip_set_error (KMIP_E_DECODE, "%s %s: the answer's Unique Identifier is "
+                           "malformed", opname, kmip_escape_text (uid, strlen (uid), want,
+                                                                  sizeof want));
+  if (len == strlen (uid) && memcmp (s, uid, len) == 0)
+    return 0;
+  return kmip_set_error (KMIP_E_DECODE, "%s %s: the KMS answered for another object (\"%s\"): "
+                         "answer refused", opname,
+                         kmip_escape_text (uid, strlen (uid), want, sizeof want),
+                         kmip_escape_text (s, len, got, sizeof got));
+}
 
 /* Copy a Unique Identifier from a payload into the caller's buffer. */
 static int
@@ -18,9 +49,10 @@ take_uid (const struct kmip_node *payload, const char *opname, char uid[KMIP_UID
 
   if (payload == NULL || kmip_get_text (payload, KMIP_TAG_UNIQUE_IDENTIFIER, &s, &len) < 0)
     return kmip_set_error (KMIP_E_DECODE, "%s: the response has no Unique Identifier", opname);
-  if (len == 0 || len >= KMIP_UID_MAX || memchr (s, '\0', len))
+  if (!kmip_uid_text_ok (s, len))
     return kmip_set_error (KMIP_E_DECODE, "%s: the server returned a malformed Unique "
-                           "Identifier (%zu bytes)", opname, len);
+                           "Identifier (%zu bytes, empty, too long or with control "
+                           "characters)", opname, len);
   memcpy (uid, s, len);
   uid[len] = '\0';
   return 0;
@@ -131,14 +163,16 @@ create_batch (struct kmip_client *c, const struct kmip_create_params *q, bool ge
   if (r == 0 && a.activate && (r = kmip_resp_check (&resp, i++, KMIP_OPERATION_ACTIVATE)) < 0)
     r = kmip_set_error (r, "key %s created but not activated: %s", uid, kmip_last_error ());
   if (r == 0 && a.get) {
-    r = klen = kmip_extract_key_at (&resp, i, uid, buf, bufsize);
-    /* The placeholder must have named the key just created. */
-    if (r >= 0 && (kmip_get_text (resp.items[i].payload, KMIP_TAG_UNIQUE_IDENTIFIER, &s,
-                                  &len) < 0 || len != strlen (uid) || memcmp (s, uid, len))) {
-      explicit_bzero (buf, (size_t) klen);
+    /* The placeholder must have named the key just created (checked before any key byte is
+     * copied; an answer naming no object is refused here too). */
+    if ((r = kmip_resp_check (&resp, i, KMIP_OPERATION_GET)) == 0 &&
+        (resp.items[i].payload == NULL ||
+         kmip_get_text (resp.items[i].payload, KMIP_TAG_UNIQUE_IDENTIFIER, &s, &len) < 0 ||
+         len != strlen (uid) || memcmp (s, uid, len)))
       r = kmip_set_error (KMIP_E_DECODE, "Get through the ID placeholder did not return the "
                           "key just created (%s)", uid);
-    }
+    if (r == 0)
+      r = klen = kmip_extract_key_at (&resp, i, uid, buf, bufsize);
   }
   kmip_resp_free (&resp);
   if (r < 0)
@@ -275,6 +309,8 @@ kmip_extract_key_at (const struct kmip_resp *resp, size_t i, const char *uid, ui
   int r;
 
   r = kmip_resp_check (resp, i, KMIP_OPERATION_GET);
+  if (r == 0)
+    r = kmip_check_answer_uid (resp->items[i].payload, "Get", uid);
   if (r < 0)
     return r;
   obj = resp->items[i].payload ? kmip_find (resp->items[i].payload, KMIP_TAG_SYMMETRIC_KEY)
@@ -368,6 +404,7 @@ kmip_get_key_state (struct kmip_client *c, const char *uid, uint32_t key_format,
     return r;
   n = kmip_extract_key (&resp, uid, buf, bufsize);
   if (n >= 0 && (r = kmip_resp_check (&resp, 1, KMIP_OPERATION_GET_ATTRIBUTES)) == 0 &&
+      (r = kmip_check_answer_uid (resp.items[1].payload, "GetAttributes", uid)) == 0 &&
       (r = kmip_decode_attrs (resp.items[1].payload, resp.version, &attrs)) == 0) {
     *state = attrs.state;
     kmip_attrs_free (&attrs);
@@ -431,8 +468,9 @@ kmip_locate (struct kmip_client *c, const struct kmip_locate_params *p, char ***
        n; n = kmip_find_next (n)) {
     const char *s;
     size_t len;
-    if ((r = kmip_node_text (n, &s, &len)) < 0) {
-      r = kmip_set_error (KMIP_E_DECODE, "Locate: malformed Unique Identifier");
+    if (kmip_node_text (n, &s, &len) < 0 || !kmip_uid_text_ok (s, len)) {
+      r = kmip_set_error (KMIP_E_DECODE, "Locate: the server returned a malformed Unique "
+                          "Identifier (empty, too long or with control characters)");
       goto out;
     }
     if ((r = kmip_strv_add (&uids, s, len)) < 0)
@@ -498,8 +536,12 @@ uid_op (struct kmip_client *c, const struct uid_args *a, char out_uid[KMIP_UID_M
   if (r < 0)
     return r;
   r = kmip_resp_check (&resp, 0, a->op);
+  /* ReKey answers with the new key's identifier; the others name the key they acted on. */
   if (r == 0 && out_uid)
     r = take_uid (resp.items[0].payload, kmip_enum_name (KMIP_TAG_OPERATION, a->op), out_uid);
+  else if (r == 0)
+    r = kmip_check_answer_uid (resp.items[0].payload,
+                               kmip_enum_name (KMIP_TAG_OPERATION, a->op), a->uid);
   kmip_resp_free (&resp);
   return r;
 }
@@ -602,6 +644,8 @@ crypt_op (struct kmip_client *c, const struct crypt_args *a, uint8_t **outp, siz
   if (r < 0)
     return r;
   r = kmip_resp_check (&resp, 0, a->op);
+  if (r == 0)
+    r = kmip_check_answer_uid (resp.items[0].payload, opname, a->uid);
   if (r == 0) {
     if (resp.items[0].payload == NULL ||
         kmip_get_bytes (resp.items[0].payload, KMIP_TAG_DATA, &data, &len) < 0)

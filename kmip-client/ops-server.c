@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "internal.h"
 
 static void
 build_discover_all (struct kmip_req *req, const void *args)

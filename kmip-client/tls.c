@@ -20,7 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "transport.h"
+#include "internal.h"
 
 struct kmip_tls_ctx {
   SSL_CTX *ssl_ctx;

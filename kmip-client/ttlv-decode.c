@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kmip/ttlv.h"
+#include "internal.h"
 
 static inline uint32_t
 get32 (const uint8_t *p)

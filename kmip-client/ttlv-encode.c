@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kmip/ttlv.h"
+#include "internal.h"
 
 void
 kmip_enc_init (struct kmip_enc *e)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "kmip/ttlv.h"
+#include "internal.h"
 
 const struct kmip_node *
 kmip_find (const struct kmip_node *parent, uint32_t tag)

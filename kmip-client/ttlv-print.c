@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "kmip/ttlv-print.h"
+#include "internal.h"
 
 /* Beyond this size a BigInteger is printed in hex: decimal conversion is quadratic, and a
  * debugging tool fed a hostile 1 MiB integer should not spin for minutes. 8 KiB covers
@@ -211,7 +212,7 @@ print_json_node (FILE *fp, const struct kmip_node *n, unsigned indent)
 
 /* Recursion depth is bounded by the decoder's depth limit (at most KMIP_MAX_DEPTH_LIMIT). */
 void
-ttlv_print_json (FILE *fp, const struct kmip_node *root)
+kmip_ttlv_print_json (FILE *fp, const struct kmip_node *root)
 {
   print_json_node (fp, root, 0);
   putc ('\n', fp);
@@ -300,7 +301,7 @@ print_text_node (FILE *fp, const struct kmip_node *n, unsigned indent)
 }
 
 void
-ttlv_print_text (FILE *fp, const struct kmip_node *root)
+kmip_ttlv_print_text (FILE *fp, const struct kmip_node *root)
 {
   print_text_node (fp, root, 0);
 }
@@ -315,8 +316,8 @@ hexval (unsigned char c)
 }
 
 int
-ttlv_input_to_binary (const unsigned char *in, size_t len,
-                      unsigned char **out, size_t *outlen, int *owned)
+kmip_ttlv_input_to_binary (const unsigned char *in, size_t len,
+                           unsigned char **out, size_t *outlen, int *owned)
 {
   size_t ndigits = 0;
   bool is_hex = len > 0;

@@ -131,7 +131,7 @@ cmd_kms (int argc, char **argv)
   if (r == 0)
     r = cmd->run (client, &o);
   if (r < 0)
-    fprintf (stderr, "nbdcrypt kms %s: %s\n", sub, kmip_last_error ());
+    fprintf (stderr, "nbdcrypt kms %s: %s\n", sub, ncr_last_error ());
   kmip_client_free (client);
   return r < 0 ? 1 : 0;
 }

@@ -116,7 +116,7 @@ cmd_ttlv (int argc, char **argv)
   unsigned char *bin;
   size_t binlen;
   int owned;
-  if (ttlv_input_to_binary (raw, rawlen, &bin, &binlen, &owned) < 0) {
+  if (kmip_ttlv_input_to_binary (raw, rawlen, &bin, &binlen, &owned) < 0) {
     fprintf (stderr, "nbdcrypt ttlv: %s: %s\n", path, kmip_last_error ());
     return 1;
   }
@@ -130,9 +130,9 @@ cmd_ttlv (int argc, char **argv)
     return 1;
   }
   if (json)
-    ttlv_print_json (stdout, tree->root);
+    kmip_ttlv_print_json (stdout, tree->root);
   else
-    ttlv_print_text (stdout, tree->root);
+    kmip_ttlv_print_text (stdout, tree->root);
   kmip_tree_free (tree);
   if (fflush (stdout) == EOF || ferror (stdout)) {
     fprintf (stderr, "nbdcrypt ttlv: writing the output: %m\n");

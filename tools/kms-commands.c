@@ -10,6 +10,14 @@
 #include "kms-common.h"
 #include "secmem.h"
 
+/* Server-chosen text (names, attribute values, vendor strings) as printed on one line. */
+#define SAFE_MAX 512
+static const char *
+safe (const char *s, char buf[SAFE_MAX])
+{
+  return kmip_escape_text (s, strlen (s), buf, SAFE_MAX);
+}
+
 static const char *
 vstr (uint16_t v, char buf[8])
 {
@@ -26,7 +34,7 @@ do_versions (struct kmip_client *c, const struct kms_opts *o)
 
   (void) o;
   if ((r = kmip_client_connect (c)) < 0)
-    return r;
+    return kms_fail (r);
   printf ("server %s\n", kmip_client_server (c));
   printf ("using %s\n", vstr (kmip_client_version (c), b));
   n = kmip_discover_versions (c, v, 16);
@@ -35,7 +43,7 @@ do_versions (struct kmip_client *c, const struct kms_opts *o)
     return 0;
   }
   if (n < 0)
-    return n;
+    return kms_fail (n);
   printf ("supported");
   for (int i = 0; i < n; i++)
     printf (" %s", vstr (v[i], b));
@@ -47,14 +55,15 @@ static int
 do_query (struct kmip_client *c, const struct kms_opts *o)
 {
   struct kmip_query_info q;
+  char b[SAFE_MAX];
   int r;
 
   (void) o;
   if ((r = kmip_query (c, &q)) < 0)
-    return r;
-  printf ("vendor: %s\n", q.vendor ? q.vendor : "(not given)");
+    return kms_fail (r);
+  printf ("vendor: %s\n", q.vendor ? safe (q.vendor, b) : "(not given)");
   if (q.server_info)
-    printf ("server information: %s\n", q.server_info);
+    printf ("server information: %s\n", safe (q.server_info, b));
   printf ("operations:");
   for (size_t i = 0; i < q.nr_operations; i++) {
     const char *n = kmip_enum_name (KMIP_TAG_OPERATION, q.operations[i]);
@@ -86,19 +95,22 @@ do_create (struct kmip_client *c, const struct kms_opts *o)
     int n;
     /* Refuse before anything is created in the KMS. */
     if (strcmp (o->out, "-") == 0)
-      return kmip_set_error (-EINVAL, "create --out needs a file (the UID goes to stdout)");
+      return ncr_error (EINVAL, "create --out needs a file (the UID goes to stdout)");
     if (lstat (o->out, &st) == 0)
-      return kmip_set_error (-EEXIST, "cannot create %s: it must not exist yet", o->out);
+      return ncr_error (EEXIST, "cannot create %s: it must not exist yet", o->out);
     if ((key = secmem_alloc (32)) == NULL)
-      return kmip_set_error (-ENOMEM, "cannot allocate locked memory for the key");
+      return ncr_error (ENOMEM, "cannot allocate locked memory for the key");
     n = kmip_create_aes_get (c, &p, uid, key, 32);
-    r = n < 0 ? n : kms_write_secret (o->out, key, n);
+    r = n < 0 ? kms_fail (n) : kms_write_secret (o->out, key, n);
     secmem_free (key);
-    if (r < 0 && uid[0])
-      return kmip_set_error (r, "key %s created, but: %s", uid, kmip_last_error ());
+    if (r < 0 && uid[0]) {
+      char msg[256];
+      snprintf (msg, sizeof msg, "%s", ncr_last_error ());   /* not an argument to itself */
+      return ncr_error (-r, "key %s created, but: %s", uid, msg);
+    }
   }
-  else
-    r = kmip_create_aes (c, &p, uid);
+  else if ((r = kmip_create_aes (c, &p, uid)) < 0)
+    r = kms_fail (r);
   if (r < 0)
     return r;
   printf ("%s\n", uid);
@@ -113,19 +125,19 @@ do_get (struct kmip_client *c, const struct kms_opts *o)
   int n, r;
 
   if (o->out == NULL)
-    return kmip_set_error (-EINVAL, "--out FILE is required (key bytes never go to a "
-                           "terminal)");
+    return ncr_error (EINVAL, "--out FILE is required (key bytes never go to a "
+                       "terminal)");
   if (o->format && strcmp (o->format, "transparent") == 0)
     format = KMIP_KEY_FORMAT_TYPE_TRANSPARENT_SYMMETRIC_KEY;
   else if (o->format && strcmp (o->format, "raw") == 0)
     format = KMIP_KEY_FORMAT_TYPE_RAW;
   else if (o->format)
-    return kmip_set_error (-EINVAL, "--format must be raw or transparent");
+    return ncr_error (EINVAL, "--format must be raw or transparent");
   key = secmem_alloc (MAX_SECRET_BYTES);
   if (key == NULL)
-    return kmip_set_error (-ENOMEM, "cannot allocate locked memory for the key");
+    return ncr_error (ENOMEM, "cannot allocate locked memory for the key");
   n = kmip_get_key (c, o->args[0], format, key, MAX_SECRET_BYTES);
-  r = n < 0 ? n : kms_write_secret (o->out, key, n);
+  r = n < 0 ? kms_fail (n) : kms_write_secret (o->out, key, n);
   secmem_free (key);
   return r;
 }
@@ -153,7 +165,7 @@ parse_enum (uint32_t tag, const char *what, const char *s, uint32_t *v)
     camel[i] = toupper ((unsigned char) camel[i]);
   if (kmip_enum_by_name (tag, camel, v) == 0)
     return 0;
-  return kmip_set_error (-EINVAL, "unknown %s '%s'", what, s);
+  return ncr_error (EINVAL, "unknown %s '%s'", what, s);
 }
 
 static int
@@ -170,7 +182,7 @@ do_locate (struct kmip_client *c, const struct kms_opts *o)
       (o->offset && (r = kms_parse_uint ("--offset", o->offset, &p.offset)) < 0))
     return r;
   if ((n = kmip_locate (c, &p, &uids)) < 0)
-    return n;
+    return kms_fail (n);
   for (int i = 0; i < n; i++)
     printf ("%s\n", uids[i]);
   kmip_strv_free (uids);
@@ -208,11 +220,11 @@ static int
 do_attrs (struct kmip_client *c, const struct kms_opts *o)
 {
   struct kmip_attrs a;
-  char b1[16], b2[16], b3[16];
+  char b1[16], b2[16], b3[16], b[SAFE_MAX];
   int r;
 
   if ((r = kmip_get_attributes (c, o->args[0], &a)) < 0)
-    return r;
+    return kms_fail (r);
   if (o->json) {
     printf ("{\"uid\": ");
     json_str (o->args[0]);
@@ -245,9 +257,9 @@ do_attrs (struct kmip_client *c, const struct kms_opts *o)
     printf ("length: %u\n", a.length);
     printf ("usage mask: 0x%x\n", a.usage_mask);
     for (size_t i = 0; a.names && a.names[i]; i++)
-      printf ("name: %s\n", a.names[i]);
+      printf ("name: %s\n", safe (a.names[i], b));
     for (size_t i = 0; a.custom && a.custom[i]; i++)
-      printf ("custom: %s\n", a.custom[i]);
+      printf ("custom: %s\n", safe (a.custom[i], b));
   }
   kmip_attrs_free (&a);
   return 0;
@@ -256,13 +268,13 @@ do_attrs (struct kmip_client *c, const struct kms_opts *o)
 static int
 do_attr_list (struct kmip_client *c, const struct kms_opts *o)
 {
-  char **names;
+  char **names, b[SAFE_MAX];
   int n = kmip_get_attribute_list (c, o->args[0], &names);
 
   if (n < 0)
-    return n;
+    return kms_fail (n);
   for (int i = 0; i < n; i++)
-    printf ("%s\n", names[i]);
+    printf ("%s\n", safe (names[i], b));
   kmip_strv_free (names);
   return 0;
 }
@@ -270,20 +282,26 @@ do_attr_list (struct kmip_client *c, const struct kms_opts *o)
 static int
 do_set_attr (struct kmip_client *c, const struct kms_opts *o)
 {
-  return o->modify ? kmip_modify_attribute (c, o->args[0], o->args[1], o->args[2])
-                   : kmip_add_attribute (c, o->args[0], o->args[1], o->args[2]);
+  int r = o->modify ? kmip_modify_attribute (c, o->args[0], o->args[1], o->args[2])
+                    : kmip_add_attribute (c, o->args[0], o->args[1], o->args[2]);
+
+  return r < 0 ? kms_fail (r) : 0;
 }
 
 static int
 do_activate (struct kmip_client *c, const struct kms_opts *o)
 {
-  return kmip_activate (c, o->args[0]);
+  int r = kmip_activate (c, o->args[0]);
+
+  return r < 0 ? kms_fail (r) : 0;
 }
 
 static int
 do_destroy (struct kmip_client *c, const struct kms_opts *o)
 {
-  return kmip_destroy (c, o->args[0]);
+  int r = kmip_destroy (c, o->args[0]);
+
+  return r < 0 ? kms_fail (r) : 0;
 }
 
 static int
@@ -292,9 +310,10 @@ do_rekey (struct kmip_client *c, const struct kms_opts *o)
   char uid[KMIP_UID_MAX];
   int r = kmip_rekey (c, o->args[0], uid);
 
-  if (r == 0)
-    printf ("%s\n", uid);
-  return r;
+  if (r < 0)
+    return kms_fail (r);
+  printf ("%s\n", uid);
+  return 0;
 }
 
 static int
@@ -309,8 +328,10 @@ do_revoke (struct kmip_client *c, const struct kms_opts *o)
   else if (strcmp (o->reason, "superseded") == 0)
     reason = KMIP_REVOCATION_REASON_CODE_SUPERSEDED;
   else
-    return kmip_set_error (-EINVAL, "--reason must be compromised, superseded or ceased");
-  return kmip_revoke (c, o->args[0], reason, o->message);
+    return ncr_error (EINVAL, "--reason must be compromised, superseded or ceased");
+  int r = kmip_revoke (c, o->args[0], reason, o->message);
+
+  return r < 0 ? kms_fail (r) : 0;
 }
 
 static int
@@ -321,10 +342,12 @@ do_register (struct kmip_client *c, const struct kms_opts *o)
   int n, r;
 
   if (buf == NULL)
-    return kmip_set_error (-ENOMEM, "cannot allocate locked memory for the key");
+    return ncr_error (ENOMEM, "cannot allocate locked memory for the key");
   n = kms_read_secret (o->in, buf, MAX_SECRET_BYTES);
-  r = n < 0 ? n : kmip_register (c, o->secret_data ? KMIP_OBJECT_TYPE_SECRET_DATA
-                                 : KMIP_OBJECT_TYPE_SYMMETRIC_KEY, buf, n, o->name, uid);
+  if ((r = n) >= 0 &&
+      (r = kmip_register (c, o->secret_data ? KMIP_OBJECT_TYPE_SECRET_DATA
+                          : KMIP_OBJECT_TYPE_SYMMETRIC_KEY, buf, n, o->name, uid)) < 0)
+    r = kms_fail (r);
   secmem_free (buf);
   if (r == 0)
     printf ("%s\n", uid);
@@ -337,13 +360,13 @@ parse_hex (const char *opt, const char *s, uint8_t *out, size_t max)
   size_t n = strlen (s);
 
   if (n % 2 || n / 2 > max)
-    return kmip_set_error (-EINVAL, "%s must be an even number of hex digits (at most %zu "
-                           "bytes)", opt, max);
+    return ncr_error (EINVAL, "%s must be an even number of hex digits (at most %zu "
+                       "bytes)", opt, max);
   for (size_t i = 0; i < n / 2; i++) {
     unsigned v;
     if (!isxdigit ((unsigned char) s[2 * i]) || !isxdigit ((unsigned char) s[2 * i + 1]) ||
         sscanf (s + 2 * i, "%2x", &v) != 1)
-      return kmip_set_error (-EINVAL, "%s is not hexadecimal", opt);
+      return ncr_error (EINVAL, "%s is not hexadecimal", opt);
     out[i] = v;
   }
   return (int) (n / 2);
@@ -367,16 +390,16 @@ do_crypt (struct kmip_client *c, const struct kms_opts *o, bool enc)
   if (o->iv && (iv_len = parse_hex ("--iv", o->iv, iv, sizeof iv)) < 0)
     return iv_len;
   if (o->aad && !gcm)
-    return kmip_set_error (-EINVAL, "--aad is for --mode gcm");
+    return ncr_error (EINVAL, "--aad is for --mode gcm");
   if (o->aad && (aad_len = parse_hex ("--aad", o->aad, aad, sizeof aad)) < 0)
     return aad_len;
   if ((in = secmem_alloc (MAX_SECRET_BYTES + GCM_TAG_LEN)) == NULL)
-    return kmip_set_error (-ENOMEM, "cannot allocate locked memory");
+    return ncr_error (ENOMEM, "cannot allocate locked memory");
   n = kms_read_secret (o->in, in, MAX_SECRET_BYTES + (gcm && !enc ? GCM_TAG_LEN : 0));
   /* GCM: the tag follows the ciphertext (Encrypt appends it, Decrypt takes it off). */
   if (n >= 0 && gcm && !enc && n < GCM_TAG_LEN)
-    n = kmip_set_error (-EINVAL, "--mode gcm: the input is shorter than its %d-byte tag",
-                        GCM_TAG_LEN);
+    n = ncr_error (EINVAL, "--mode gcm: the input is shorter than its %d-byte tag",
+                    GCM_TAG_LEN);
   if (n < 0)
     r = n;
   else if (gcm && enc)
@@ -388,11 +411,13 @@ do_crypt (struct kmip_client *c, const struct kms_opts *o, bool enc)
   else
     r = (enc ? kmip_encrypt : kmip_decrypt) (c, o->args[0], mode, iv, iv_len, in, n, &out,
                                              &out_len);
+  if (n >= 0 && r < 0)
+    r = kms_fail (r);
   secmem_free (in);
   if (r == 0 && gcm && enc) {
     uint8_t *ct = realloc (out, out_len + GCM_TAG_LEN);   /* ciphertext: not secret */
     if (ct == NULL)
-      r = kmip_set_error (-ENOMEM, "out of memory");
+      r = ncr_error (ENOMEM, "out of memory");
     else {
       memcpy (ct + out_len, tag, GCM_TAG_LEN);
       out = ct;

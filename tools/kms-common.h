@@ -9,6 +9,8 @@
 
 #include "kmip/kmip.h"
 
+#include "errors.h"
+
 #define KMS_DEFAULT_CONFIG "/etc/nbdcrypt/kms.conf"
 #define MAX_SECRET_BYTES 4096
 
@@ -21,11 +23,16 @@ struct kms_opts {
   int nargs;
 };
 
+/* Subcommands report every failure through ncr_last_error(): their own with ncr_error, a
+ * kmip-client one carried over with kms_fail. */
 struct kms_subcommand {
   const char *name;
   int nargs;
   int (*run) (struct kmip_client *c, const struct kms_opts *o);  /* 0 or -err (message set) */
 };
+
+/* A kmip-client failure r: its message (kmip_last_error) becomes the command's; returns r. */
+int kms_fail (int r);
 
 const struct kms_subcommand *kms_find_subcommand (const char *name);
 

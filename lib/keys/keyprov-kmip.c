@@ -49,7 +49,7 @@ drop_new_kek (struct keyprov_kmip *k)
 /* Turn a kmip-client failure into -errno with a message. Connection problems keep their errno
  * (ECONNREFUSED, ETIMEDOUT, ...) so that callers can tell "unreachable" from "refused". */
 static int
-kmip_err (int r, const char *what, const char *uid)
+keyprov_kmip_fail (int r, const char *what, const char *uid)
 {
   const char *msg = kmip_last_error ();
   int e;
@@ -83,7 +83,7 @@ check_uid (const char *uid)
 }
 
 static int
-kmip_kek_state (struct keyprov *kp, const char *kek_id, enum kek_state *state)
+keyprov_kmip_kek_state (struct keyprov *kp, const char *kek_id, enum kek_state *state)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   struct kmip_attrs a;
@@ -98,7 +98,7 @@ kmip_kek_state (struct keyprov *kp, const char *kek_id, enum kek_state *state)
       *state = KEK_STATE_MISSING;
       return 0;
     }
-    return kmip_err (r, "GetAttributes", kek_id);
+    return keyprov_kmip_fail (r, "GetAttributes", kek_id);
   }
   switch (a.state) {
   case KMIP_STATE_ACTIVE: *state = KEK_STATE_ACTIVE; break;
@@ -121,7 +121,7 @@ require_active (struct keyprov *kp, const char *kek_id)
   enum kek_state st;
   int r;
 
-  if ((r = kmip_kek_state (kp, kek_id, &st)) < 0)
+  if ((r = keyprov_kmip_kek_state (kp, kek_id, &st)) < 0)
     return r;
   if (st == KEK_STATE_ACTIVE)
     return 0;
@@ -150,15 +150,16 @@ get_kek (struct keyprov_kmip *k, const char *kek_id, uint8_t **out)
   }
   if (r < 0) {
     secmem_free (kek);
-    return kmip_err (r, "Get", kek_id);
+    return keyprov_kmip_fail (r, "Get", kek_id);
   }
   *out = kek;
   return 0;
 }
 
 static int
-kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
-           const uint8_t *dek, size_t dek_len, uint8_t *out, size_t out_size, size_t *out_len)
+keyprov_kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+                   const uint8_t *dek, size_t dek_len, uint8_t *out, size_t out_size,
+                   size_t *out_len)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   int r;
@@ -166,7 +167,7 @@ kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
   if ((r = check_uid (kek_id)) < 0)
     return r;
   if (strcmp (wrap, "aes-kwp") == 0 && k->new_kek && strcmp (kek_id, k->new_kek_id) == 0) {
-    /* Created, activated and fetched by kmip_create_kek a moment ago, in one exchange. */
+    /* Created, activated and fetched by create_kek a moment ago, in one exchange. */
     r = keywrap_wrap (k->new_kek, KEK_LEN, dek, dek_len, out, out_size, out_len);
     drop_new_kek (k);
     return r;
@@ -189,7 +190,7 @@ kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
     r = kmip_encrypt (k->client, kek_id, KMIP_BLOCK_CIPHER_MODE_CBC, iv, sizeof iv, dek, dek_len,
                       &ct, &ct_len);
     if (r < 0)
-      return kmip_err (r, "Encrypt (wrap kms needs KMIP >= 1.2)", kek_id);
+      return keyprov_kmip_fail (r, "Encrypt (wrap kms needs KMIP >= 1.2)", kek_id);
     if (ct_len == 0 || KMS_WRAP_HDR + sizeof iv + ct_len > out_size) {
       free (ct);
       return ncr_error (EBADMSG, "KMS Encrypt returned %zu bytes for a %zu-byte key",
@@ -207,8 +208,9 @@ kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
 }
 
 static int
-kmip_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
-             const uint8_t *in, size_t in_len, uint8_t *dek, size_t dek_size, size_t *dek_len)
+keyprov_kmip_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+                     const uint8_t *in, size_t in_len, uint8_t *dek, size_t dek_size,
+                     size_t *dek_len)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   int r;
@@ -237,7 +239,7 @@ kmip_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
                       in + KMS_WRAP_HDR + iv_len, in_len - KMS_WRAP_HDR - iv_len,
                       &pt, &pt_len);
     if (r < 0)
-      return kmip_err (r, "Decrypt", kek_id);
+      return keyprov_kmip_fail (r, "Decrypt", kek_id);
     if (pt_len > dek_size) {
       OPENSSL_cleanse (pt, pt_len);
       free (pt);
@@ -254,8 +256,8 @@ kmip_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
 }
 
 static int
-kmip_create_kek (struct keyprov *kp, const char *name, const char *wrap, char *id_out,
-                 size_t id_size)
+keyprov_kmip_create_kek (struct keyprov *kp, const char *name, const char *wrap,
+                         char *id_out, size_t id_size)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   struct kmip_create_params p = {
@@ -276,17 +278,20 @@ kmip_create_kek (struct keyprov *kp, const char *name, const char *wrap, char *i
     if (kek == NULL)
       return -errno;
     r = kmip_create_aes_get (k->client, &p, uid, kek, KEK_LEN);
-    if (r >= 0 && r != KEK_LEN)
-      r = kmip_set_error (KMIP_E_DECODE, "the new KEK %s is %d bytes, not %d", uid, r, KEK_LEN);
+    if (r >= 0 && r != KEK_LEN) {
+      secmem_free (kek);
+      return ncr_error (EBADMSG, "KMS Create returned a %d-byte KEK %s, not %d bytes", r, uid,
+                        KEK_LEN);
+    }
     if (r < 0) {
       secmem_free (kek);
-      return kmip_err (r, "Create", NULL);
+      return keyprov_kmip_fail (r, "Create", NULL);
     }
     k->new_kek = kek;
     snprintf (k->new_kek_id, sizeof k->new_kek_id, "%s", uid);
   }
   else if ((r = kmip_create_aes (k->client, &p, uid)) < 0)
-    return kmip_err (r, "Create", NULL);
+    return keyprov_kmip_fail (r, "Create", NULL);
   if (strlen (uid) >= id_size)
     return ncr_error (ENAMETOOLONG, "KMS returned an identifier that is too long");
   strcpy (id_out, uid);
@@ -294,8 +299,8 @@ kmip_create_kek (struct keyprov *kp, const char *name, const char *wrap, char *i
 }
 
 static int
-kmip_get_raw (struct keyprov *kp, const char *key_id, uint8_t *key, size_t key_size,
-              size_t *key_len)
+keyprov_kmip_get_key (struct keyprov *kp, const char *key_id, uint8_t *key, size_t key_size,
+                      size_t *key_len)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   int r;
@@ -307,13 +312,13 @@ kmip_get_raw (struct keyprov *kp, const char *key_id, uint8_t *key, size_t key_s
   if (r == -ENOBUFS)
     return ncr_error (EINVAL, "key %s is larger than %zu bytes", key_id, key_size);
   if (r < 0)
-    return kmip_err (r, "Get", key_id);
+    return keyprov_kmip_fail (r, "Get", key_id);
   *key_len = (size_t) r;
   return 0;
 }
 
 static void
-kmip_free (struct keyprov *kp)
+keyprov_kmip_free (struct keyprov *kp)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
 
@@ -327,20 +332,20 @@ kmip_free (struct keyprov *kp)
 /* The configuration and TLS context (certificates, client key) stay loaded: a process that
  * drops privileges after this can still reconnect. */
 static void
-kmip_disconnect (struct keyprov *kp)
+keyprov_kmip_disconnect (struct keyprov *kp)
 {
   kmip_client_disconnect (((struct keyprov_kmip *) kp)->client);
 }
 
-static const struct keyprov_ops kmip_ops = {
+static const struct keyprov_ops keyprov_kmip_ops = {
   .name = "kmip",
-  .disconnect = kmip_disconnect,
-  .create_kek = kmip_create_kek,
-  .wrap = kmip_wrap,
-  .unwrap = kmip_unwrap,
-  .kek_state = kmip_kek_state,
-  .get_key = kmip_get_raw,
-  .free = kmip_free,
+  .disconnect = keyprov_kmip_disconnect,
+  .create_kek = keyprov_kmip_create_kek,
+  .wrap = keyprov_kmip_wrap,
+  .unwrap = keyprov_kmip_unwrap,
+  .kek_state = keyprov_kmip_kek_state,
+  .get_key = keyprov_kmip_get_key,
+  .free = keyprov_kmip_free,
 };
 
 int
@@ -351,10 +356,10 @@ keyprov_kmip_open (const char *config_path, struct keyprov **out)
 
   if (k == NULL)
     return ncr_error (ENOMEM, "out of memory");
-  k->base.ops = &kmip_ops;
+  k->base.ops = &keyprov_kmip_ops;
   k->config_path = strdup (config_path);
   if (k->config_path == NULL) {
-    kmip_free (&k->base);
+    keyprov_kmip_free (&k->base);
     return ncr_error (ENOMEM, "out of memory");
   }
   r = kmip_config_load (config_path, &k->cfg);
@@ -362,7 +367,7 @@ keyprov_kmip_open (const char *config_path, struct keyprov **out)
     r = kmip_client_new (k->cfg, &k->client);
   if (r < 0) {
     r = ncr_error (EINVAL, "KMS configuration %s: %s", config_path, kmip_last_error ());
-    kmip_free (&k->base);
+    keyprov_kmip_free (&k->base);
     return r;
   }
   *out = &k->base;

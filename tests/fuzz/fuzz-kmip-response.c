@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attrs.h"
-#include "client.h"
+#include "internal.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

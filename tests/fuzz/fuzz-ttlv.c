@@ -61,7 +61,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   memcpy (copy, data, size);
 
   /* As `nbdcrypt ttlv` reads it: hex text or binary. */
-  if (ttlv_input_to_binary (copy, size, &bin, &binlen, &owned) == 0) {
+  if (kmip_ttlv_input_to_binary (copy, size, &bin, &binlen, &owned) == 0) {
     if (kmip_decode (bin, binlen, NULL, &t) == 0) {
       walk_like_a_client (t->root);
       kmip_enc_init (&e);
@@ -71,8 +71,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         abort ();
       }
       kmip_enc_free (&e);
-      ttlv_print_json (devnull, t->root);
-      ttlv_print_text (devnull, t->root);
+      kmip_ttlv_print_json (devnull, t->root);
+      kmip_ttlv_print_text (devnull, t->root);
       kmip_tree_free (t);
     }
     if (owned)

@@ -25,6 +25,15 @@
 #                "request: OP OP..." (hex operation codes) on stderr for each message
 #   stale-placeholder  the same, but Get answers for another object ("someone-else"), as a
 #                server whose placeholder leaked from an earlier message would
+#   hostile      a KMIP 1.4 server whose text is an attack on the client's terminal and logs,
+#                by the Unique Identifier the request names:
+#                  "other" / "nul"  Get, GetAttributes, Activate, Encrypt answer success for
+#                                   another object, "999" / "1\0evil" (NUL inside)
+#                  "names"          GetAttributes: a Name and a custom x-note holding ESC, BEL,
+#                                   CR, LF; GetAttributeList: one name with them
+#                  anything else    Operation Failed, Item Not Found, and a Result Message with
+#                                   ESC, BEL, CR, LF and a forged "nbdkit: info:" log line
+#                Query answers with such a vendor; Locate with an identifier holding LF.
 # usage: fake-kmip-server.py MODE CERT KEY CA
 import os
 import socket
@@ -143,6 +152,54 @@ def placeholder_answer(req, state, stale):
     return ttlv(0x42007B, 0x01, header + items)
 
 
+HOSTILE_TEXT = b"\x1b[2J\x1b]0;owned\x07bell\rover\nnbdkit: info: KMS check OK \\ done"
+
+
+def text(tag, s):
+    return ttlv(tag, 0x07, s)
+
+
+def request_uid(req):
+    i = req.find(bytes.fromhex("42009407"))
+    if i < 0:
+        return b""
+    n = struct.unpack(">I", req[i + 4:i + 8])[0]
+    return req[i + 8:i + 8 + n]
+
+
+def hostile_answer(req):
+    i = req.find(bytes.fromhex("42005c0500000004"))
+    op = struct.unpack(">I", req[i + 8:i + 12])[0] if i >= 0 else 0
+    uid = request_uid(req)
+    answer_uid = {b"other": b"999", b"nul": b"1\0evil"}.get(uid)
+    key = bytes(range(32))
+    if op == 0x1E:                                          # DiscoverVersions
+        return answer(4, op, payload=pv(1, 4))
+    if op == 0x18:                                          # Query
+        return answer(4, op, payload=enum(0x42005C, 0x0A) + text(0x42009D, HOSTILE_TEXT))
+    if op == 0x08:                                          # Locate
+        return answer(4, op, payload=text(0x420094, b"1\nforged-uid"))
+    if answer_uid is not None and op == 0x0A:               # Get
+        block = ttlv(0x420040, 0x01, enum(0x420042, 1) +
+                     ttlv(0x420045, 0x01, ttlv(0x420043, 0x08, key)) +
+                     enum(0x420028, 3) + integer(0x42002A, 256))
+        return answer(4, op, payload=enum(0x420057, 2) + text(0x420094, answer_uid) +
+                      ttlv(0x42008F, 0x01, block))
+    if answer_uid is not None and op == 0x0B:               # GetAttributes
+        state = ttlv(0x420008, 0x01, text(0x42000A, b"State") + enum(0x42000B, 2))
+        return answer(4, op, payload=text(0x420094, answer_uid) + state)
+    if answer_uid is not None and op in (0x12, 0x1F):       # Activate, Encrypt
+        return answer(4, op, payload=text(0x420094, answer_uid) + ttlv(0x4200C2, 0x08, key))
+    if uid == b"names" and op == 0x0B:
+        name = ttlv(0x42000B, 0x01, text(0x420055, HOSTILE_TEXT) + enum(0x420054, 1))
+        attrs = ttlv(0x420008, 0x01, text(0x42000A, b"Name") + name) + \
+            ttlv(0x420008, 0x01, text(0x42000A, b"x-note") + text(0x42000B, HOSTILE_TEXT))
+        return answer(4, op, payload=text(0x420094, uid) + attrs)
+    if uid == b"names" and op == 0x0C:                      # GetAttributeList
+        return answer(4, op, payload=text(0x420094, uid) + text(0x42000A, HOSTILE_TEXT))
+    return answer(4, op, 0x01, HOSTILE_TEXT.decode())
+
+
 def read_request(conn):
     hdr = b""
     while len(hdr) < 8:
@@ -174,13 +231,15 @@ def handle(raw, ctx):
             conn.close()
             return
         if mode in ("kmip10", "kmip12", "transparent", "wrapped", "placeholder",
-                    "stale-placeholder"):
+                    "stale-placeholder", "hostile"):
             state = {"n": 0, "uid": b"", "log": []}
             while True:
                 req = read_request(conn)
                 if req is None:
                     return
-                if mode.endswith("placeholder"):
+                if mode == "hostile":
+                    conn.sendall(hostile_answer(req))
+                elif mode.endswith("placeholder"):
                     conn.sendall(placeholder_answer(req, state, mode.startswith("stale")))
                 elif mode.startswith("kmip1"):
                     conn.sendall(old_server_answer(req, int(mode[5:]) % 10))

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attrs.h"
+#include "internal.h"
 
 static int failures;
 

@@ -19,8 +19,4 @@ enum {
 /* The message of this thread's last failure ("" if none). Valid until the next call. */
 const char *kmip_last_error (void);
 
-/* For library code: record a message and return code (a negative errno or KMIP_E_*). */
-int kmip_set_error (int code, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
-
 #endif /* KMIP_ERRORS_H */

@@ -6,7 +6,8 @@
  * Conventions (see kmip/errors.h): functions return 0 (or a count) on success, a negative errno
  * or KMIP_E_* on failure, with a message for the calling thread in kmip_last_error(). When the
  * server answers with a failure, the code is KMIP_E_RESULT, the message carries the server's
- * result reason and message verbatim ("Item Not Found: Could not locate object: 7") and
+ * result reason and message ("Item Not Found: Could not locate object: 7", the server's text
+ * escaped as kmip_escape_text does) and
  * kmip_last_result() gives the numbers. The library never prints.
  *
  * Thread-safety: a struct kmip_client may be shared by threads; calls on one handle are
@@ -113,6 +114,12 @@ struct kmip_result kmip_last_result (void);
 
 /* A result reason as the spec writes it ("Item Not Found", "Permission Denied"). */
 const char *kmip_reason_text (uint32_t reason, char *buf, size_t len);
+
+/* Text from the server (names, attribute values, vendor strings) as it may be printed: the
+ * len bytes of s (NULs included) into out, printable ASCII kept, a backslash as "\\", every
+ * other byte as "\xNN"; cut to outsize - 1 characters, ending in "..." when cut. The
+ * library's own messages already hold server text escaped this way. Returns out. */
+const char *kmip_escape_text (const char *s, size_t len, char *out, size_t outsize);
 
 /* ---------------------------------------------------------------- operations */
 
