@@ -120,6 +120,19 @@ trim (char *s)
   return s;
 }
 
+/* Cut a comment: '#' or ';' at the start of the line or after white space, as INI users
+ * expect ("timeout = 10   # seconds"). A '#' inside a word (a path "a#b") stays. */
+static char *
+strip_comment (char *line)
+{
+  for (char *p = line; *p; p++)
+    if ((*p == '#' || *p == ';') && (p == line || isspace ((unsigned char) p[-1]))) {
+      *p = '\0';
+      break;
+    }
+  return line;
+}
+
 /* A path from the file: relative ones are relative to the file's directory. */
 static char *
 resolve_path (const char *value, const char *name)
@@ -248,8 +261,8 @@ kmip_config_parse (const char *text, const char *name, struct kmip_config **cfgp
       *next++ = '\0';
     lineno++;
     snprintf (where, sizeof where, "%s:%u", fname, lineno);
-    s = trim (line);
-    if (*s == '\0' || *s == '#' || *s == ';')
+    s = trim (strip_comment (line));
+    if (*s == '\0')
       continue;
     if (*s == '[') {
       char *end = strchr (s, ']');
