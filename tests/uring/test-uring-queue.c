@@ -66,13 +66,13 @@ test_batch_read (enum uq_engine engine, int fd)
                               .offset = i * piece };
   CHECK_MSG (uq_run (q, ops, 16) == 0, "batch read");
   CHECK_MSG (memcmp (buf, expect, FILE_SIZE) == 0, "batch read contents (%s)",
-         uq_engine_name (engine));
+             uq_engine_name (engine));
   for (int i = 0; i < 16; i++)
     CHECK_MSG (ops[i].done == piece && ops[i].error == 0, "op %d done %lu", i,
-           (unsigned long) ops[i].done);
+               (unsigned long) ops[i].done);
   uq_get_stats (q, &st);
   CHECK_MSG (st.ops == 16 && st.batches == 2, "%s: ops %lu batches %lu",
-         uq_engine_name (engine), (unsigned long) st.ops, (unsigned long) st.batches);
+             uq_engine_name (engine), (unsigned long) st.ops, (unsigned long) st.batches);
   if (engine == UQ_PER_THREAD) {
     /* Both rounds of 8 go in one io_uring_enter each (submit and wait together). */
     CHECK_MSG (st.enters == 2, "per-thread enters %lu", (unsigned long) st.enters);
@@ -118,7 +118,7 @@ test_eof (enum uq_engine engine, int fd)
 
   r = uq_run (q, &op, 1);
   CHECK_MSG (r == -EIO && strstr (ncr_last_error (), "unexpected end of file"),
-         "read past EOF: %d", r);
+             "read past EOF: %d", r);
   CHECK_MSG (op.done == 4096, "done %lu", (unsigned long) op.done);
   op.min_len = 4096;
   CHECK_MSG (uq_run (q, &op, 1) == 0, "read past EOF with min_len");
@@ -139,7 +139,7 @@ test_errors (enum uq_engine engine, const char *file)
 
   r = uq_run (q, &op, 1);
   CHECK_MSG (r == -EBADF && op.error == EBADF && strstr (ncr_last_error (), "read at offset 0"),
-         "read from a write-only descriptor: %d", r);
+             "read from a write-only descriptor: %d", r);
   op.fd_index = 1;
   CHECK_MSG (uq_run (q, &op, 1) == -EINVAL, "descriptor index out of range");
   uq_free (q);
@@ -167,7 +167,7 @@ worker_main (void *arg)
     op = (struct uq_op) { .opcode = UQ_READ, .buf = back, .len = sizeof back, .offset = off };
     CHECK_MSG (uq_run (w->q, &op, 1) == 0, "thread %d read", w->id);
     CHECK_MSG (memcmp (data, back, sizeof data) == 0, "thread %d data at %lu", w->id,
-           (unsigned long) off);
+               (unsigned long) off);
   }
   return NULL;
 }
@@ -187,7 +187,8 @@ test_threads (enum uq_engine engine, int fd)
   for (int i = 0; i < NTHREADS; i++)
     pthread_join (t[i], NULL);
   uq_get_stats (q, &st);
-  CHECK_MSG (st.ops == NTHREADS * 80, "%s: ops %lu", uq_engine_name (engine), (unsigned long) st.ops);
+  CHECK_MSG (st.ops == NTHREADS * 80, "%s: ops %lu", uq_engine_name (engine),
+             (unsigned long) st.ops);
   if (engine == UQ_PER_THREAD)
     CHECK_MSG (st.rings == NTHREADS, "one ring per thread: %u", st.rings);
   uq_free (q);
@@ -207,7 +208,7 @@ test_queue_config_refusals (void)
   CHECK_MSG (uq_new (&q, &bad) == -EINVAL, "depth 0 refused");
   bad.depth = 5000;
   CHECK_MSG (uq_new (&q, &bad) == -EINVAL && strstr (ncr_last_error (), "1-4096"),
-             "depth 5000 refused");
+                 "depth 5000 refused");
 }
 
 /* Every claim of this file with one engine. */
