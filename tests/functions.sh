@@ -8,13 +8,36 @@ export PATH="/usr/bin:$PATH"
 : "${srcdir:?run me through meson test}"
 : "${top_srcdir:=$srcdir/..}"
 
-# Skip (exit 77) only when a tool is truly unavailable.
+# The Python that has the nbd, kmip and cryptography modules (Debian's); run every Python
+# helper and script as "$PYTHON" script.py, never by its shebang.
+PYTHON=${PYTHON:-/usr/bin/python3}
+export PYTHON
+
+# Skip (exit 77) only when a tool or a kernel feature is truly unavailable, never to hide a
+# failure. skip REASON...: say why and stop.
+skip () { echo "$0: SKIP: $*"; exit 77; }
+# requires CMD: CMD is on PATH.
 requires () {
-  command -v "$1" >/dev/null 2>&1 || { echo "$0: SKIP: '$1' is not installed"; exit 77; }
+  command -v "$1" >/dev/null 2>&1 || skip "'$1' is not installed"
+}
+# requires_python: $PYTHON runs. requires_py MODULE: and imports MODULE.
+requires_python () {
+  "$PYTHON" -c '' 2>/dev/null || skip "'$PYTHON' does not run (set PYTHON)"
 }
 requires_py () {
-  /usr/bin/python3 -c "import $1" 2>/dev/null ||
-    { echo "$0: SKIP: python module '$1' is not installed"; exit 77; }
+  "$PYTHON" -c "import $1" 2>/dev/null || skip "python module '$1' is not installed"
+}
+# have_nbdkit_filter NAME / have_nbdkit_plugin NAME: nbdkit can load it (a condition);
+# requires_nbdkit_filter NAME / requires_nbdkit_plugin NAME: skip if it cannot.
+have_nbdkit_filter () { nbdkit --filter="$1" null --dump-plugin >/dev/null 2>&1; }
+have_nbdkit_plugin () { nbdkit "$1" --dump-plugin >/dev/null 2>&1; }
+requires_nbdkit_filter () {
+  requires nbdkit
+  have_nbdkit_filter "$1" || skip "nbdkit $1 filter not installed"
+}
+requires_nbdkit_plugin () {
+  requires nbdkit
+  have_nbdkit_plugin "$1" || skip "nbdkit $1 plugin not installed"
 }
 
 tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/nbdcrypt-test.XXXXXX")

@@ -101,9 +101,15 @@ subjectAltName=DNS:kms.example.org"
   rm -f "$d"/*.csr "$d"/*.ext
 }
 
+# requires_kmip_server: PyKMIP's server and client can run here (skip if not).
+requires_kmip_server () {
+  requires_py kmip
+  [ -x /usr/bin/pykmip-server ] || skip "pykmip-server is not installed"
+}
+
 # kmip_free_port: a TCP port free on 127.0.0.1 right now.
 kmip_free_port () {
-  /usr/bin/python3 -c 'import socket
+  "$PYTHON" -c 'import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
@@ -113,8 +119,7 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 # ${NAME}_port and $kmip_port.
 kmip_start_server () {
   local name=${1:-kms} cert=${2:-server} db=${3:-${1:-kms}}
-  requires_py kmip
-  [ -x /usr/bin/pykmip-server ] || { echo "$0: SKIP: pykmip-server is not installed"; exit 77; }
+  requires_kmip_server
   kmip_pki
   local dir="$tmpdir/$name" port
   mkdir -p "$dir"
@@ -144,7 +149,7 @@ _kmip_launch () {
   port=$(grep '^port=' "$dir/server.conf" | cut -d= -f2)
   : > "$dir/server.log"
   # Its own session (setsid) so that the whole group can be killed at exit.
-  setsid /usr/bin/python3 /usr/bin/pykmip-server -f "$dir/server.conf" -l "$dir/server.log" \
+  setsid "$PYTHON" /usr/bin/pykmip-server -f "$dir/server.conf" -l "$dir/server.log" \
     >"$dir/stdout.log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"
   disown $!   # no "Killed" job report from the shell when it is stopped
@@ -156,7 +161,7 @@ _kmip_launch () {
     fi
     # Listening is not enough: the socket is bound before serve() calls listen().
     if grep -q "Starting connection service" "$dir/server.log" 2>/dev/null &&
-       /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" \
+       "$PYTHON" -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" \
          2>/dev/null; then
       return 0
     fi
@@ -182,7 +187,7 @@ kmip_start_fake () {
   kmip_pki
   dir="$tmpdir/$name"
   mkdir -p "$dir"
-  setsid /usr/bin/python3 "$srcdir/kmip/fake-kmip-server.py" "$mode" "$kmip_pki/server.pem" \
+  setsid "$PYTHON" "$srcdir/kmip/fake-kmip-server.py" "$mode" "$kmip_pki/server.pem" \
     "$kmip_pki/server.key" "$kmip_pki/ca.pem" > "$dir/port" 2> "$dir/stderr.log" < /dev/null &
   echo $! > "$dir/pid"
   disown $!

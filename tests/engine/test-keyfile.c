@@ -13,7 +13,9 @@
 #include "keyfile.h"
 #include "secmem.h"
 
-static int failures;
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
+
 static char dir[] = "/tmp/nbdcrypt-keyfile.XXXXXX";
 
 static void
@@ -38,52 +40,52 @@ expect_refused (const char *name, size_t size, int make_dir, const char *msg_par
   else if (size != (size_t) -1)
     write_file (path, size);
   r = ncr_keyfile_read (path, 64, &key);
-  if (r >= 0) {
-    fprintf (stderr, "FAIL: %s (%zu bytes) was accepted\n", name, size);
-    failures++;
+  if (!CHECK_MSG (r < 0, "%s (%zu bytes) was accepted", name, size)) {
     secmem_free (key);
     return;
   }
-  if (!strstr (ncr_last_error (), path) || !strstr (ncr_last_error (), "64") ||
-      !strstr (ncr_last_error (), msg_part) || strstr (ncr_last_error (), "ABCDEF")) {
-    fprintf (stderr, "FAIL: %s: message does not name the file, the size and '%s' (or shows "
-             "key bytes): %s\n", name, msg_part, ncr_last_error ());
-    failures++;
-  }
-  else
+  if (CHECK_MSG (strstr (ncr_last_error (), path) && strstr (ncr_last_error (), "64") &&
+                 strstr (ncr_last_error (), msg_part) && !strstr (ncr_last_error (), "ABCDEF"),
+                 "%s: message does not name the file, the size and '%s' (or shows key bytes)",
+                 name, msg_part))
     printf ("refused %s: %s\n", name, ncr_last_error ());
 }
 
-int
-main (void)
+/* A file of exactly the key size is read back byte for byte. */
+static void
+test_keyfile_exact_size (void)
 {
   char path[256];
   uint8_t *key = NULL;
 
-  if (!mkdtemp (dir))
-    return 1;
   snprintf (path, sizeof path, "%s/good", dir);
   write_file (path, 64);
-  if (ncr_keyfile_read (path, 64, &key) < 0) {
-    fprintf (stderr, "FAIL: a 64-byte key file was refused: %s\n", ncr_last_error ());
-    failures++;
-  }
-  else {
-    for (int i = 0; i < 64; i++)
-      if (key[i] != 'A' + i % 26) {
-        fprintf (stderr, "FAIL: key byte %d differs from the file\n", i);
-        failures++;
-        break;
-      }
-    secmem_free (key);
-  }
+  if (!CHECK_MSG (ncr_keyfile_read (path, 64, &key) >= 0, "a 64-byte key file was refused"))
+    return;
+  for (int i = 0; i < 64; i++)
+    if (!CHECK_MSG (key[i] == 'A' + i % 26, "key byte %d differs from the file", i))
+      break;
+  secmem_free (key);
+}
+
+/* Every wrong size, a missing file and a directory: refused, with a useful message. */
+static void
+test_keyfile_refusals (void)
+{
   expect_refused ("short", 63, 0, "holds 63 bytes");
   expect_refused ("long", 65, 0, "more than 64");
   expect_refused ("empty", 0, 0, "holds 0 bytes");
   expect_refused ("missing", (size_t) -1, 0, "No such file");
   expect_refused ("adir", 0, 1, "directory");
+}
 
+int
+main (void)
+{
+  if (!mkdtemp (dir))
+    return 1;
+  RUN (test_keyfile_exact_size);
+  RUN (test_keyfile_refusals);
   { char cmd[300]; snprintf (cmd, sizeof cmd, "rm -rf %s", dir); if (system (cmd)) {} }
-  printf ("%s\n", failures ? "FAILED" : "OK");
-  return failures ? 1 : 0;
+  return check_exit ();
 }

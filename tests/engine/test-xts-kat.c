@@ -26,31 +26,11 @@
 #include "errors.h"
 #include "xts.h"
 
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
+
 #define VECDIR "/usr/lib/python3/dist-packages/cryptography_vectors/ciphers/AES/XTS/" \
   "tweak-dataunitseqno"
-
-static unsigned failures, checks;
-
-static void
-print_hex (const char *label, const uint8_t *p, size_t n)
-{
-  fprintf (stderr, "  %s ", label);
-  for (size_t i = 0; i < n; i++)
-    fprintf (stderr, "%02x", p[i]);
-  fputc ('\n', stderr);
-}
-
-static void
-expect_equal (const char *what, const uint8_t *got, const uint8_t *want, size_t n)
-{
-  checks++;
-  if (memcmp (got, want, n) != 0) {
-    failures++;
-    fprintf (stderr, "FAIL: %s\n", what);
-    print_hex ("got: ", got, n);
-    print_hex ("want:", want, n);
-  }
-}
 
 static size_t
 unhex (const char *s, uint8_t *out, size_t max)
@@ -91,28 +71,25 @@ run_vector (const struct vector *v, const char *impl)
 
   if ((r = ncr_xts_new_impl (c, v->key, v->key_len, n, impl, &x)) == -ENOTSUP)
     return;
-  if (r < 0) {
-    failures++;
-    fprintf (stderr, "FAIL: %s: ncr_xts_new_impl: %s\n", v->where, ncr_last_error ());
+  if (!CHECK_MSG (r >= 0, "%s: ncr_xts_new_impl", v->where))
     return;
-  }
 
   snprintf (what, sizeof what, "%s [%s] encrypt", v->where, ncr_xts_impl (x));
   memset (buf, 0, sizeof buf);
   if (ncr_xts_encrypt (x, v->seq, v->pt, buf, n) < 0)
     fprintf (stderr, "encrypt: %s\n", ncr_last_error ());
-  expect_equal (what, buf, v->ct, n);
+  CHECK_BYTES_EQ (what, buf, n, v->ct, n);
 
   snprintf (what, sizeof what, "%s [%s] decrypt", v->where, ncr_xts_impl (x));
   memset (buf, 0, sizeof buf);
   if (ncr_xts_decrypt (x, v->seq, v->ct, buf, n) < 0)
     fprintf (stderr, "decrypt: %s\n", ncr_last_error ());
-  expect_equal (what, buf, v->pt, n);
+  CHECK_BYTES_EQ (what, buf, n, v->pt, n);
 
   snprintf (what, sizeof what, "%s [%s] encrypt in place", v->where, ncr_xts_impl (x));
   memcpy (buf, v->pt, n);
   ncr_xts_encrypt (x, v->seq, buf, buf, n);
-  expect_equal (what, buf, v->ct, n);
+  CHECK_BYTES_EQ (what, buf, n, v->ct, n);
   ncr_xts_free (x);
 }
 
@@ -158,9 +135,8 @@ run_file (const char *name)
       }
       if (v.pt_len * 8 != v.du_bits || v.ct_len != v.pt_len ||
           (v.key_len != 32 && v.key_len != 64)) {
-        failures++;
-        fprintf (stderr, "FAIL: %s: cannot parse the vector (du %u key %zu pt %zu ct %zu)\n",
-                 v.where, v.du_bits, v.key_len, v.pt_len, v.ct_len);
+        FAIL ("%s: cannot parse the vector (du %u key %zu pt %zu ct %zu)",
+              v.where, v.du_bits, v.key_len, v.pt_len, v.ct_len);
         continue;
       }
       for (size_t i = 0; i < NIMPLS; i++)
@@ -226,11 +202,11 @@ multi_sector (enum ncr_cipher c, unsigned ss, unsigned nsect, uint64_t first, co
             ncr_cipher_name (c), ss, nsect, first, ncr_xts_impl (x));
   if (ncr_xts_encrypt (x, first, pt, got, n) < 0)
     fprintf (stderr, "encrypt: %s\n", ncr_last_error ());
-  expect_equal (what, got, want, n);
+  CHECK_BYTES_EQ (what, got, n, want, n);
   /* Decrypt in place with a copy of the context: what each filter thread uses. */
   if (ncr_xts_dup (x, &d) < 0 || ncr_xts_decrypt (d, first, got, got, n) < 0)
     fprintf (stderr, "dup/decrypt: %s\n", ncr_last_error ());
-  expect_equal (what, got, pt, n);
+  CHECK_BYTES_EQ (what, got, n, pt, n);
   ncr_xts_free (x);
   ncr_xts_free (d);
   free (pt);
@@ -238,70 +214,47 @@ multi_sector (enum ncr_cipher c, unsigned ss, unsigned nsect, uint64_t first, co
   free (got);
 }
 
+/* The engines in this build: the default for 4096-byte sectors and every one available. */
 static void
-bad_inputs (void)
+print_implementations (void)
 {
-  uint8_t key[64], buf[4096] = { 0 };
+  uint8_t k[64];
   struct ncr_xts *x;
 
   for (int i = 0; i < 64; i++)
-    key[i] = i;
-  checks += 4;
-  if (ncr_xts_new (NCR_CIPHER_AES_256_XTS, key, 32, 4096, &x) != -EINVAL) {
-    failures++;
-    fprintf (stderr, "FAIL: a 32-byte key was accepted for aes-256-xts\n");
+    k[i] = i;
+  if (ncr_xts_new (NCR_CIPHER_AES_256_XTS, k, 64, 4096, &x) == 0) {
+    printf ("default for 4096-byte sectors: %s; available:", ncr_xts_impl (x));
+    ncr_xts_free (x);
+    for (size_t i = 0; i < NIMPLS; i++)
+      if (ncr_xts_new_impl (NCR_CIPHER_AES_256_XTS, k, 64, 4096, impls[i], &x) == 0) {
+        printf (" %s", impls[i]);
+        ncr_xts_free (x);
+      }
+    printf ("\n");
   }
-  if (ncr_xts_new (NCR_CIPHER_AES_256_XTS, key, 64, 1024, &x) != -EINVAL) {
-    failures++;
-    fprintf (stderr, "FAIL: sector size 1024 was accepted\n");
-  }
-  memcpy (key + 32, key, 32);
-  if (ncr_xts_new (NCR_CIPHER_AES_256_XTS, key, 64, 512, &x) != -EINVAL) {
-    failures++;
-    fprintf (stderr, "FAIL: a key with equal halves was accepted\n");
-  }
-  key[63] ^= 1;
-  if (ncr_xts_new (NCR_CIPHER_AES_256_XTS, key, 64, 512, &x) < 0 ||
-      ncr_xts_encrypt (x, 0, buf, buf, 100) != -EINVAL) {
-    failures++;
-    fprintf (stderr, "FAIL: a partial sector was accepted\n");
-  }
-  ncr_xts_free (x);
 }
 
-int
-main (void)
+/* NIST CAVS XTSGenAES128/256 (the IEEE 1619 data-unit-sequence-number form): 600 usable
+ * vectors per file, both ways and in place, by every implementation. */
+static void
+test_xts_kat_nist_cavs (void)
+{
+  int a = run_file ("XTSGenAES128.rsp");
+  int b = run_file ("XTSGenAES256.rsp");
+
+  if (a < 0 || b < 0)
+    SKIP ("NIST XTS vectors not found (install python3-cryptography-vectors)");
+  CHECK_MSG (a == 600 && b == 600, "expected 600 usable vectors per file, ran %d and %d", a, b);
+}
+
+/* Many sectors per call at 512 and 4096 bytes, sector numbers near 2^32 and 2^64: equal to
+ * OpenSSL's EVP aes-xts one sector at a time, and decrypted in place by a copy. */
+static void
+test_xts_multi_sector_vs_evp (void)
 {
   static const unsigned counts[] = { 1, 2, 3, 17, 40 };
   static const uint64_t firsts[] = { 0, 1, 0xfffffff0, UINT64_MAX - 50 };
-  int a, b;
-
-  {
-    uint8_t k[64];
-    struct ncr_xts *x;
-    for (int i = 0; i < 64; i++)
-      k[i] = i;
-    if (ncr_xts_new (NCR_CIPHER_AES_256_XTS, k, 64, 4096, &x) == 0) {
-      printf ("default for 4096-byte sectors: %s; available:", ncr_xts_impl (x));
-      ncr_xts_free (x);
-      for (size_t i = 0; i < NIMPLS; i++)
-        if (ncr_xts_new_impl (NCR_CIPHER_AES_256_XTS, k, 64, 4096, impls[i], &x) == 0) {
-          printf (" %s", impls[i]);
-          ncr_xts_free (x);
-        }
-      printf ("\n");
-    }
-  }
-  a = run_file ("XTSGenAES128.rsp");
-  b = run_file ("XTSGenAES256.rsp");
-  if (a < 0 || b < 0) {
-    printf ("SKIP: NIST XTS vectors not found (install python3-cryptography-vectors)\n");
-    return 77;
-  }
-  if (a != 600 || b != 600) {
-    fprintf (stderr, "FAIL: expected 600 usable vectors per file, ran %d and %d\n", a, b);
-    failures++;
-  }
 
   for (size_t g = 0; g < NIMPLS; g++)
     for (unsigned ss = 512; ss <= 4096; ss *= 8)
@@ -310,8 +263,37 @@ main (void)
           multi_sector (NCR_CIPHER_AES_256_XTS, ss, counts[i], firsts[f], impls[g]);
           multi_sector (NCR_CIPHER_AES_128_XTS, ss, counts[i], firsts[f], impls[g]);
         }
-  bad_inputs ();
+}
 
-  printf ("%u checks, %u failures\n", checks, failures);
-  return failures ? 1 : 0;
+/* Wrong key length, unsupported sector size, equal key halves, partial sector: refused. */
+static void
+test_xts_bad_inputs (void)
+{
+  uint8_t key[64], buf[4096] = { 0 };
+  struct ncr_xts *x;
+
+  for (int i = 0; i < 64; i++)
+    key[i] = i;
+  CHECK_MSG (ncr_xts_new (NCR_CIPHER_AES_256_XTS, key, 32, 4096, &x) == -EINVAL,
+             "a 32-byte key was accepted for aes-256-xts");
+  CHECK_MSG (ncr_xts_new (NCR_CIPHER_AES_256_XTS, key, 64, 1024, &x) == -EINVAL,
+             "sector size 1024 was accepted");
+  memcpy (key + 32, key, 32);
+  CHECK_MSG (ncr_xts_new (NCR_CIPHER_AES_256_XTS, key, 64, 512, &x) == -EINVAL,
+             "a key with equal halves was accepted");
+  key[63] ^= 1;
+  CHECK_MSG (ncr_xts_new (NCR_CIPHER_AES_256_XTS, key, 64, 512, &x) >= 0 &&
+             ncr_xts_encrypt (x, 0, buf, buf, 100) == -EINVAL,
+             "a partial sector was accepted");
+  ncr_xts_free (x);
+}
+
+int
+main (void)
+{
+  print_implementations ();
+  RUN (test_xts_kat_nist_cavs);         /* first: exits 77 without the vector files */
+  RUN (test_xts_multi_sector_vs_evp);
+  RUN (test_xts_bad_inputs);
+  return check_exit ();
 }

@@ -48,9 +48,7 @@
 #include "xts-pool.h"
 #include "xts.h"
 
-static int failures, checks;
-
-#define FAIL(...) do { failures++; fprintf (stderr, "FAIL: " __VA_ARGS__); } while (0)
+#include "check.h"
 
 /* ---- FIPS 197 key expansion (the oracle for what a schedule contains) ---- */
 
@@ -109,8 +107,9 @@ expand_key (const uint8_t *key, int nk, uint8_t *w)
   return nr;
 }
 
+/* The oracle itself: FIPS 197's own expansions. */
 static void
-self_test_expansion (void)
+test_fips197_key_expansion (void)
 {
   /* FIPS 197 appendix A.1 (AES-128) and A.3 (AES-256): the last word of the schedule. */
   static const uint8_t k128[16] = {
@@ -124,13 +123,10 @@ self_test_expansion (void)
   static const uint8_t last256[4] = { 0x70, 0x6c, 0x63, 0x1e };
   uint8_t w[240];
 
-  checks++;
   expand_key (k128, 4, w);
-  if (memcmp (w + 172, last128, 4) != 0)
-    FAIL ("the test's AES-128 key expansion is wrong\n");
+  CHECK_MSG (memcmp (w + 172, last128, 4) == 0, "the test's AES-128 key expansion is wrong");
   expand_key (k256, 8, w);
-  if (memcmp (w + 236, last256, 4) != 0)
-    FAIL ("the test's AES-256 key expansion is wrong\n");
+  CHECK_MSG (memcmp (w + 236, last256, 4) == 0, "the test's AES-256 key expansion is wrong");
 }
 
 /* ---- the process's mappings ---- */
@@ -283,7 +279,6 @@ scan (const char *what, const struct needles *nd, const void *const *skip,
   if (RUNNING_ON_VALGRIND || UNDER_ASAN)
     return;
   read_smaps ();
-  checks++;
   for (size_t i = 0; i < nmaps; i++) {
     const struct mapping *m = &maps[i];
 
@@ -303,12 +298,12 @@ scan (const char *what, const struct needles *nd, const void *const *skip,
           hits++;
           if (!alive) {
             bad++;
-            FAIL ("%s: after free, round key %zu is still at %p (%s)\n", what, k, (void *) p,
+            FAIL ("%s: after free, round key %zu is still at %p (%s)", what, k, (void *) p,
                   m->name[0] ? m->name : "[anon]");
           }
           else if (!protected_range ((uintptr_t) p, 16, false, why, sizeof why)) {
             bad++;
-            FAIL ("%s: round key %zu is in unprotected memory: %s\n", what, k, why);
+            FAIL ("%s: round key %zu is in unprotected memory: %s", what, k, why);
           }
         }
         p++;
@@ -316,7 +311,7 @@ scan (const char *what, const struct needles *nd, const void *const *skip,
     }
   }
   if (alive && hits == 0)
-    FAIL ("%s: the scan found no round key at all (so it proves nothing)\n", what);
+    FAIL ("%s: the scan found no round key at all (so it proves nothing)", what);
   printf ("%s: scan: %zu round-key copies found, %s\n", what, hits,
           bad ? "SOME UNPROTECTED" : alive ? "all in locked, not-dumped memory" : "none left");
 }
@@ -334,22 +329,21 @@ check_context (const char *what, const struct ncr_xts *x, const uint8_t *key, si
   bool half0 = false, half1 = false;
 
   read_smaps ();
-  checks++;
   if (k <= 0) {
-    FAIL ("%s: no key memory reported\n", what);
+    FAIL ("%s: no key memory reported", what);
     return;
   }
   for (int i = 0; i < k; i++) {
     char why[400];
 
     if (!protected_range ((uintptr_t) p[i], n[i], wf, why, sizeof why))
-      FAIL ("%s: key schedule region %d (%zu bytes at %p) is not locked/not-dumped%s: %s\n",
+      FAIL ("%s: key schedule region %d (%zu bytes at %p) is not locked/not-dumped%s: %s",
             what, i, n[i], p[i], wf ? "/wipe-on-fork" : "", why);
     half0 |= holds (p[i], n[i], key, key_len, 0);
     half1 |= holds (p[i], n[i], key, key_len, 1);
   }
   if (!half0 || !half1)
-    FAIL ("%s: the reported key memory does not hold the key schedules (K1 %s, K2 %s)\n",
+    FAIL ("%s: the reported key memory does not hold the key schedules (K1 %s, K2 %s)",
           what, half0 ? "found" : "missing", half1 ? "found" : "missing");
 }
 
@@ -363,7 +357,6 @@ check_wipe_on_fork (const char *what, const struct ncr_xts *x)
   pid_t pid;
   int status;
 
-  checks++;
   fflush (stdout);
   pid = fork ();
   if (pid == 0) {
@@ -375,7 +368,7 @@ check_wipe_on_fork (const char *what, const struct ncr_xts *x)
   }
   if (pid < 0 || waitpid (pid, &status, 0) != pid || !WIFEXITED (status) ||
       WEXITSTATUS (status) != 0)
-    FAIL ("%s: a forked child can read the key schedules\n", what);
+    FAIL ("%s: a forked child can read the key schedules", what);
 }
 
 struct thread_arg {
@@ -397,7 +390,7 @@ pool_thread (void *v)
   snprintf (what, sizeof what, "%s pool thread", a->what);
   pthread_mutex_lock (&lock);
   if (!t)
-    FAIL ("%s: %s\n", what, ncr_last_error ());
+    FAIL ("%s: %s", what, ncr_last_error ());
   else
     check_context (what, t->xts, a->key, a->key_len);
   pthread_mutex_unlock (&lock);
@@ -431,7 +424,7 @@ run (const char *impl, enum ncr_cipher c)
   }
   if (r < 0 || ncr_xts_dup (x, &d) < 0 || ncr_xts_new_impl (c, key, key_len, 512, impl, &m) < 0 ||
       ncr_xts_pool_new (m, 512, &pool) < 0) {
-    FAIL ("%s: %s\n", what, ncr_last_error ());
+    FAIL ("%s: %s", what, ncr_last_error ());
     goto out;
   }
   check_context (what, x, key, key_len);
@@ -469,22 +462,48 @@ run (const char *impl, enum ncr_cipher c)
   secmem_free (nd);
 }
 
+/* Both ciphers with one implementation; "not available here" on CPUs without it. */
+static void
+test_keymem_vaes_xts (void)
+{
+  run ("vaes-xts", NCR_CIPHER_AES_256_XTS);
+  run ("vaes-xts", NCR_CIPHER_AES_128_XTS);
+}
+
+static void
+test_keymem_openssl_xts (void)
+{
+  run ("openssl-xts", NCR_CIPHER_AES_256_XTS);
+  run ("openssl-xts", NCR_CIPHER_AES_128_XTS);
+}
+
+static void
+test_keymem_ecb_avx512 (void)
+{
+  run ("ecb-avx512", NCR_CIPHER_AES_256_XTS);
+  run ("ecb-avx512", NCR_CIPHER_AES_128_XTS);
+}
+
+static void
+test_keymem_ecb_generic (void)
+{
+  run ("ecb-generic", NCR_CIPHER_AES_256_XTS);
+  run ("ecb-generic", NCR_CIPHER_AES_128_XTS);
+}
+
 int
 main (void)
 {
-  static const char *const impls[] = { "vaes-xts", "openssl-xts", "ecb-avx512", "ecb-generic" };
-
   make_sbox ();
-  self_test_expansion ();
   if (UNDER_ASAN)
     printf ("ASan: mlock is a no-op here, so only MADV_DONTDUMP is checked; no memory scan\n");
   if (RUNNING_ON_VALGRIND)
     printf ("valgrind: no memory scan\n");
-  for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++) {
-    run (impls[i], NCR_CIPHER_AES_256_XTS);
-    run (impls[i], NCR_CIPHER_AES_128_XTS);
-  }
-  printf ("%d checks, %d failures\n", checks, failures);
+  RUN (test_fips197_key_expansion);
+  RUN (test_keymem_vaes_xts);
+  RUN (test_keymem_openssl_xts);
+  RUN (test_keymem_ecb_avx512);
+  RUN (test_keymem_ecb_generic);
   free (maps);
-  return failures ? 1 : 0;
+  return check_exit ();
 }

@@ -135,7 +135,7 @@ done
 # The key never appears in any output: debug output while serving, error paths (a key file
 # one byte too long still holds key material), --dump-plugin and --dump-config.
 leakcheck () {   # leakcheck KEYFILE OUTPUT...
-  /usr/bin/python3 - "$@" <<'PY'
+  "$PYTHON" - "$@" <<'PY'
 import base64, re, sys
 key = open(sys.argv[1], "rb").read()
 for path in sys.argv[2:]:

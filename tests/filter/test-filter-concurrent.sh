@@ -20,7 +20,7 @@ for ss in 512 4096; do
   start_nbdkit "file-$ss" --filter="$NBDCRYPT_FILTER" file "$disk" \
     key-file="$key" sector-size=$ss
   echo "== file plugin, sector-size $ss"
-  /usr/bin/python3 "$here/test-filter-concurrent.py" "$uri" $ss $conns $inflight "$disk" "$key"
+  "$PYTHON" "$here/test-filter-concurrent.py" "$uri" $ss $conns $inflight "$disk" "$key"
   stop_nbdkit "file-$ss"
 
   # Memory below (its allocator is atomic per request): reads of bytes nobody writes run
@@ -28,7 +28,7 @@ for ss in 512 4096; do
   start_nbdkit "mem-$ss" --filter="$NBDCRYPT_FILTER" memory $size \
     key-file="$key" sector-size=$ss
   echo "== memory plugin, sector-size $ss, concurrent reads"
-  /usr/bin/python3 "$here/test-filter-concurrent.py" "$uri" $ss $conns $inflight
+  "$PYTHON" "$here/test-filter-concurrent.py" "$uri" $ss $conns $inflight
   stop_nbdkit "mem-$ss"
 
   # Writes below slowed down (delay filter under ours): between the read and the write of a
@@ -37,7 +37,7 @@ for ss in 512 4096; do
   start_nbdkit "delay-$ss" --filter="$NBDCRYPT_FILTER" --filter=delay memory $size \
     delay-write=1ms key-file="$key" sector-size=$ss
   echo "== memory plugin, writes below delayed 1 ms, sector-size $ss, phase C"
-  PHASES=c /usr/bin/python3 "$here/test-filter-concurrent.py" "$uri" $ss $conns $inflight
+  PHASES=c "$PYTHON" "$here/test-filter-concurrent.py" "$uri" $ss $conns $inflight
   stop_nbdkit "delay-$ss"
 done
 echo "$0: OK"

@@ -6,8 +6,7 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 requires_py cryptography
-nbdkit --filter=error null --dump-plugin >/dev/null 2>&1 ||
-  { echo "$0: SKIP: nbdkit error filter not installed"; exit 77; }
+requires_nbdkit_filter error
 
 here="$srcdir/filter"
 key="$tmpdir/vol.key"
@@ -29,7 +28,7 @@ for ss in 512 4096; do
     error-pread-rate=1 error-pread-file="$errdir/pread" \
     error-pwrite-rate=1 error-pwrite-file="$errdir/pwrite" \
     error-zero-rate=1 error-zero-file="$errdir/zero"
-  /usr/bin/python3 "$here/test-filter-errors.py" "$uri" "$disk" "$key" $ss "$errdir" fixed
+  "$PYTHON" "$here/test-filter-errors.py" "$uri" "$disk" "$key" $ss "$errdir" fixed
   alive "fixed-$ss"
   grep -q "injecting EIO error" "$tmpdir/fixed-$ss.log" ||
     { echo "$0: FAIL: the error filter injected nothing" >&2; exit 1; }
@@ -38,14 +37,14 @@ for ss in 512 4096; do
   start_nbdkit "random-$ss" --filter="$NBDCRYPT_FILTER" --filter=error \
     file "$disk" key-file="$key" sector-size=$ss error=EIO error-file="$errdir/all" \
     error-pread-rate=0.2 error-pwrite-rate=0.3 error-zero-rate=0.3
-  /usr/bin/python3 "$here/test-filter-errors.py" "$uri" "$disk" "$key" $ss "$errdir" random
+  "$PYTHON" "$here/test-filter-errors.py" "$uri" "$disk" "$key" $ss "$errdir" random
   alive "random-$ss"
   stop_nbdkit "random-$ss"
 done
 
 # For comparison only (not part of the verdict): nbdkit's own luks filter over the same
 # injected read error.
-if command -v cryptsetup >/dev/null && nbdkit --filter=luks null --dump-plugin >/dev/null 2>&1; then
+if command -v cryptsetup >/dev/null && have_nbdkit_filter luks; then
   luks="$tmpdir/luks.img"
   truncate -s 4M "$luks"
   printf pw >"$tmpdir/pw"
@@ -57,7 +56,7 @@ if command -v cryptsetup >/dev/null && nbdkit --filter=luks null --dump-plugin >
       file "$luks" passphrase=pw \
       error=EIO error-pread-rate=1 error-pread-file="$errdir/pread"
     touch "$errdir/pread"
-    /usr/bin/python3 -c 'import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1])
+    "$PYTHON" -c 'import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1])
 try: h.pread(512, 0)
 except nbd.Error: pass' "$uri" 2>/dev/null || true
     sleep 0.5

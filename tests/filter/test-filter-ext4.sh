@@ -11,7 +11,7 @@ requires mkfs.ext4
 requires debugfs
 requires e2fsck
 requires_py nbd
-[ -c /dev/fuse ] || { echo "$0: SKIP: no /dev/fuse"; exit 77; }
+[ -c /dev/fuse ] || skip "no /dev/fuse"
 
 key="$tmpdir/vol.key"
 head -c 64 /dev/urandom >"$key"
@@ -88,7 +88,7 @@ CMDS
   stop_nbdkit "ext4-$ss"
 
   # The backing file: no ext4 magic where the superblock is, no plaintext anywhere.
-  /usr/bin/python3 - "$disk" "$tmpdir/sb.plain" "$src" <<'PY'
+  "$PYTHON" - "$disk" "$tmpdir/sb.plain" "$src" <<'PY'
 import os, sys
 disk, sb, src = sys.argv[1], open(sys.argv[2], "rb").read(), sys.argv[3]
 data = open(disk, "rb").read()

@@ -38,7 +38,7 @@ assert h.pread(len(data), 0) == data
 h.flush()
 "
 # (Not under ASan: it ignores mlock, and marks its own shadow memory MADV_DONTDUMP.)
-$asan || /usr/bin/python3 - "$pid" <<'PY'
+$asan || "$PYTHON" - "$pid" <<'PY'
 import sys
 pid = sys.argv[1]
 ok = []

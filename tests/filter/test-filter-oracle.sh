@@ -34,10 +34,10 @@ for cipher in aes-256-xts aes-128-xts; do
       exit 1
     fi
     nbdcopy "$d/plain" "$uri"
-    /usr/bin/python3 "$oracle" write-random "$uri" "$d/plain" 150 "$cipher-$ss"
+    "$PYTHON" "$oracle" write-random "$uri" "$d/plain" 150 "$cipher-$ss"
     stop_nbdkit srv
 
-    /usr/bin/python3 "$oracle" check "$d/key" $cipher $ss "$d/disk" "$d/plain"
+    "$PYTHON" "$oracle" check "$d/key" $cipher $ss "$d/disk" "$d/plain"
 
     # A fresh nbdkit reads the same plaintext back.
     start_nbdkit srv "${args[@]}"

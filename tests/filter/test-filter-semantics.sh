@@ -16,7 +16,7 @@ head -c 64 /dev/urandom >"$key"
 # nbdkit with the sanitizer runtimes preloaded when the filter was built with them; clients
 # run by --run must not inherit the preload.
 nbdkit_san () { ( sanitizer_env; exec nbdkit "$@" ); }
-sem () { /usr/bin/python3 "$here/test-filter-semantics.py" "$@"; }
+sem () { "$PYTHON" "$here/test-filter-semantics.py" "$@"; }
 
 # Export size: the plugin's size rounded down to a whole sector.
 for ss in 512 4096; do
@@ -42,7 +42,7 @@ for ss in 512 4096; do
   disk="$tmpdir/disk-$ss.img"
   truncate -s $((4 * 1024 * 1024 + 100)) "$disk"
   # The point of the extents check: the plugin below does report holes here.
-  holes=$(nbdkit -U - file "$disk" --run "/usr/bin/python3 $here/test-filter-semantics.py holes \"\$uri\"")
+  holes=$(nbdkit -U - file "$disk" --run "$PYTHON $here/test-filter-semantics.py holes \"\$uri\"")
   [ "$holes" != "holes=0" ] || { echo "$0: FAIL: the file plugin reports no holes" >&2; exit 1; }
   log="$tmpdir/below-$ss.log"
   start_nbdkit "sem-$ss" --filter="$NBDCRYPT_FILTER" --filter=log \
@@ -63,10 +63,10 @@ done
 seen=""
 for mode in emulate disable; do
   theirs=$(nbdkit -U - --filter=multi-conn memory 1M multi-conn-mode=$mode \
-             --run "/usr/bin/python3 $here/test-filter-semantics.py flags \"\$uri\"")
+             --run "$PYTHON $here/test-filter-semantics.py flags \"\$uri\"")
   ours=$(nbdkit_san -U - --filter="$NBDCRYPT_FILTER" --filter=multi-conn memory 1M \
            multi-conn-mode=$mode key-file="$key" \
-           --run "env -u LD_PRELOAD /usr/bin/python3 $here/test-filter-semantics.py flags \"\$uri\"")
+           --run "env -u LD_PRELOAD $PYTHON $here/test-filter-semantics.py flags \"\$uri\"")
   [ "$ours" = "$theirs" ] ||
     { echo "$0: FAIL: multi-conn-mode=$mode: plugin says $theirs, filter says $ours" >&2; exit 1; }
   echo "multi-conn-mode=$mode below: $ours through the filter too"

@@ -23,20 +23,20 @@ for conf in 512:aes-256-xts 4096:aes-256-xts 512:aes-128-xts; do
   start_nbdkit "$name" --filter="$NBDCRYPT_FILTER" file "$disk" \
     key-file="$k" sector-size=$ss cipher=$cipher
   echo "== sector-size $ss, $cipher"
-  /usr/bin/python3 "$here/test-filter-unaligned.py" run "$uri" "$disk" "$k" $ss \
+  "$PYTHON" "$here/test-filter-unaligned.py" run "$uri" "$disk" "$k" $ss \
     "$tmpdir/$name.model"
   stop_nbdkit "$name"
 
   # Nothing held in the filter: a fresh nbdkit reads back the same plaintext.
   start_nbdkit "$name-again" --filter="$NBDCRYPT_FILTER" file "$disk" \
     key-file="$k" sector-size=$ss cipher=$cipher
-  /usr/bin/python3 "$here/test-filter-unaligned.py" verify "$uri" "$tmpdir/$name.model"
+  "$PYTHON" "$here/test-filter-unaligned.py" verify "$uri" "$tmpdir/$name.model"
   stop_nbdkit "$name-again"
 done
 
 # For comparison only (not part of the verdict): the same 1-byte write through nbdkit's own
 # luks filter, which encrypts the merged sector without decrypting it first.
-if command -v cryptsetup >/dev/null && nbdkit --filter=luks null --dump-plugin >/dev/null 2>&1; then
+if command -v cryptsetup >/dev/null && have_nbdkit_filter luks; then
   luks="$tmpdir/luks.img"
   truncate -s 4M "$luks"
   printf pw >"$tmpdir/pw"
@@ -46,11 +46,11 @@ if command -v cryptsetup >/dev/null && nbdkit --filter=luks null --dump-plugin >
     # nbdkit's own filter, not ours: no sanitizer preload (NBDCRYPT_FILTER is what
     # start_nbdkit inspects for it; nbdkit itself is not instrumented).
     NBDCRYPT_FILTER=/usr/bin/nbdkit start_nbdkit luks --filter=luks file "$luks" passphrase=pw
-    theirs=$(/usr/bin/python3 "$here/test-filter-unaligned.py" neighbour "$uri" || echo "?")
+    theirs=$("$PYTHON" "$here/test-filter-unaligned.py" neighbour "$uri" || echo "?")
     stop_nbdkit luks
     start_nbdkit ours-demo --filter="$NBDCRYPT_FILTER" file "$tmpdir/unaligned-512-aes-256-xts.img" \
       key-file="$key" sector-size=512
-    ours=$(/usr/bin/python3 "$here/test-filter-unaligned.py" neighbour "$uri")
+    ours=$("$PYTHON" "$here/test-filter-unaligned.py" neighbour "$uri")
     stop_nbdkit ours-demo
     echo "1-byte write into a random 4 KiB: neighbour bytes damaged: nbdcrypt $ours," \
          "nbdkit luks filter $theirs"

@@ -15,14 +15,9 @@
 
 #include "kmip/kmip.h"
 
-#define CHECK(expr)                                                          \
-  do {                                                                       \
-    if (!(expr)) {                                                           \
-      fprintf (stderr, "%s:%d: FAIL: %s (last error: %s)\n", __FILE__, __LINE__, \
-               #expr, kmip_last_error ());                                   \
-      exit (1);                                                              \
-    }                                                                        \
-  } while (0)
+/* Every check is a REQUIRE: each step needs the server state the previous ones made. */
+#define CHECK_LAST_ERROR kmip_last_error
+#include "check.h"
 
 static struct kmip_client *
 open_client (const char *conf)
@@ -30,8 +25,8 @@ open_client (const char *conf)
   struct kmip_config *cfg;
   struct kmip_client *c;
 
-  CHECK (kmip_config_load (conf, &cfg) == 0);
-  CHECK (kmip_client_new (cfg, &c) == 0);
+  REQUIRE (kmip_config_load (conf, &cfg) == 0);
+  REQUIRE (kmip_client_new (cfg, &c) == 0);
   kmip_config_free (cfg);
   return c;
 }
@@ -46,8 +41,8 @@ fetch_loop (void *cv)
   uint8_t k[32];
 
   for (int i = 0; i < 10; i++) {
-    CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, k, sizeof k) == 32);
-    CHECK (memcmp (k, key0, 32) == 0);
+    REQUIRE (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, k, sizeof k) == 32);
+    REQUIRE (memcmp (k, key0, 32) == 0);
   }
   explicit_bzero (k, sizeof k);
   return NULL;
@@ -66,57 +61,57 @@ basic (struct kmip_client *c)
   /* pykmip-server refuses Create + Activate-without-identifier as a whole: Create, then
    * Activate (3 requests with the refused one; the version is pinned, no DiscoverVersions).
    * The handle remembers, and the next time asks in 2. */
-  CHECK (kmip_create_aes (c, &p, uid) == 0);
-  CHECK (kmip_client_requests (c) == 3);
+  REQUIRE (kmip_create_aes (c, &p, uid) == 0);
+  REQUIRE (kmip_client_requests (c) == 3);
   {
     char u[KMIP_UID_MAX];
-    CHECK (kmip_create_aes (c, &p, u) == 0 && kmip_client_requests (c) == 5);
+    REQUIRE (kmip_create_aes (c, &p, u) == 0 && kmip_client_requests (c) == 5);
   }
-  CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, key0, sizeof key0) == 32);
+  REQUIRE (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, key0, sizeof key0) == 32);
   /* One connection, reused by every call. */
   for (int i = 0; i < 20; i++) {
-    CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, k, sizeof k) == 32);
-    CHECK (memcmp (k, key0, 32) == 0);
+    REQUIRE (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, k, sizeof k) == 32);
+    REQUIRE (memcmp (k, key0, 32) == 0);
   }
-  CHECK (kmip_client_connections (c) == 1);
+  REQUIRE (kmip_client_connections (c) == 1);
   /* Get and GetAttributes(State) batched in one message. */
   memset (k, 0, sizeof k);
-  CHECK (kmip_get_key_state (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, k, sizeof k, &state) == 32);
-  CHECK (memcmp (k, key0, 32) == 0 && state == KMIP_STATE_ACTIVE);
+  REQUIRE (kmip_get_key_state (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, k, sizeof k, &state) == 32);
+  REQUIRE (memcmp (k, key0, 32) == 0 && state == KMIP_STATE_ACTIVE);
   /* A buffer too small is refused, not overrun. */
-  CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, small, sizeof small) == -ENOBUFS);
+  REQUIRE (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, small, sizeof small) == -ENOBUFS);
   /* Failures carry the server's result. */
-  CHECK (kmip_get_key (c, "no-such-object", 0, k, sizeof k) == KMIP_E_RESULT);
-  CHECK (kmip_last_result ().reason == KMIP_RESULT_REASON_ITEM_NOT_FOUND);
-  CHECK (strstr (kmip_last_error (), "Item Not Found") != NULL);
+  REQUIRE (kmip_get_key (c, "no-such-object", 0, k, sizeof k) == KMIP_E_RESULT);
+  REQUIRE (kmip_last_result ().reason == KMIP_RESULT_REASON_ITEM_NOT_FOUND);
+  REQUIRE (strstr (kmip_last_error (), "Item Not Found") != NULL);
   /* Locate with paging. */
   char page_name[64];
   snprintf (page_name, sizeof page_name, "api-page-%x", kmip_client_version (c));
   for (int i = 0; i < 3; i++) {
     char u[KMIP_UID_MAX];
     struct kmip_create_params q = { .name = page_name };
-    CHECK (kmip_create_aes (c, &q, u) == 0);
+    REQUIRE (kmip_create_aes (c, &q, u) == 0);
   }
   struct kmip_locate_params lp = { .name = page_name };
-  CHECK ((n = kmip_locate (c, &lp, &uids)) == 3);
+  REQUIRE ((n = kmip_locate (c, &lp, &uids)) == 3);
   kmip_strv_free (uids);
   lp.max_items = 2;
-  CHECK ((n = kmip_locate (c, &lp, &uids)) == 2);
+  REQUIRE ((n = kmip_locate (c, &lp, &uids)) == 2);
   kmip_strv_free (uids);
   /* Server-side wrap of a data key (KMIP >= 1.2). */
   if (kmip_client_version (c) >= KMIP_V (1, 2)) {
     uint8_t iv[16] = { 1, 2, 3 };
-    CHECK (kmip_encrypt (c, uid, KMIP_BLOCK_CIPHER_MODE_CBC, iv, 16, key0, 32, &ct, &ct_len)
+    REQUIRE (kmip_encrypt (c, uid, KMIP_BLOCK_CIPHER_MODE_CBC, iv, 16, key0, 32, &ct, &ct_len)
            == 0);
-    CHECK (ct_len == 48);
-    CHECK (kmip_decrypt (c, uid, KMIP_BLOCK_CIPHER_MODE_CBC, iv, 16, ct, ct_len, &pt, &pt_len)
+    REQUIRE (ct_len == 48);
+    REQUIRE (kmip_decrypt (c, uid, KMIP_BLOCK_CIPHER_MODE_CBC, iv, 16, ct, ct_len, &pt, &pt_len)
            == 0);
-    CHECK (pt_len == 32 && memcmp (pt, key0, 32) == 0);
+    REQUIRE (pt_len == 32 && memcmp (pt, key0, 32) == 0);
     free (ct);
     explicit_bzero (pt, pt_len);
     free (pt);
   }
-  CHECK (kmip_client_connections (c) == 1);
+  REQUIRE (kmip_client_connections (c) == 1);
   printf ("basic: ok at %d.%d, %u connection(s)\n", KMIP_V_MAJOR (kmip_client_version (c)),
           KMIP_V_MINOR (kmip_client_version (c)), kmip_client_connections (c));
 }
@@ -135,32 +130,32 @@ placeholder (struct kmip_client *c)
   /* First Create + Activate + Get: refused as a whole (nothing created), then Create + Get
    * in one message, then Activate: 3 requests. */
   n0 = kmip_client_requests (c);
-  CHECK (kmip_create_aes_get (c, &(struct kmip_create_params) { .name = name, .activate = true },
+  REQUIRE (kmip_create_aes_get (c, &(struct kmip_create_params) { .name = name, .activate = true },
                               u, k, sizeof k) == 32);
-  CHECK (kmip_client_requests (c) == n0 + 3);
-  CHECK (kmip_locate (c, &(struct kmip_locate_params) { .name = name }, &uids) == 1);
-  CHECK (strcmp (uids[0], u) == 0);             /* the refused message left no key behind */
+  REQUIRE (kmip_client_requests (c) == n0 + 3);
+  REQUIRE (kmip_locate (c, &(struct kmip_locate_params) { .name = name }, &uids) == 1);
+  REQUIRE (strcmp (uids[0], u) == 0);             /* the refused message left no key behind */
   kmip_strv_free (uids);
-  CHECK (kmip_get_key_state (c, u, KMIP_KEY_FORMAT_TYPE_RAW, k2, sizeof k2, &state) == 32);
-  CHECK (memcmp (k, k2, 32) == 0 && state == KMIP_STATE_ACTIVE);
+  REQUIRE (kmip_get_key_state (c, u, KMIP_KEY_FORMAT_TYPE_RAW, k2, sizeof k2, &state) == 32);
+  REQUIRE (memcmp (k, k2, 32) == 0 && state == KMIP_STATE_ACTIVE);
   /* The handle remembers: Create + Get, Activate: 2 requests. */
   n0 = kmip_client_requests (c);
-  CHECK (kmip_create_aes_get (c, &(struct kmip_create_params) { .activate = true }, u2, k, 32)
+  REQUIRE (kmip_create_aes_get (c, &(struct kmip_create_params) { .activate = true }, u2, k, 32)
          == 32);
-  CHECK (kmip_client_requests (c) == n0 + 2 && strcmp (u, u2) != 0);
-  CHECK (kmip_get_key_state (c, u2, KMIP_KEY_FORMAT_TYPE_RAW, k2, sizeof k2, &state) == 32);
-  CHECK (memcmp (k, k2, 32) == 0 && state == KMIP_STATE_ACTIVE);
+  REQUIRE (kmip_client_requests (c) == n0 + 2 && strcmp (u, u2) != 0);
+  REQUIRE (kmip_get_key_state (c, u2, KMIP_KEY_FORMAT_TYPE_RAW, k2, sizeof k2, &state) == 32);
+  REQUIRE (memcmp (k, k2, 32) == 0 && state == KMIP_STATE_ACTIVE);
   /* Without activation: Create + Get in one message. */
   n0 = kmip_client_requests (c);
-  CHECK (kmip_create_aes_get (c, &(struct kmip_create_params) { .length_bits = 128 }, u, k, 32)
+  REQUIRE (kmip_create_aes_get (c, &(struct kmip_create_params) { .length_bits = 128 }, u, k, 32)
          == 16);
-  CHECK (kmip_client_requests (c) == n0 + 1);
-  CHECK (kmip_get_key_state (c, u, KMIP_KEY_FORMAT_TYPE_RAW, k2, sizeof k2, &state) == 16);
-  CHECK (memcmp (k, k2, 16) == 0 && state == KMIP_STATE_PRE_ACTIVE);
+  REQUIRE (kmip_client_requests (c) == n0 + 1);
+  REQUIRE (kmip_get_key_state (c, u, KMIP_KEY_FORMAT_TYPE_RAW, k2, sizeof k2, &state) == 16);
+  REQUIRE (memcmp (k, k2, 16) == 0 && state == KMIP_STATE_PRE_ACTIVE);
   /* A buffer too small: the key is created, its identifier given back, nothing copied. */
-  CHECK (kmip_create_aes_get (c, &(struct kmip_create_params) { 0 }, u, k, 16) == -ENOBUFS);
-  CHECK (u[0] != '\0');
-  CHECK (kmip_client_connections (c) == 1);
+  REQUIRE (kmip_create_aes_get (c, &(struct kmip_create_params) { 0 }, u, k, 16) == -ENOBUFS);
+  REQUIRE (u[0] != '\0');
+  REQUIRE (kmip_client_connections (c) == 1);
   printf ("placeholder: ok at %d.%d: Create+Activate+Get refused once, then Create+Get in one "
           "message\n", KMIP_V_MAJOR (kmip_client_version (c)),
           KMIP_V_MINOR (kmip_client_version (c)));
@@ -182,17 +177,79 @@ placeholder_fake (struct kmip_client *c, bool stale)
     want[i] = (uint8_t) i;
   r = kmip_create_aes_get (c, &(struct kmip_create_params) { .activate = true }, u, k, 32);
   if (stale) {
-    CHECK (r == KMIP_E_DECODE && strcmp (u, "ph-1") == 0);
-    CHECK (strstr (kmip_last_error (), "did not return the key just created (ph-1)") != NULL);
+    REQUIRE (r == KMIP_E_DECODE && strcmp (u, "ph-1") == 0);
+    REQUIRE (strstr (kmip_last_error (), "did not return the key just created (ph-1)") != NULL);
     printf ("stale placeholder: refused: %s\n", kmip_last_error ());
     return;
   }
-  CHECK (r == 32 && memcmp (k, want, 32) == 0 && strcmp (u, "ph-1") == 0);
-  CHECK (kmip_client_requests (c) == 1);
-  CHECK (kmip_create_aes (c, &(struct kmip_create_params) { .activate = true }, u) == 0);
-  CHECK (kmip_client_requests (c) == 2 && strcmp (u, "ph-2") == 0);
+  REQUIRE (r == 32 && memcmp (k, want, 32) == 0 && strcmp (u, "ph-1") == 0);
+  REQUIRE (kmip_client_requests (c) == 1);
+  REQUIRE (kmip_create_aes (c, &(struct kmip_create_params) { .activate = true }, u) == 0);
+  REQUIRE (kmip_client_requests (c) == 2 && strcmp (u, "ph-2") == 0);
   printf ("placeholder server: Create+Activate+Get in 1 message, Create+Activate in 1\n");
 }
+
+static void
+placeholder_fake_fresh (struct kmip_client *c)
+{
+  placeholder_fake (c, false);
+}
+
+static void
+placeholder_fake_stale (struct kmip_client *c)
+{
+  placeholder_fake (c, true);
+}
+
+/* Four threads fetch through one handle: one connection, every key right. */
+static void
+threads (struct kmip_client *c)
+{
+  pthread_t t[4];
+  struct kmip_create_params p = { .activate = true };
+
+  REQUIRE (kmip_create_aes (c, &p, uid) == 0);
+  REQUIRE (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, key0, 32) == 32);
+  for (int i = 0; i < 4; i++)
+    REQUIRE (pthread_create (&t[i], NULL, fetch_loop, c) == 0);
+  for (int i = 0; i < 4; i++)
+    pthread_join (t[i], NULL);
+  REQUIRE (kmip_client_connections (c) == 1);
+  printf ("threads: 40 fetches by 4 threads on one handle, 1 connection\n");
+}
+
+/* The server goes away between two fetches (the caller restarts or stops it while this
+ * waits for a line on stdin): the handle connects again. */
+static void
+reconnect (struct kmip_client *c)
+{
+  char line[16];
+  uint8_t k[32];
+  struct kmip_create_params p = { .activate = true };
+
+  REQUIRE (kmip_create_aes (c, &p, uid) == 0);
+  REQUIRE (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, key0, 32) == 32);
+  printf ("ready, connected to %s\n", kmip_client_server (c));
+  fflush (stdout);
+  REQUIRE (fgets (line, sizeof line, stdin) != NULL);   /* the server restarts meanwhile */
+  REQUIRE (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, k, 32) == 32);
+  REQUIRE (memcmp (k, key0, 32) == 0);
+  REQUIRE (kmip_client_connections (c) == 2);
+  printf ("reconnect: ok, %u connections, now connected to %s\n",
+          kmip_client_connections (c), kmip_client_server (c));
+}
+
+static const struct {
+  const char *mode;
+  void (*run) (struct kmip_client *c);
+} modes[] = {
+  { "basic", basic },
+  { "placeholder", placeholder },
+  { "placeholder-fake", placeholder_fake_fresh },
+  { "stale-placeholder-fake", placeholder_fake_stale },
+  { "threads", threads },
+  { "reconnect", reconnect },
+};
 
 int
 main (int argc, char **argv)
@@ -203,43 +260,12 @@ main (int argc, char **argv)
     fprintf (stderr, "usage: %s CONF basic|placeholder|threads|reconnect\n", argv[0]);
     return 2;
   }
-  c = open_client (argv[1]);
-  if (strcmp (argv[2], "basic") == 0)
-    basic (c);
-  else if (strcmp (argv[2], "placeholder") == 0)
-    placeholder (c);
-  else if (strcmp (argv[2], "placeholder-fake") == 0 ||
-           strcmp (argv[2], "stale-placeholder-fake") == 0)
-    placeholder_fake (c, argv[2][0] == 's');
-  else if (strcmp (argv[2], "threads") == 0) {
-    pthread_t t[4];
-    struct kmip_create_params p = { .activate = true };
-    CHECK (kmip_create_aes (c, &p, uid) == 0);
-    CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, key0, 32) == 32);
-    for (int i = 0; i < 4; i++)
-      CHECK (pthread_create (&t[i], NULL, fetch_loop, c) == 0);
-    for (int i = 0; i < 4; i++)
-      pthread_join (t[i], NULL);
-    CHECK (kmip_client_connections (c) == 1);
-    printf ("threads: 40 fetches by 4 threads on one handle, 1 connection\n");
-  }
-  else if (strcmp (argv[2], "reconnect") == 0) {
-    char line[16];
-    struct kmip_create_params p = { .activate = true };
-    CHECK (kmip_create_aes (c, &p, uid) == 0);
-    CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, key0, 32) == 32);
-    printf ("ready, connected to %s\n", kmip_client_server (c));
-    fflush (stdout);
-    CHECK (fgets (line, sizeof line, stdin) != NULL);   /* the server restarts meanwhile */
-    uint8_t k[32];
-    CHECK (kmip_get_key (c, uid, KMIP_KEY_FORMAT_TYPE_RAW, k, 32) == 32);
-    CHECK (memcmp (k, key0, 32) == 0);
-    CHECK (kmip_client_connections (c) == 2);
-    printf ("reconnect: ok, %u connections, now connected to %s\n",
-            kmip_client_connections (c), kmip_client_server (c));
-  }
-  else
-    return 2;
-  kmip_client_free (c);
-  return 0;
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+    if (strcmp (argv[2], modes[i].mode) == 0) {
+      c = open_client (argv[1]);
+      modes[i].run (c);
+      kmip_client_free (c);
+      return 0;
+    }
+  return 2;
 }

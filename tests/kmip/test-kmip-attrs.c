@@ -12,16 +12,8 @@
 
 #include "internal.h"
 
-static int failures;
-
-#define CHECK(expr)                                                          \
-  do {                                                                       \
-    if (!(expr)) {                                                           \
-      fprintf (stderr, "%s:%d: FAIL: %s (last error: %s)\n", __FILE__, __LINE__, \
-               #expr, kmip_last_error ());                                   \
-      failures++;                                                            \
-    }                                                                        \
-  } while (0)
+#define CHECK_LAST_ERROR kmip_last_error
+#include "check.h"
 
 static size_t
 unhex (const char *s, uint8_t *out, size_t max)
@@ -48,8 +40,8 @@ check_encoding (uint16_t version, const struct kmip_attr *a, const char *want_he
 {
   struct kmip_req req = { .version = version };
   uint8_t want[512];
-  size_t want_len = unhex (want_hex, want, sizeof want), len;
-  const uint8_t *buf;
+  size_t want_len = unhex (want_hex, want, sizeof want), len = 0;
+  const uint8_t *buf = NULL;
 
   kmip_enc_init (&req.e);
   if (KMIP_ATTRS_V2 (version))
@@ -58,13 +50,7 @@ check_encoding (uint16_t version, const struct kmip_attr *a, const char *want_he
   if (KMIP_ATTRS_V2 (version))
     kmip_enc_end (&req.e);
   CHECK (kmip_enc_finish (&req.e, &buf, &len) == 0);
-  CHECK (len == want_len && memcmp (buf, want, len) == 0);
-  if (len != want_len || memcmp (buf, want, len) != 0) {
-    fprintf (stderr, "  got  ");
-    for (size_t i = 0; i < len; i++)
-      fprintf (stderr, "%02x", buf[i]);
-    fprintf (stderr, "\n  want %s\n", want_hex);
-  }
+  CHECK_BYTES_EQ ("encoding", buf, len, want, want_len);
   kmip_enc_free (&req.e);
 }
 
@@ -104,8 +90,10 @@ check_decode (uint16_t version, const char *hex, const char *const *want)
   kmip_tree_free (t);
 }
 
-int
-main (void)
+/* Custom attributes encoded as a 2.0 Vendor Attribute and a 1.x "x-" Attribute; standard
+ * ones keep their own tag. */
+static void
+test_custom_attr_encodings (void)
 {
   struct kmip_attr x = { .custom = "x-vsphere-id", .text = "abc" };
   struct kmip_attr y = { .custom = "y-srv", .text = "" };
@@ -135,12 +123,23 @@ main (void)
                   &(struct kmip_attr) { .tag = KMIP_TAG_CONTACT_INFORMATION, .text = "ops" },
     "42013D 01 00000010"
     "  420022 07 00000003 6f7073 0000000000");
+}
+
+/* Only "x-NAME" and "y-NAME" are custom names; others are refused and encode nothing. */
+static void
+test_custom_attr_names (void)
+{
   CHECK (kmip_custom_name_ok ("x-a") && kmip_custom_name_ok ("y-b"));
   CHECK (!kmip_custom_name_ok ("x-") && !kmip_custom_name_ok ("z-a") &&
          !kmip_custom_name_ok ("x") && !kmip_custom_name_ok (NULL));
   check_refused ("x-");
   check_refused ("vsphere-id");
+}
 
+/* Custom attributes reported from GetAttributes payloads, 2.0 and 1.x. */
+static void
+test_custom_attr_decoding (void)
+{
   /* GetAttributes 2.0 payload: Unique Identifier "1", Attributes { State Active, Vendor
    * Attribute x/vsphere-id/abc, Vendor Attribute Acme.Corp/tag/t, Vendor Attribute x/bin
    * with a Byte String value (not reported) }. */
@@ -170,24 +169,33 @@ main (void)
     "    42000A 07 0000000C 782d767370686572652d6964 00000000"
     "    42000B 07 00000003 616263 0000000000",
     (const char *const[]) { "x-vsphere-id=abc", NULL });
-  /* A 2.0 Vendor Attribute without its Attribute Name is malformed. */
-  {
-    uint8_t buf[256];
-    size_t len = unhex (
-      "42007C 01 00000030"
-      "  420125 01 00000028"
-      "    420008 01 00000020"
-      "      42009D 07 00000001 78 00000000000000"
-      "      42000B 07 00000001 74 00000000000000", buf, sizeof buf);
-    struct kmip_tree *t;
-    struct kmip_attrs a;
-    CHECK (kmip_decode (buf, len, NULL, &t) == 0);
-    CHECK (kmip_decode_attrs (t->root, KMIP_V (2, 0), &a) == KMIP_E_DECODE);
-    CHECK (a.custom == NULL && a.names == NULL);
-    kmip_tree_free (t);
-  }
-  if (failures)
-    return 1;
-  printf ("custom/vendor attributes: encodings and decodings as expected\n");
-  return 0;
+}
+
+/* A 2.0 Vendor Attribute without its Attribute Name is malformed. */
+static void
+test_vendor_attr_without_name_refused (void)
+{
+  uint8_t buf[256];
+  size_t len = unhex (
+    "42007C 01 00000030"
+    "  420125 01 00000028"
+    "    420008 01 00000020"
+    "      42009D 07 00000001 78 00000000000000"
+    "      42000B 07 00000001 74 00000000000000", buf, sizeof buf);
+  struct kmip_tree *t;
+  struct kmip_attrs a;
+  CHECK (kmip_decode (buf, len, NULL, &t) == 0);
+  CHECK (kmip_decode_attrs (t->root, KMIP_V (2, 0), &a) == KMIP_E_DECODE);
+  CHECK (a.custom == NULL && a.names == NULL);
+  kmip_tree_free (t);
+}
+
+int
+main (void)
+{
+  RUN (test_custom_attr_encodings);
+  RUN (test_custom_attr_names);
+  RUN (test_custom_attr_decoding);
+  RUN (test_vendor_attr_without_name_refused);
+  return check_exit ();
 }

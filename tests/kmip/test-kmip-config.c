@@ -7,16 +7,8 @@
 
 #include "kmip/kmip.h"
 
-static int failures;
-
-#define CHECK(expr)                                                            \
-  do {                                                                         \
-    if (!(expr)) {                                                             \
-      fprintf (stderr, "%s:%d: FAIL: %s (last error: %s)\n", __FILE__, __LINE__, #expr, \
-               kmip_last_error ());                                            \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
+#define CHECK_LAST_ERROR kmip_last_error
+#include "check.h"
 
 /* The text must be refused with a message containing want. */
 static void
@@ -25,16 +17,15 @@ refused (const char *text, const char *want)
   struct kmip_config *cfg = NULL;
   int r = kmip_config_parse (text, "/etc/nbdcrypt/kms.conf", &cfg);
 
-  if (r >= 0 || cfg != NULL || strstr (kmip_last_error (), want) == NULL) {
-    fprintf (stderr, "FAIL: %s\n  accepted or wrong message: '%s' (wanted '%s')\n", text,
-             kmip_last_error (), want);
-    failures++;
-  }
+  CHECK_MSG (r < 0 && cfg == NULL && strstr (kmip_last_error (), want) != NULL,
+             "%s\n  accepted or wrong message: '%s' (wanted '%s')", text, kmip_last_error (),
+             want);
   kmip_config_free (cfg);
 }
 
-int
-main (void)
+/* Every setting, several servers (IPv6 in brackets), paths relative to the file. */
+static void
+test_kms_conf_values (void)
 {
   struct kmip_config *cfg;
 
@@ -67,8 +58,14 @@ main (void)
     CHECK (cfg->max_message == 65536);
     kmip_config_free (cfg);
   }
+}
 
-  /* Defaults: max-version 1.4 (OKMS), 10 s, 1 MiB, system CA store. */
+/* Defaults: max-version 1.4 (OKMS), 10 s, 1 MiB, system CA store. */
+static void
+test_kms_conf_defaults (void)
+{
+  struct kmip_config *cfg;
+
   CHECK (kmip_config_parse ("[kms]\nserver=k\n", NULL, &cfg) == 0);
   if (cfg) {
     CHECK (cfg->max_version == KMIP_V (1, 4) && cfg->pin_version == 0);
@@ -76,6 +73,13 @@ main (void)
     CHECK (cfg->ca == NULL && cfg->client_cert == NULL);
     kmip_config_free (cfg);
   }
+}
+
+/* Bad values and shapes: refused with file:line and what is wrong. */
+static void
+test_kms_conf_refusals (void)
+{
+  struct kmip_config *cfg;
 
   refused ("[kms]\nserver = a:1\nmax-version = 1.5\n", "kms.conf:3: max-version '1.5'");
   refused ("[kms]\nserver = a:1\nverify = no\n", "kms.conf:3: unknown setting 'verify'");
@@ -92,8 +96,13 @@ main (void)
   refused ("[kms]\nserver = a\nclient-key = k\n", "client-key is set but client-cert is not");
   CHECK (kmip_config_load ("/nonexistent/kms.conf", &cfg) < 0 && cfg == NULL);
   CHECK (strstr (kmip_last_error (), "/nonexistent/kms.conf") != NULL);
+}
 
-  if (failures == 0)
-    printf ("test-kmip-config: OK\n");
-  return failures ? 1 : 0;
+int
+main (void)
+{
+  RUN (test_kms_conf_values);
+  RUN (test_kms_conf_defaults);
+  RUN (test_kms_conf_refusals);
+  return check_exit ();
 }

@@ -35,18 +35,18 @@ grep -q "KEK: kmip .* (wrap aes-kwp)" "$tmpdir/out" || fail "format output: $(ca
 [ "$n" -eq 4 ] || fail "format --create-kek sent $n messages, expected 4"
 tail -n 40 "$log" | grep -q "Processing operation: Get" || fail "no Get in the batch"
 uid=$("$NBDCRYPT" dump --json "$tmpdir/a.img" |
-      /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])')
+      "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])')
 "$NBDCRYPT" verify "$tmpdir/a.img" --kms-config "$tmpdir/kms.conf" |
   grep -q "KEK $uid (kmip): active" || fail "verify: KEK not active"
 "$NBDCRYPT" verify "$tmpdir/a.img" --kms-config "$tmpdir/kms.conf" |
   grep -q "key check value OK" || fail "verify: the volume key does not unwrap"
 # The header's wrapped DEK unwraps (RFC 5649, python3-cryptography) under the KEK as
 # PyKMIP's own client reads it, to the volume key nbdcrypt dump gives.
-if /usr/bin/python3 -c "import cryptography" 2>/dev/null; then
+if "$PYTHON" -c "import cryptography" 2>/dev/null; then
   "$NBDCRYPT" dump "$tmpdir/a.img" --kms-config "$tmpdir/kms.conf" \
     --dump-volume-key "$tmpdir/dek" 2>/dev/null
   "$NBDCRYPT" dump --json "$tmpdir/a.img" > "$tmpdir/hdr.json"
-  /usr/bin/python3 - "$tmpdir/hdr.json" "$tmpdir/dek" <<PY || fail "DEK does not unwrap under PyKMIP's view of the KEK"
+  "$PYTHON" - "$tmpdir/hdr.json" "$tmpdir/dek" <<PY || fail "DEK does not unwrap under PyKMIP's view of the KEK"
 $(kmip_pyclient client)
 import json, sys
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding

@@ -47,7 +47,7 @@ for v in 1.0 1.1 1.2 1.3 1.4 2.0; do
   k get "$uid" --out "$tmpdir/key-$v"
   [ "$(stat -c %s:%a "$tmpdir/key-$v")" = "32:600" ] || fail "$v: key file not 32 bytes 0600"
   k attrs "$uid" --json > "$tmpdir/attrs"
-  /usr/bin/python3 - "$tmpdir/attrs" "$name" <<'PY' || fail "$v: attrs"
+  "$PYTHON" - "$tmpdir/attrs" "$name" <<'PY' || fail "$v: attrs"
 import json, sys
 a = json.load(open(sys.argv[1]))
 assert a["state"] == "Active" and a["algorithm"] == "AES" and a["length"] == 256, a
@@ -85,7 +85,7 @@ PY
       k encrypt "$ruid" --in "$tmpdir/plain" --out "$tmpdir/ct-$v" --iv $iv
   else
     k encrypt "$ruid" --in "$tmpdir/plain" --out "$tmpdir/ct-$v" --iv $iv
-    /usr/bin/python3 - "$tmpdir/reg-$v" "$tmpdir/ct-$v" "$tmpdir/plain" $iv <<'PY' ||
+    "$PYTHON" - "$tmpdir/reg-$v" "$tmpdir/ct-$v" "$tmpdir/plain" $iv <<'PY' ||
 import sys
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives import padding
@@ -108,7 +108,7 @@ PY
   else
     k encrypt "$ruid" --mode gcm --iv $nonce --aad 6869 --in "$tmpdir/plain" \
       --out "$tmpdir/gct-$v"
-    /usr/bin/python3 - "$tmpdir/reg-$v" "$tmpdir/gct-$v" "$tmpdir/plain" $nonce \
+    "$PYTHON" - "$tmpdir/reg-$v" "$tmpdir/gct-$v" "$tmpdir/plain" $nonce \
         "$tmpdir/lct-$v" <<'PY' || fail "$v: server-side AES-GCM does not match python3-cryptography"
 import sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -127,7 +127,7 @@ PY
     [ "$(cat "$tmpdir/lpt-$v")" = "$(cat "$tmpdir/plain")!" ] || fail "$v: GCM decrypt of ours"
     expect_fail "Decrypt failed: General Failure" k decrypt "$ruid" --mode gcm --iv $nonce \
       --aad 6870 --in "$tmpdir/gct-$v" --out "$tmpdir/bad-$v"
-    /usr/bin/python3 -c "import sys; b = bytearray(open(sys.argv[1], 'rb').read()); b[-1] ^= 1
+    "$PYTHON" -c "import sys; b = bytearray(open(sys.argv[1], 'rb').read()); b[-1] ^= 1
 open(sys.argv[2], 'wb').write(b)" "$tmpdir/gct-$v" "$tmpdir/gbad-$v"
     expect_fail "Decrypt failed: General Failure" k decrypt "$ruid" --mode gcm --iv $nonce \
       --aad 6869 --in "$tmpdir/gbad-$v" --out "$tmpdir/bad2-$v"

@@ -19,7 +19,7 @@ for v in 1.2 1.4 2.0; do
   # Ours creates, theirs reads.
   uid=$(kms create --name "ours-$v" --activate)
   kms get "$uid" --out "$tmpdir/ours-$v"
-  theirs=$(/usr/bin/python3 - <<PY
+  theirs=$("$PYTHON" - <<PY
 $(kmip_pyclient client $v)
 k = c.get("$uid")
 names = [a.attribute_value.name_value.value for a in c.get_attributes("$uid", ["Name"])[1]]
@@ -31,7 +31,7 @@ PY
     fail "$v: PyKMIP sees '$theirs' for our key $(hex "$tmpdir/ours-$v")"
 
   # Theirs creates and registers, ours reads.
-  /usr/bin/python3 - > "$tmpdir/py-$v" <<PY
+  "$PYTHON" - > "$tmpdir/py-$v" <<PY
 $(kmip_pyclient client $v)
 from kmip.pie import objects
 uid = c.create(enums.CryptographicAlgorithm.AES, 256, name="theirs-$v")
@@ -55,7 +55,7 @@ PY
   # Ours registers, theirs reads.
   head -c 32 /dev/urandom > "$tmpdir/reg-$v"
   ouid=$(kms register --in "$tmpdir/reg-$v" --name "ours-reg-$v")
-  got=$(/usr/bin/python3 -c "$(kmip_pyclient client $v)
+  got=$("$PYTHON" -c "$(kmip_pyclient client $v)
 print(c.get('$ouid').value.hex())")
   [ "$got" = "$(hex "$tmpdir/reg-$v")" ] || fail "$v: registered by us, read by PyKMIP"
   echo "$v: ours->theirs and theirs->ours agree"
@@ -67,7 +67,7 @@ for v in 1.0 1.1 1.2 1.3 1.4 2.0; do
   uid=$("$NBDCRYPT" kms --config "$tmpdir/ph.conf" create --activate --name "ph-$v" \
           --out "$tmpdir/ph-$v")
   [ "$(stat -c %s:%a "$tmpdir/ph-$v")" = "32:600" ] || fail "$v: create --out file"
-  got=$(/usr/bin/python3 -c "$(kmip_pyclient client)
+  got=$("$PYTHON" -c "$(kmip_pyclient client)
 print(c.get('$uid').value.hex(), c.get_attributes('$uid', ['State'])[1][0].attribute_value.value.name)")
   [ "$got" = "$(hex "$tmpdir/ph-$v") ACTIVE" ] ||
     fail "$v: create --out wrote $(hex "$tmpdir/ph-$v"), PyKMIP sees '$got'"

@@ -6,13 +6,13 @@
 # itself encodes; garbage input fails with one line on stderr and no crash.
 set -euo pipefail
 source "$srcdir/functions.sh"
-requires /usr/bin/python3
+requires_python
 requires_py kmip
 
 vectors="$srcdir/kmip/test-ttlv-vectors.json"
 export NBDCRYPT vectors tmpdir
 
-/usr/bin/python3 - <<'PY'
+"$PYTHON" - <<'PY'
 import json, os, random, subprocess, sys
 
 nbdcrypt = os.environ["NBDCRYPT"]

@@ -4,7 +4,6 @@
  * refused with a message (truncation, bad lengths, caps, nesting, booleans, padding). */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,21 +11,9 @@
 #include "kmip/ttlv.h"
 #include "test-ttlv-vectors.h"
 
+#include "check.h"
+
 #define N(a) (sizeof (a) / sizeof (a)[0])
-
-static int failures;
-
-static void
-fail (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  fputs ("FAIL: ", stderr);
-  vfprintf (stderr, fmt, ap);
-  fputc ('\n', stderr);
-  va_end (ap);
-  failures++;
-}
 
 static size_t
 unhex (const char *hex, uint8_t *out, size_t max)
@@ -41,15 +28,6 @@ unhex (const char *hex, uint8_t *out, size_t max)
   return n;
 }
 
-static void
-print_hex (const char *label, const uint8_t *p, size_t n)
-{
-  fprintf (stderr, "  %s (%zu bytes): ", label, n);
-  for (size_t i = 0; i < n; i++)
-    fprintf (stderr, "%02X", p[i]);
-  fputc ('\n', stderr);
-}
-
 /* The encoder's output must equal want byte for byte; prints got/want on failure. */
 static void
 expect_bytes (const char *what, struct kmip_enc *e, const uint8_t *want, size_t wlen)
@@ -59,14 +37,10 @@ expect_bytes (const char *what, struct kmip_enc *e, const uint8_t *want, size_t 
   int r = kmip_enc_finish (e, &got, &glen);
 
   if (r < 0) {
-    fail ("%s: encoder: %s", what, kmip_last_error ());
+    FAIL ("%s: encoder: %s", what, kmip_last_error ());
     return;
   }
-  if (glen != wlen || memcmp (got, want, wlen) != 0) {
-    fail ("%s: encoding differs", what);
-    print_hex ("got", got, glen);
-    print_hex ("want", want, wlen);
-  }
+  CHECK_BYTES_EQ (what, got, glen, want, wlen);
 }
 
 /* 1. Every vector decodes, and re-encoding the tree gives the same bytes. Every proper
@@ -80,7 +54,7 @@ test_roundtrip (const char *name, const char *hex)
   struct kmip_enc e;
 
   if (kmip_decode (buf, len, NULL, &t) < 0) {
-    fail ("%s: decode: %s", name, kmip_last_error ());
+    FAIL ("%s: decode: %s", name, kmip_last_error ());
     return;
   }
   kmip_enc_init (&e);
@@ -91,7 +65,7 @@ test_roundtrip (const char *name, const char *hex)
 
   for (size_t cut = 0; cut < len; cut++) {
     if (kmip_decode (buf, cut, NULL, &t) == 0) {
-      fail ("%s: truncated to %zu of %zu bytes but decoded", name, cut, len);
+      FAIL ("%s: truncated to %zu of %zu bytes but decoded", name, cut, len);
       kmip_tree_free (t);
       break;
     }
@@ -111,12 +85,12 @@ test_primitive (const struct ttlv_primitive *p)
   bool ok = true;
 
   if (kmip_decode (want, wlen, NULL, &t) < 0) {
-    fail ("primitive %s: decode: %s", p->type, kmip_last_error ());
+    FAIL ("primitive %s: decode: %s", p->type, kmip_last_error ());
     return;
   }
   const struct kmip_node *n = t->root;
   if (n->tag != tag || strcmp (kmip_type_name (n->type), p->type) != 0)
-    fail ("primitive %s: decoded tag 0x%06" PRIX32 " type %s", p->type, n->tag,
+    FAIL ("primitive %s: decoded tag 0x%06" PRIX32 " type %s", p->type, n->tag,
           kmip_type_name (n->type));
 
   kmip_enc_init (&e);
@@ -179,7 +153,7 @@ test_primitive (const struct ttlv_primitive *p)
   }
   }
   if (!ok)
-    fail ("primitive %s: decoded value differs from the documented value", p->type);
+    FAIL ("primitive %s: decoded value differs from the documented value", p->type);
   char what[64];
   snprintf (what, sizeof what, "primitive %s from scratch", p->type);
   expect_bytes (what, &e, want, wlen);
@@ -334,14 +308,14 @@ test_lookup (void)
   const struct kmip_node *item, *payload, *n;
 
   if (kmip_decode (buf, len, NULL, &t) < 0) {
-    fail ("lookup: decode: %s", kmip_last_error ());
+    FAIL ("lookup: decode: %s", kmip_last_error ());
     return;
   }
   const struct kmip_node *root = t->root;
   n = kmip_find_path (root, KMIP_TAG_RESPONSE_HEADER, KMIP_TAG_PROTOCOL_VERSION,
                       KMIP_TAG_PROTOCOL_VERSION_MAJOR, 0);
   if (kmip_node_int (n, &major) < 0 || major != 1)
-    fail ("lookup: protocol major via path");
+    FAIL ("lookup: protocol major via path");
   if (kmip_get_struct (root, KMIP_TAG_BATCH_ITEM, &item) < 0 ||
       kmip_get_enum (item, KMIP_TAG_OPERATION, &op) < 0 || op != KMIP_OPERATION_GET ||
       kmip_get_enum (item, KMIP_TAG_RESULT_STATUS, &status) < 0 ||
@@ -349,33 +323,33 @@ test_lookup (void)
       kmip_get_struct (item, KMIP_TAG_RESPONSE_PAYLOAD, &payload) < 0 ||
       kmip_get_text (payload, KMIP_TAG_UNIQUE_IDENTIFIER, &uid, &uidlen) < 0 ||
       uidlen != 36 || strcmp (uid, "49a1ca88-6bea-4fb2-b450-7e58802c3038") != 0)
-    fail ("lookup: operation/status/uid: %s", kmip_last_error ());
+    FAIL ("lookup: operation/status/uid: %s", kmip_last_error ());
   n = kmip_find_path (payload, KMIP_TAG_SYMMETRIC_KEY, KMIP_TAG_KEY_BLOCK, 0);
   if (kmip_get_int (n, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, &clen) < 0 || clen != 168)
-    fail ("lookup: cryptographic length");
+    FAIL ("lookup: cryptographic length");
   if (kmip_get_bytes (kmip_find (n, KMIP_TAG_KEY_VALUE), KMIP_TAG_KEY_MATERIAL, &key, &klen) < 0
       || klen != 24 || key[0] != 0x73 || key[23] != 0xC8)
-    fail ("lookup: key material");
+    FAIL ("lookup: key material");
 
   /* Missing and mistyped fields: distinct codes, messages that name the tag and the parent. */
   if (kmip_get_enum (item, KMIP_TAG_RESULT_REASON, &op) != -ENOENT ||
       strstr (kmip_last_error (), "ResultReason missing from BatchItem") == NULL)
-    fail ("lookup: missing field: got '%s'", kmip_last_error ());
+    FAIL ("lookup: missing field: got '%s'", kmip_last_error ());
   if (kmip_get_int (item, KMIP_TAG_OPERATION, &clen) != KMIP_E_DECODE ||
       strstr (kmip_last_error (), "Operation in BatchItem is a Enumeration") == NULL)
-    fail ("lookup: wrong type: got '%s'", kmip_last_error ());
+    FAIL ("lookup: wrong type: got '%s'", kmip_last_error ());
   if (kmip_find (NULL, KMIP_TAG_OPERATION) != NULL || kmip_find_next (NULL) != NULL ||
       kmip_find_path (root, KMIP_TAG_BATCH_ITEM, KMIP_TAG_ATTRIBUTE, 0) != NULL)
-    fail ("lookup: absent paths");
+    FAIL ("lookup: absent paths");
   if (kmip_count (root, KMIP_TAG_BATCH_ITEM) != 1 || root->nchildren != 2 ||
       kmip_find_next (item) != NULL)
-    fail ("lookup: counts");
+    FAIL ("lookup: counts");
   kmip_tree_free (t);
 
   /* Repeated fields: the Create request's three Attributes in order. */
   len = unhex (vector ("libkmip:kmip_1_1_test_suite_3_1_1_0_a")->hex, buf, sizeof buf);
   if (kmip_decode (buf, len, NULL, &t) < 0) {
-    fail ("lookup: decode create: %s", kmip_last_error ());
+    FAIL ("lookup: decode create: %s", kmip_last_error ());
     return;
   }
   n = kmip_find_path (t->root, KMIP_TAG_BATCH_ITEM, KMIP_TAG_REQUEST_PAYLOAD,
@@ -387,11 +361,11 @@ test_lookup (void)
     const char *s;
     if (k >= 3 || kmip_get_text (a, KMIP_TAG_ATTRIBUTE_NAME, &s, NULL) < 0 ||
         strcmp (s, names[k]) != 0)
-      fail ("lookup: attribute %d", k);
+      FAIL ("lookup: attribute %d", k);
     k++;
   }
   if (k != 3 || kmip_count (n, KMIP_TAG_ATTRIBUTE) != 3)
-    fail ("lookup: %d attributes, want 3", k);
+    FAIL ("lookup: %d attributes, want 3", k);
   kmip_tree_free (t);
 }
 
@@ -404,13 +378,13 @@ expect_reject (const char *what, const uint8_t *buf, size_t len,
   int r = kmip_decode (buf, len, lim, &t);
 
   if (r == 0) {
-    fail ("%s: accepted", what);
+    FAIL ("%s: accepted", what);
     kmip_tree_free (t);
   }
   else if (r != want || strstr (kmip_last_error (), msg) == NULL)
-    fail ("%s: got %d '%s', want %d '...%s...'", what, r, kmip_last_error (), want, msg);
+    FAIL ("%s: got %d '%s', want %d '...%s...'", what, r, kmip_last_error (), want, msg);
   else if (t != NULL)
-    fail ("%s: *out not cleared", what);
+    FAIL ("%s: *out not cleared", what);
 }
 
 static size_t
@@ -474,11 +448,11 @@ test_reject (void)
   len = unhex ("42007801000000205400010200000004000000070000000042FFFF0600000008"
                "0000000000000001", v, sizeof v);
   if (kmip_decode (v, len, NULL, &t) < 0)
-    fail ("unknown tags refused: %s", kmip_last_error ());
+    FAIL ("unknown tags refused: %s", kmip_last_error ());
   else {
     if (t->nnodes != 3 || kmip_find (t->root, 0x540001) == NULL ||
         kmip_find (t->root, 0x42FFFF) == NULL || kmip_tag_name (0x42FFFF) != NULL)
-      fail ("unknown tags not kept");
+      FAIL ("unknown tags not kept");
     kmip_tree_free (t);
   }
 
@@ -488,7 +462,7 @@ test_reject (void)
   expect_reject ("over max_size", v, len, &small, KMIP_E_TOO_BIG, "exceeds the limit");
   small.max_size = 152;
   if (kmip_decode (v, len, &small, &t) < 0)
-    fail ("at max_size: %s", kmip_last_error ());
+    FAIL ("at max_size: %s", kmip_last_error ());
   else
     kmip_tree_free (t);
   struct kmip_decode_limits few = { .max_nodes = 9 };
@@ -497,23 +471,23 @@ test_reject (void)
   /* Frame check for transports. */
   size_t total;
   if (kmip_ttlv_frame_length (v, 0, &total) < 0 || total != len)
-    fail ("frame length: %s", kmip_last_error ());
+    FAIL ("frame length: %s", kmip_last_error ());
   uint8_t hdr[8];
   put_item (hdr, KMIP_TAG_RESPONSE_MESSAGE, KMIP_TYPE_STRUCTURE, 0xFFFFFFF8);
   if (kmip_ttlv_frame_length (hdr, 0, &total) != KMIP_E_TOO_BIG)
-    fail ("frame length 4 GiB accepted");
+    FAIL ("frame length 4 GiB accepted");
   put_item (hdr, KMIP_TAG_RESPONSE_MESSAGE, KMIP_TYPE_STRUCTURE, 1024 * 1024 - 8);
   if (kmip_ttlv_frame_length (hdr, 0, &total) < 0 || total != 1024 * 1024)
-    fail ("frame length at 1 MiB refused");
+    FAIL ("frame length at 1 MiB refused");
   put_item (hdr, KMIP_TAG_RESPONSE_MESSAGE, KMIP_TYPE_STRUCTURE, 1024 * 1024);
   if (kmip_ttlv_frame_length (hdr, 0, &total) != KMIP_E_TOO_BIG)
-    fail ("frame length over 1 MiB accepted");
+    FAIL ("frame length over 1 MiB accepted");
   put_item (hdr, KMIP_TAG_RESPONSE_MESSAGE, KMIP_TYPE_INTEGER, 8);
   if (kmip_ttlv_frame_length (hdr, 0, &total) != KMIP_E_DECODE)
-    fail ("frame of an integer accepted");
+    FAIL ("frame of an integer accepted");
   memcpy (hdr, "HTTP/1.1", 8);
   if (kmip_ttlv_frame_length (hdr, 0, &total) != KMIP_E_DECODE)
-    fail ("frame of HTTP accepted");
+    FAIL ("frame of HTTP accepted");
 
   /* Nesting: 32 structures are fine by default, 33 are not; a limit raised past its ceiling
    * still stops at the ceiling (256). */
@@ -530,7 +504,7 @@ test_reject (void)
     if (depth == 33)
       expect_reject ("nesting 33", buf, len, NULL, KMIP_E_DECODE, "deeper than 32");
     if (kmip_decode (buf, len, depth == 33 ? &deep : NULL, &t) < 0) {
-      fail ("nesting %u: %s", depth, kmip_last_error ());
+      FAIL ("nesting %u: %s", depth, kmip_last_error ());
       continue;
     }
     const struct kmip_node *n = t->root;
@@ -540,7 +514,7 @@ test_reject (void)
       d++;
     }
     if (d != depth)
-      fail ("nesting: depth %u decoded as %u", depth, d);
+      FAIL ("nesting: depth %u decoded as %u", depth, d);
     /* Re-encoding a deep tree round-trips (iterative walk). */
     struct kmip_enc e;
     kmip_enc_init (&e);
@@ -563,23 +537,23 @@ test_encoder_errors (void)
   kmip_enc_init (&e);
   if (kmip_enc_end (&e) != -EINVAL || kmip_enc_int (&e, 0x420020, 1) != -EINVAL ||
       kmip_enc_finish (&e, &out, &len) != -EINVAL)
-    fail ("encoder: end without begin is not sticky");
+    FAIL ("encoder: end without begin is not sticky");
   kmip_enc_reset (&e);
   kmip_enc_begin (&e, KMIP_TAG_REQUEST_MESSAGE);
   if (kmip_enc_finish (&e, &out, &len) != -EINVAL)
-    fail ("encoder: open structure finished");
+    FAIL ("encoder: open structure finished");
   kmip_enc_reset (&e);
   if (kmip_enc_int (&e, 0x1000000, 1) != -EINVAL)
-    fail ("encoder: 4-byte tag accepted");
+    FAIL ("encoder: 4-byte tag accepted");
   kmip_enc_reset (&e);
   e.max_size = 1024;
   kmip_enc_begin (&e, KMIP_TAG_REQUEST_MESSAGE);
   if (kmip_enc_bytes (&e, KMIP_TAG_KEY_MATERIAL, big, sizeof big) != KMIP_E_TOO_BIG ||
       kmip_enc_end (&e) != KMIP_E_TOO_BIG)
-    fail ("encoder: max_size not enforced");
+    FAIL ("encoder: max_size not enforced");
   kmip_enc_reset (&e);
   if (kmip_enc_bigint (&e, 0x420020, big, 0) != -EINVAL)
-    fail ("encoder: empty bigint accepted");
+    FAIL ("encoder: empty bigint accepted");
   kmip_enc_free (&e);
 
   /* Growth across many reallocations keeps earlier bytes. */
@@ -591,14 +565,14 @@ test_encoder_errors (void)
   struct kmip_tree *t;
   if (kmip_enc_finish (&e, &out, &len) < 0 || len != 8 + 16 * 1000 ||
       kmip_decode (out, len, NULL, &t) < 0)
-    fail ("encoder: growth");
+    FAIL ("encoder: growth");
   else {
     int k = 0;
     for (const struct kmip_node *n = t->root->child; n; n = n->next, k++)
       if (n->v.i32 != k)
         break;
     if (k != 1000)
-      fail ("encoder: growth lost data at %d", k);
+      FAIL ("encoder: growth lost data at %d", k);
     kmip_tree_free (t);
   }
   kmip_enc_free (&e);
@@ -614,15 +588,15 @@ test_names (void)
       strcmp (kmip_tag_name (0x42006A), "ProtocolVersionMajor") != 0 ||
       strcmp (kmip_tag_name (0x420094), "UniqueIdentifier") != 0 ||
       kmip_tag_name (0x420000) != NULL || kmip_tag_name (0x540000) != NULL)
-    fail ("names: tag names");
+    FAIL ("names: tag names");
   if (kmip_tag_by_name ("BatchItem", &tag) < 0 || tag != 0x42000F ||
       kmip_tag_by_name ("NoSuchTag", &tag) != -ENOENT)
-    fail ("names: tag by name");
+    FAIL ("names: tag by name");
   /* Every named tag maps back to itself. */
   for (uint32_t t = 0x420000; t < 0x420400; t++) {
     const char *n = kmip_tag_name (t);
     if (n && (kmip_tag_by_name (n, &tag) < 0 || tag != t))
-      fail ("names: %s does not map back to 0x%06" PRIX32, n, t);
+      FAIL ("names: %s does not map back to 0x%06" PRIX32, n, t);
   }
   if (strcmp (kmip_enum_name (KMIP_TAG_OPERATION, 10), "Get") != 0 ||
       strcmp (kmip_enum_name (KMIP_TAG_OBJECT_TYPE, 2), "SymmetricKey") != 0 ||
@@ -636,37 +610,45 @@ test_names (void)
       strcmp (kmip_enum_name (KMIP_TAG_MASK_GENERATOR_HASHING_ALGORITHM, 6), "SHA256") != 0 ||
       kmip_enum_name (KMIP_TAG_OPERATION, 0xFFFF) != NULL ||
       kmip_enum_name (KMIP_TAG_UNIQUE_BATCH_ITEM_ID, 1) != NULL)
-    fail ("names: enum names");
+    FAIL ("names: enum names");
   if (kmip_enum_by_name (KMIP_TAG_OPERATION, "Revoke", &v) < 0 || v != KMIP_OPERATION_REVOKE)
-    fail ("names: enum by name");
+    FAIL ("names: enum by name");
   if (strcmp (kmip_mask_bit_name (KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, 4), "Encrypt") != 0)
-    fail ("names: usage mask bit");
+    FAIL ("names: usage mask bit");
   if (strcmp (kmip_type_name (KMIP_TYPE_DATE_TIME), "DateTime") != 0 ||
       kmip_type_name (0) != NULL || kmip_type_name (11) != NULL ||
       kmip_type_by_name ("Interval") != KMIP_TYPE_INTERVAL)
-    fail ("names: type names");
+    FAIL ("names: type names");
+}
+
+/* 1 and 2 over every vector of the table. */
+static void
+test_messages_roundtrip (void)
+{
+  for (size_t i = 0; i < N (ttlv_messages); i++)
+    test_roundtrip (ttlv_messages[i].name, ttlv_messages[i].hex);
+}
+
+static void
+test_primitives (void)
+{
+  for (size_t i = 0; i < N (ttlv_primitives); i++) {
+    test_roundtrip (ttlv_primitives[i].type, ttlv_primitives[i].hex);
+    test_primitive (&ttlv_primitives[i]);
+  }
 }
 
 int
 main (void)
 {
-  for (size_t i = 0; i < N (ttlv_messages); i++)
-    test_roundtrip (ttlv_messages[i].name, ttlv_messages[i].hex);
-  for (size_t i = 0; i < N (ttlv_primitives); i++) {
-    test_roundtrip (ttlv_primitives[i].type, ttlv_primitives[i].hex);
-    test_primitive (&ttlv_primitives[i]);
-  }
-  test_encode_messages ();
-  test_lookup ();
-  test_reject ();
-  test_encoder_errors ();
-  test_names ();
-
-  if (failures) {
-    fprintf (stderr, "%d failure(s)\n", failures);
-    return 1;
-  }
-  printf ("ttlv vectors: %zu messages and %zu primitives round-trip; encoder, lookups, "
-          "limits and names OK\n", N (ttlv_messages), N (ttlv_primitives));
-  return 0;
+  RUN (test_messages_roundtrip);
+  RUN (test_primitives);
+  RUN (test_encode_messages);
+  RUN (test_lookup);
+  RUN (test_reject);
+  RUN (test_encoder_errors);
+  RUN (test_names);
+  printf ("ttlv vectors: %zu messages and %zu primitives\n", N (ttlv_messages),
+          N (ttlv_primitives));
+  return check_exit ();
 }

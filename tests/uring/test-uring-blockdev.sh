@@ -8,8 +8,8 @@ requires nbdkit
 requires losetup
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
-io="/usr/bin/python3 $srcdir/uring/uring_io.py"
-[ -w /dev/loop-control ] || { echo "$0: SKIP: cannot create loop devices"; exit 77; }
+io="$PYTHON $srcdir/uring/uring_io.py"
+[ -w /dev/loop-control ] || skip "cannot create loop devices"
 
 for ss in 512 4096; do
   backing=$tmpdir/backing
@@ -17,14 +17,14 @@ for ss in 512 4096; do
   truncate -s 24M "$backing"
   truncate -s 24M "$tmpdir/ref"
   dev=$(losetup --find --show --sector-size $ss "$backing" 2>/dev/null) ||
-    { echo "$0: SKIP: losetup failed"; exit 77; }
+    skip "losetup failed"
   on_exit losetup -d "$dev"
   for direct in false true; do
     echo "$dev sector-size=$ss direct=$direct"
     start_nbdkit bdev "$NBDCRYPT_URING_PLUGIN" file="$dev" direct=$direct
     $io write-small "$uri" "$tmpdir/ref" $RANDOM 60
     $io verify "$uri" "$tmpdir/ref" $RANDOM 20
-    /usr/bin/python3 - "$uri" "$tmpdir/ref" $ss <<'PY'
+    "$PYTHON" - "$uri" "$tmpdir/ref" $ss <<'PY'
 import sys
 import nbd
 uri, ref_path, ss = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -7,7 +7,7 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}" "${NO_IO_URING:?}"
-io="/usr/bin/python3 $srcdir/uring/uring_io.py"
+io="$PYTHON $srcdir/uring/uring_io.py"
 
 for err in ENOSYS EPERM; do
   for direct in false true; do

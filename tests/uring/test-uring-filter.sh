@@ -9,7 +9,7 @@ requires nbdkit
 requires_py nbd
 requires_py cryptography
 : "${NBDCRYPT_URING_PLUGIN:?}" "${NBDCRYPT_FILTER:?}"
-io="/usr/bin/python3 $srcdir/uring/uring_io.py"
+io="$PYTHON $srcdir/uring/uring_io.py"
 key=$tmpdir/vol.key
 head -c 64 /dev/urandom >"$key"
 
@@ -18,7 +18,7 @@ for combo in "true 4096" "true 512" "false 4096"; do
   echo "direct=$direct sector-size=$ss"
   rm -f "$tmpdir/img" "$tmpdir/ref"
   truncate -s 8M "$tmpdir/img"
-  /usr/bin/python3 - "$key" "$tmpdir/img" "$tmpdir/ref" $ss <<'PY'
+  "$PYTHON" - "$key" "$tmpdir/img" "$tmpdir/ref" $ss <<'PY'
 # The reference starts as what the filter shows for an all-zero image: zeros decrypted.
 import sys
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -41,7 +41,7 @@ PY
   $io verify "$uri" "$tmpdir/ref" $RANDOM 20
   stop_nbdkit crypt-file
 
-  /usr/bin/python3 - "$key" "$tmpdir/img" "$tmpdir/ref" $ss <<'PY'
+  "$PYTHON" - "$key" "$tmpdir/img" "$tmpdir/ref" $ss <<'PY'
 import sys
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 key, img, ref, ss = open(sys.argv[1], 'rb').read(), sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -18,7 +18,7 @@ size=$((8 << 20))
 head -c $size /dev/urandom > "$img"
 
 check () {
-  /usr/bin/python3 - "$uri" "$img" "$size" "$(cat "$tmpdir/$1.pid")" <<'PY'
+  "$PYTHON" - "$uri" "$img" "$size" "$(cat "$tmpdir/$1.pid")" <<'PY'
 import os, sys
 import nbd
 uri, img, size, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

@@ -8,12 +8,12 @@ requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
 mnt=$tmpdir/ramfs
 mkdir "$mnt"
-mount -t ramfs ramfs "$mnt" 2>/dev/null || { echo "$0: SKIP: cannot mount ramfs"; exit 77; }
+mount -t ramfs ramfs "$mnt" 2>/dev/null || skip "cannot mount ramfs"
 on_exit umount "$mnt"
-/usr/bin/python3 -c "import sys; open(sys.argv[1], 'wb').write(b'\xaa' * (8 << 20))" "$mnt/img"
+"$PYTHON" -c "import sys; open(sys.argv[1], 'wb').write(b'\xaa' * (8 << 20))" "$mnt/img"
 
 start_nbdkit ramfs "$NBDCRYPT_URING_PLUGIN" file="$mnt/img"
-/usr/bin/python3 - "$uri" <<'PY'
+"$PYTHON" - "$uri" <<'PY'
 import errno, sys
 import nbd
 M = 1 << 20

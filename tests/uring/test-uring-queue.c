@@ -20,8 +20,10 @@
 #endif
 
 #include "errors.h"
-#include "uring-check.h"
 #include "uring-queue.h"
+
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
 
 #define FILE_SIZE (4u << 20)
 #define NTHREADS 6
@@ -45,7 +47,7 @@ make_queue (enum uq_engine engine, unsigned depth, int fd)
   struct uq *q = NULL;
   struct uq_config c = { .engine = engine, .depth = depth, .fds = { fd, -1 }, .nfds = 1 };
   int r = uq_new (&q, &c);
-  CHECK (r == 0, "uq_new %s depth %u: %d", uq_engine_name (engine), depth, r);
+  CHECK_MSG (r == 0, "uq_new %s depth %u: %d", uq_engine_name (engine), depth, r);
   return q;
 }
 
@@ -62,19 +64,19 @@ test_batch_read (enum uq_engine engine, int fd)
   for (int i = 0; i < 16; i++)
     ops[i] = (struct uq_op) { .opcode = UQ_READ, .buf = buf + i * piece, .len = piece,
                               .offset = i * piece };
-  CHECK (uq_run (q, ops, 16) == 0, "batch read");
-  CHECK (memcmp (buf, expect, FILE_SIZE) == 0, "batch read contents (%s)",
-         uq_engine_name (engine));
+  CHECK_MSG (uq_run (q, ops, 16) == 0, "batch read");
+  CHECK_MSG (memcmp (buf, expect, FILE_SIZE) == 0, "batch read contents (%s)",
+             uq_engine_name (engine));
   for (int i = 0; i < 16; i++)
-    CHECK (ops[i].done == piece && ops[i].error == 0, "op %d done %lu", i,
-           (unsigned long) ops[i].done);
+    CHECK_MSG (ops[i].done == piece && ops[i].error == 0, "op %d done %lu", i,
+               (unsigned long) ops[i].done);
   uq_get_stats (q, &st);
-  CHECK (st.ops == 16 && st.batches == 2, "%s: ops %lu batches %lu",
-         uq_engine_name (engine), (unsigned long) st.ops, (unsigned long) st.batches);
+  CHECK_MSG (st.ops == 16 && st.batches == 2, "%s: ops %lu batches %lu",
+             uq_engine_name (engine), (unsigned long) st.ops, (unsigned long) st.batches);
   if (engine == UQ_PER_THREAD) {
     /* Both rounds of 8 go in one io_uring_enter each (submit and wait together). */
-    CHECK (st.enters == 2, "per-thread enters %lu", (unsigned long) st.enters);
-    CHECK (st.rings == 1 && st.fixed_files, "rings %u fixed %d", st.rings, st.fixed_files);
+    CHECK_MSG (st.enters == 2, "per-thread enters %lu", (unsigned long) st.enters);
+    CHECK_MSG (st.rings == 1 && st.fixed_files, "rings %u fixed %d", st.rings, st.fixed_files);
   }
   uq_free (q);
   free (buf);
@@ -93,10 +95,10 @@ test_write (enum uq_engine engine, int fd, unsigned seed)
   ops[1] = (struct uq_op) { .opcode = UQ_WRITE, .buf = data + 100000, .len = 200000,
                             .offset = 100007, .rw_flags = RWF_DSYNC };
   ops[2] = (struct uq_op) { .opcode = UQ_FDATASYNC };
-  CHECK (uq_run (q, ops, 2) == 0, "write");
-  CHECK (uq_run (q, &ops[2], 1) == 0, "fdatasync");
-  CHECK (pread (fd, check, 300000, 7) == 300000, "pread");
-  CHECK (memcmp (check, data, 300000) == 0, "written data (%s)", uq_engine_name (engine));
+  CHECK_MSG (uq_run (q, ops, 2) == 0, "write");
+  CHECK_MSG (uq_run (q, &ops[2], 1) == 0, "fdatasync");
+  CHECK_MSG (pread (fd, check, 300000, 7) == 300000, "pread");
+  CHECK_MSG (memcmp (check, data, 300000) == 0, "written data (%s)", uq_engine_name (engine));
   memcpy (expect + 7, data, 300000);
   uq_free (q);
   free (data);
@@ -115,14 +117,14 @@ test_eof (enum uq_engine engine, int fd)
   int r;
 
   r = uq_run (q, &op, 1);
-  CHECK (r == -EIO && strstr (ncr_last_error (), "unexpected end of file"),
-         "read past EOF: %d", r);
-  CHECK (op.done == 4096, "done %lu", (unsigned long) op.done);
+  CHECK_MSG (r == -EIO && strstr (ncr_last_error (), "unexpected end of file"),
+             "read past EOF: %d", r);
+  CHECK_MSG (op.done == 4096, "done %lu", (unsigned long) op.done);
   op.min_len = 4096;
-  CHECK (uq_run (q, &op, 1) == 0, "read past EOF with min_len");
-  CHECK (op.done == 4096 && memcmp (buf, expect + FILE_SIZE - 4096, 4096) == 0, "EOF data");
+  CHECK_MSG (uq_run (q, &op, 1) == 0, "read past EOF with min_len");
+  CHECK_MSG (op.done == 4096 && memcmp (buf, expect + FILE_SIZE - 4096, 4096) == 0, "EOF data");
   uq_get_stats (q, &st);
-  CHECK (st.resubmits >= 2, "resubmits %lu", (unsigned long) st.resubmits);
+  CHECK_MSG (st.resubmits >= 2, "resubmits %lu", (unsigned long) st.resubmits);
   uq_free (q);
 }
 
@@ -136,10 +138,10 @@ test_errors (enum uq_engine engine, const char *file)
   int r;
 
   r = uq_run (q, &op, 1);
-  CHECK (r == -EBADF && op.error == EBADF && strstr (ncr_last_error (), "read at offset 0"),
-         "read from a write-only descriptor: %d", r);
+  CHECK_MSG (r == -EBADF && op.error == EBADF && strstr (ncr_last_error (), "read at offset 0"),
+             "read from a write-only descriptor: %d", r);
   op.fd_index = 1;
-  CHECK (uq_run (q, &op, 1) == -EINVAL, "descriptor index out of range");
+  CHECK_MSG (uq_run (q, &op, 1) == -EINVAL, "descriptor index out of range");
   uq_free (q);
   close (wfd);
 }
@@ -161,11 +163,11 @@ worker_main (void *arg)
     uint64_t off = (uint64_t) (w->id + NTHREADS * (i % 10)) * 65536;   /* stripes of its own */
     struct uq_op op = { .opcode = UQ_WRITE, .buf = data, .len = sizeof data, .offset = off };
     fill_random (data, sizeof data, (unsigned) (i * 31 + w->id));
-    CHECK (uq_run (w->q, &op, 1) == 0, "thread %d write", w->id);
+    CHECK_MSG (uq_run (w->q, &op, 1) == 0, "thread %d write", w->id);
     op = (struct uq_op) { .opcode = UQ_READ, .buf = back, .len = sizeof back, .offset = off };
-    CHECK (uq_run (w->q, &op, 1) == 0, "thread %d read", w->id);
-    CHECK (memcmp (data, back, sizeof data) == 0, "thread %d data at %lu", w->id,
-           (unsigned long) off);
+    CHECK_MSG (uq_run (w->q, &op, 1) == 0, "thread %d read", w->id);
+    CHECK_MSG (memcmp (data, back, sizeof data) == 0, "thread %d data at %lu", w->id,
+               (unsigned long) off);
   }
   return NULL;
 }
@@ -185,33 +187,76 @@ test_threads (enum uq_engine engine, int fd)
   for (int i = 0; i < NTHREADS; i++)
     pthread_join (t[i], NULL);
   uq_get_stats (q, &st);
-  CHECK (st.ops == NTHREADS * 80, "%s: ops %lu", uq_engine_name (engine), (unsigned long) st.ops);
+  CHECK_MSG (st.ops == NTHREADS * 80, "%s: ops %lu", uq_engine_name (engine),
+             (unsigned long) st.ops);
   if (engine == UQ_PER_THREAD)
-    CHECK (st.rings == NTHREADS, "one ring per thread: %u", st.rings);
+    CHECK_MSG (st.rings == NTHREADS, "one ring per thread: %u", st.rings);
   uq_free (q);
   /* The stripes now hold random data: reload the reference. */
-  CHECK (pread (fd, expect, FILE_SIZE, 0) == FILE_SIZE, "reload");
+  CHECK_MSG (pread (fd, expect, FILE_SIZE, 0) == FILE_SIZE, "reload");
+}
+
+static int fd = -1;
+
+/* Bad depths are refused with the valid range. */
+static void
+test_queue_config_refusals (void)
+{
+  struct uq *q;
+  struct uq_config bad = { .engine = UQ_SYNC, .depth = 0, .fds = { 0 }, .nfds = 1 };
+
+  CHECK_MSG (uq_new (&q, &bad) == -EINVAL, "depth 0 refused");
+  bad.depth = 5000;
+  CHECK_MSG (uq_new (&q, &bad) == -EINVAL && strstr (ncr_last_error (), "1-4096"),
+                 "depth 5000 refused");
+}
+
+/* Every claim of this file with one engine. */
+static void
+run_engine (enum uq_engine engine, unsigned seed)
+{
+  test_batch_read (engine, fd);
+  test_write (engine, fd, seed);
+  test_batch_read (engine, fd);
+  test_eof (engine, fd);
+  test_errors (engine, path);
+  test_threads (engine, fd);
+}
+
+static void
+test_engine_per_thread (void)
+{
+  run_engine (UQ_PER_THREAD, 1);
+}
+
+static void
+test_engine_shared (void)
+{
+  /* Valgrind keeps its scheduler lock across io_uring_enter, so the shared engine's
+   * completion thread, blocked there, would stop every other thread: not testable there. */
+  if (RUNNING_ON_VALGRIND) {
+    printf ("shared engine skipped under valgrind\n");
+    return;
+  }
+  run_engine (UQ_SHARED, 2);
+}
+
+static void
+test_engine_sync (void)
+{
+  run_engine (UQ_SYNC, 3);
 }
 
 int
 main (void)
 {
   const char *tmp = getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp";
-  static const enum uq_engine engines[] = { UQ_PER_THREAD, UQ_SHARED, UQ_SYNC };
-  struct uq *q;
-  struct uq_config bad = { .engine = UQ_SYNC, .depth = 0, .fds = { 0 }, .nfds = 1 };
-  int fd, r;
+  int r;
 
   r = uq_probe ();
-  if (r == -ENOSYS || r == -EPERM) {
-    printf ("SKIP: %s\n", ncr_last_error ());
-    return 77;
-  }
-  CHECK (r == 0, "uq_probe %d", r);
-  CHECK (uq_new (&q, &bad) == -EINVAL, "depth 0 refused");
-  bad.depth = 5000;
-  CHECK (uq_new (&q, &bad) == -EINVAL && strstr (ncr_last_error (), "1-4096"),
-         "depth 5000 refused");
+  if (r == -ENOSYS || r == -EPERM)
+    SKIP ("%s", ncr_last_error ());
+  CHECK_MSG (r == 0, "uq_probe %d", r);
 
   snprintf (path, sizeof path, "%s/uring-queue-XXXXXX", tmp);
   fd = mkstemp (path);
@@ -226,28 +271,13 @@ main (void)
     return 1;
   }
 
-  for (size_t e = 0; e < 3; e++) {
-    /* Valgrind keeps its scheduler lock across io_uring_enter, so the shared engine's
-     * completion thread, blocked there, would stop every other thread: not testable there. */
-    if (engines[e] == UQ_SHARED && RUNNING_ON_VALGRIND) {
-      printf ("shared engine skipped under valgrind\n");
-      continue;
-    }
-    test_batch_read (engines[e], fd);
-    test_write (engines[e], fd, (unsigned) e + 1);
-    test_batch_read (engines[e], fd);
-    test_eof (engines[e], fd);
-    test_errors (engines[e], path);
-    test_threads (engines[e], fd);
-  }
+  RUN (test_queue_config_refusals);
+  RUN (test_engine_per_thread);
+  RUN (test_engine_shared);
+  RUN (test_engine_sync);
 
   close (fd);
   unlink (path);
   free (expect);
-  if (failures) {
-    fprintf (stderr, "%d failures\n", failures);
-    return 1;
-  }
-  printf ("PASS\n");
-  return 0;
+  return check_exit ();
 }

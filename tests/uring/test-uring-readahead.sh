@@ -9,7 +9,7 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
-io="/usr/bin/python3 $srcdir/uring/uring_io.py"
+io="$PYTHON $srcdir/uring/uring_io.py"
 
 # 40 MiB, and 40 MiB + 1034 (the partial last block is read buffered, never prefetched).
 for size in 41943040 41944074; do

@@ -9,12 +9,12 @@ requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
 
 img=$tmpdir/img
-/usr/bin/python3 -c "import sys; open(sys.argv[1], 'wb').write(bytes(range(256)) * 4096)" "$img"
+"$PYTHON" -c "import sys; open(sys.argv[1], 'wb').write(bytes(range(256)) * 4096)" "$img"
 
 # check_ro PIDFILE: connected, the export is read-only, reads work, writes are refused, and
 # every descriptor nbdkit holds on the image is O_RDONLY.
 check_ro () {
-  /usr/bin/python3 - "$uri" "$img" "$(cat "$1")" <<'PY'
+  "$PYTHON" - "$uri" "$img" "$(cat "$1")" <<'PY'
 import os, sys
 import nbd
 uri, img, pid = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -54,5 +54,5 @@ if chattr +i "$img" 2>/dev/null; then
 else
   echo "chattr +i not supported here: immutable-file case not run"
 fi
-cmp "$img" <(/usr/bin/python3 -c "import sys; sys.stdout.buffer.write(bytes(range(256)) * 4096)")
+cmp "$img" <("$PYTHON" -c "import sys; sys.stdout.buffer.write(bytes(range(256)) * 4096)")
 echo PASS

@@ -8,7 +8,7 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
-io="/usr/bin/python3 $srcdir/uring/uring_io.py"
+io="$PYTHON $srcdir/uring/uring_io.py"
 
 # size (24 MiB, or 24 MiB + 1034: a partial last block), direct, ring
 for combo in "25165824 false per-thread" "25165824 true per-thread" "25166858 true per-thread" \

@@ -9,7 +9,7 @@ requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
 
 check () {  # check IMG DIRECT
-  /usr/bin/python3 - "$uri" "$1" "$2" <<'PY'
+  "$PYTHON" - "$uri" "$1" "$2" <<'PY'
 import os, sys
 import nbd
 uri, img, direct = sys.argv[1], sys.argv[2], sys.argv[3] == 'true'
@@ -97,7 +97,7 @@ for direct in false true; do
   img=$tmpdir/img
   rm -f "$img"
   truncate -s 16M "$img"
-  /usr/bin/python3 -c "
+  "$PYTHON" -c "
 import sys
 with open(sys.argv[1], 'r+b') as f:
     f.seek(1 << 20); f.write(bytes(range(256)) * 256)" "$img"

@@ -9,7 +9,7 @@ source "$srcdir/functions.sh"
 requires nbdkit
 requires_py nbd
 : "${NBDCRYPT_URING_PLUGIN:?}"
-io="/usr/bin/python3 $srcdir/uring/uring_io.py"
+io="$PYTHON $srcdir/uring/uring_io.py"
 
 for direct in true false; do
   for ring in per-thread none; do

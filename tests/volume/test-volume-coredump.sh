@@ -15,13 +15,12 @@ source "$srcdir/kmip-server.sh"
 requires nbdkit
 # ASan makes mlock() a no-op and disables core dumps itself: neither can be observed there.
 if ldd "$NBDCRYPT_FILTER" | grep -q libasan; then
-  echo "$0: SKIP: built with ASan, which ignores mlock and disables core dumps"; exit 77
+  skip "built with ASan, which ignores mlock and disables core dumps"
 fi
 core_pattern=$(cat /proc/sys/kernel/core_pattern)
 case $core_pattern in
   core*) ;;
-  *) echo "$0: SKIP: core_pattern is '$core_pattern' (need a plain file name to look for cores)"
-     exit 77 ;;
+  *) skip "core_pattern is '$core_pattern' (need a plain file name to look for cores)" ;;
 esac
 ulimit -c unlimited
 
@@ -84,7 +83,7 @@ if found:
 sys.exit(0 if found else 1)
 PY
 contains () {
-  /usr/bin/python3 "$tmpdir/contains.py" "$1" "$2"
+  "$PYTHON" "$tmpdir/contains.py" "$1" "$2"
 }
 
 check_no_secrets () {  # check_no_secrets KEYFILE...: no file under $tmpdir holds them
@@ -144,7 +143,7 @@ kmip_start_server
 kmip_write_conf "$tmpdir/kms.conf"
 truncate -s 8M "$tmpdir/k.img"
 "$NBDCRYPT" format "$tmpdir/k.img" --kms-config "$tmpdir/kms.conf" --create-kek >/dev/null
-uid=$("$NBDCRYPT" dump --json "$tmpdir/k.img" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])')
+uid=$("$NBDCRYPT" dump --json "$tmpdir/k.img" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])')
 "$NBDCRYPT" kms --config "$tmpdir/kms.conf" get "$uid" --out "$tmpdir/k.kek"
 "$NBDCRYPT" dump "$tmpdir/k.img" --kms-config "$tmpdir/kms.conf" --dump-volume-key "$tmpdir/k.dek" 2>/dev/null
 run_case kms no --filter="$NBDCRYPT_FILTER" file "$tmpdir/k.img" kms-config="$tmpdir/kms.conf"

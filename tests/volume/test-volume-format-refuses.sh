@@ -61,7 +61,7 @@ printf 'old data' | dd of="$tmpdir/blank.img" bs=1 seek=$((2 << 20)) conv=notrun
 if [ -e "$tmpdir/luks.img" ]; then
   "$NBDCRYPT" format "$tmpdir/luks.img" --kek-file "$kek" --force >/dev/null
   "$NBDCRYPT" verify "$tmpdir/luks.img" --kek-file "$kek" >/dev/null
-  /usr/bin/python3 - "$tmpdir/luks.img" <<'PY'
+  "$PYTHON" - "$tmpdir/luks.img" <<'PY'
 import sys
 b = open(sys.argv[1], "rb").read(1 << 20)
 rest = b[4096:512 * 1024] + b[512 * 1024 + 4096:]

@@ -14,7 +14,7 @@ cp "$vol" "$tmpdir/good.img"
 
 # dump --json (no key): the documented keys, and values that match the bytes on disk.
 "$NBDCRYPT" dump --json "$vol" > "$tmpdir/dump.json"
-/usr/bin/python3 - "$tmpdir/dump.json" "$vol" <<'PY'
+"$PYTHON" - "$tmpdir/dump.json" "$vol" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 raw = open(sys.argv[2], "rb").read(4096)
@@ -60,7 +60,7 @@ fi
 
 # A value out of range with a valid checksum: refused by the parser, not trusted.
 cp "$tmpdir/good.img" "$vol"
-/usr/bin/python3 - "$vol" <<'PY'
+"$PYTHON" - "$vol" <<'PY'
 import hashlib, sys
 with open(sys.argv[1], "r+b") as f:
     for off in (0, 512 * 1024):

@@ -12,16 +12,8 @@
 #include "volume-header.h"
 #include "errors.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do {                                   \
-    if (!(cond)) {                                              \
-      fprintf (stderr, "FAIL line %d: ", __LINE__);             \
-      fprintf (stderr, __VA_ARGS__);                            \
-      fprintf (stderr, " [%s]\n", ncr_last_error ());           \
-      failures++;                                               \
-    }                                                           \
-  } while (0)
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
 
 static void
 sample (struct volume_header *h)
@@ -61,93 +53,144 @@ parse_edit (const uint8_t *orig, size_t off, uint8_t val, bool fix_sum)
   return volume_header_parse (b, sizeof b, 0, &h);
 }
 
-int
-main (void)
+/* The sample header, encoded. */
+static void
+sample_encoded (uint8_t *buf)
+{
+  struct volume_header h;
+
+  sample (&h);
+  REQUIRE (volume_header_encode (&h, buf, VH_AREA_SIZE) == 0);
+}
+
+/* Encode, parse: the same header; encoding the parsed one gives the same bytes. */
+static void
+test_header_round_trip (void)
 {
   struct volume_header h, p;
   uint8_t buf[VH_AREA_SIZE], buf2[VH_AREA_SIZE];
 
   sample (&h);
-  CHECK (volume_header_encode (&h, buf, sizeof buf) == 0, "encode");
-  CHECK (volume_header_parse (buf, sizeof buf, 0, &p) == 0, "parse");
-  CHECK (memcmp (&h, &p, sizeof h) == 0, "round trip differs");
-  CHECK (volume_header_encode (&p, buf2, sizeof buf2) == 0 && memcmp (buf, buf2, sizeof buf) == 0,
-         "encoding not canonical");
-  /* Documented positions (docs/format.md). */
-  CHECK (memcmp (buf, "NBDCRYPT", 8) == 0, "magic at 0");
-  CHECK (buf[8] == 0 && buf[9] == 1, "version at 8");
-  CHECK (buf[23] == 7, "sequence at 16 (big-endian)");
-  CHECK (buf[24 + 5] == 0x10, "data offset at 24");
-  CHECK (buf[32 + 2] == 0x10, "sector size at 32");
-  CHECK (memcmp (buf + 40, "aes-256-xts", 11) == 0, "cipher at 40");
-  CHECK (memcmp (buf + 56, "kmip", 4) == 0, "provider at 56");
-  CHECK (memcmp (buf + 72, "aes-kwp", 7) == 0, "wrap at 72");
-  CHECK (buf[88] == 0x10, "uuid at 88");
-  CHECK (buf[105] == 36 && buf[107] == 72, "lengths at 104/106");
-  CHECK (buf[112] == 0xc0, "kcv at 112");
-  CHECK (memcmp (buf + 144, h.kek_id, 36) == 0, "kek id at 144");
-  CHECK (buf[400] == 1, "wrapped key at 400");
+  CHECK_MSG (volume_header_encode (&h, buf, sizeof buf) == 0, "encode");
+  CHECK_MSG (volume_header_parse (buf, sizeof buf, 0, &p) == 0, "parse");
+  CHECK_MSG (memcmp (&h, &p, sizeof h) == 0, "round trip differs");
+  CHECK_MSG (volume_header_encode (&p, buf2, sizeof buf2) == 0 &&
+             memcmp (buf, buf2, sizeof buf) == 0, "encoding not canonical");
+}
+
+/* The byte positions docs/format.md documents. */
+static void
+test_header_documented_positions (void)
+{
+  struct volume_header h;
+  uint8_t buf[VH_AREA_SIZE];
+
+  sample (&h);
+  sample_encoded (buf);
+  CHECK_MSG (memcmp (buf, "NBDCRYPT", 8) == 0, "magic at 0");
+  CHECK_MSG (buf[8] == 0 && buf[9] == 1, "version at 8");
+  CHECK_MSG (buf[23] == 7, "sequence at 16 (big-endian)");
+  CHECK_MSG (buf[24 + 5] == 0x10, "data offset at 24");
+  CHECK_MSG (buf[32 + 2] == 0x10, "sector size at 32");
+  CHECK_MSG (memcmp (buf + 40, "aes-256-xts", 11) == 0, "cipher at 40");
+  CHECK_MSG (memcmp (buf + 56, "kmip", 4) == 0, "provider at 56");
+  CHECK_MSG (memcmp (buf + 72, "aes-kwp", 7) == 0, "wrap at 72");
+  CHECK_MSG (buf[88] == 0x10, "uuid at 88");
+  CHECK_MSG (buf[105] == 36 && buf[107] == 72, "lengths at 104/106");
+  CHECK_MSG (buf[112] == 0xc0, "kcv at 112");
+  CHECK_MSG (memcmp (buf + 144, h.kek_id, 36) == 0, "kek id at 144");
+  CHECK_MSG (buf[400] == 1, "wrapped key at 400");
 
   char u[37];
   volume_uuid_str (h.uuid, u);
-  CHECK (strcmp (u, "10111213-1415-1617-1819-1a1b1c1d1e1f") == 0, "uuid string %s", u);
+  CHECK_MSG (strcmp (u, "10111213-1415-1617-1819-1a1b1c1d1e1f") == 0, "uuid string %s", u);
+}
 
+/* Damage anywhere is caught by the checksum; bad values even with a valid checksum. */
+static void
+test_header_damage_refused (void)
+{
+  struct volume_header p;
+  uint8_t buf[VH_AREA_SIZE];
+
+  sample_encoded (buf);
   /* Torn/corrupt bytes anywhere: checksum catches them. */
   for (size_t off = 8; off < VH_AREA_SIZE; off += 97)
-    CHECK (parse_edit (buf, off, buf[off] ^ 0x40, false) == -EINVAL, "damage at %zu accepted",
-           off);
-  CHECK (parse_edit (buf, 0, 'X', false) == -ENOENT, "bad magic should read as no header");
+    CHECK_MSG (parse_edit (buf, off, buf[off] ^ 0x40, false) == -EINVAL, "damage at %zu accepted",
+               off);
+  CHECK_MSG (parse_edit (buf, 0, 'X', false) == -ENOENT, "bad magic should read as no header");
   /* Values checked even with a valid checksum. */
-  CHECK (parse_edit (buf, 9, 2, true) == -EINVAL, "version 2 accepted");
-  CHECK (parse_edit (buf, 10, 1, true) == -EINVAL, "copy B accepted as copy A");
-  CHECK (parse_edit (buf, 11, 1, true) == -EINVAL, "reserved byte accepted");
-  CHECK (parse_edit (buf, 34, 0x11, true) == -EINVAL, "sector size 0x1100 accepted");
-  CHECK (parse_edit (buf, 29, 0x08, true) == -EINVAL, "data offset below 1 MiB accepted");
-  CHECK (parse_edit (buf, 31, 0x01, true) == -EINVAL, "unaligned data offset accepted");
-  CHECK (parse_edit (buf, 40, 'b', true) == -EINVAL, "unknown cipher accepted");
-  CHECK (parse_edit (buf, 55, 'x', true) == -EINVAL, "unterminated cipher accepted");
-  CHECK (parse_edit (buf, 60, 'x', true) == -EINVAL, "bytes after provider accepted");
-  CHECK (parse_edit (buf, 104, 1, true) == -EINVAL, "kek id length 292 accepted");
-  CHECK (parse_edit (buf, 105, 0, true) == -EINVAL, "kek id length 0 accepted");
-  CHECK (parse_edit (buf, 105, 40, true) == -EINVAL, "kek id length past text accepted");
-  CHECK (parse_edit (buf, 144 + 5, 0, true) == -EINVAL, "NUL inside kek id accepted");
-  CHECK (parse_edit (buf, 106, 2, true) == -EINVAL, "wrapped length 584 accepted");
-  CHECK (parse_edit (buf, 107, 71, true) == -EINVAL, "wrapped length 71 for aes-kwp accepted");
-  CHECK (parse_edit (buf, 2000, 1, true) == -EINVAL, "reserved area byte accepted");
-  CHECK (parse_edit (buf, 400 + 72, 1, true) == -EINVAL, "bytes after wrapped key accepted");
-  CHECK (volume_header_parse (buf, 4095, 0, &p) == -EINVAL, "short buffer accepted");
-  CHECK (volume_header_parse (buf, sizeof buf, 1, &p) == -EINVAL, "copy A accepted as B");
+  CHECK_MSG (parse_edit (buf, 9, 2, true) == -EINVAL, "version 2 accepted");
+  CHECK_MSG (parse_edit (buf, 10, 1, true) == -EINVAL, "copy B accepted as copy A");
+  CHECK_MSG (parse_edit (buf, 11, 1, true) == -EINVAL, "reserved byte accepted");
+  CHECK_MSG (parse_edit (buf, 34, 0x11, true) == -EINVAL, "sector size 0x1100 accepted");
+  CHECK_MSG (parse_edit (buf, 29, 0x08, true) == -EINVAL, "data offset below 1 MiB accepted");
+  CHECK_MSG (parse_edit (buf, 31, 0x01, true) == -EINVAL, "unaligned data offset accepted");
+  CHECK_MSG (parse_edit (buf, 40, 'b', true) == -EINVAL, "unknown cipher accepted");
+  CHECK_MSG (parse_edit (buf, 55, 'x', true) == -EINVAL, "unterminated cipher accepted");
+  CHECK_MSG (parse_edit (buf, 60, 'x', true) == -EINVAL, "bytes after provider accepted");
+  CHECK_MSG (parse_edit (buf, 104, 1, true) == -EINVAL, "kek id length 292 accepted");
+  CHECK_MSG (parse_edit (buf, 105, 0, true) == -EINVAL, "kek id length 0 accepted");
+  CHECK_MSG (parse_edit (buf, 105, 40, true) == -EINVAL, "kek id length past text accepted");
+  CHECK_MSG (parse_edit (buf, 144 + 5, 0, true) == -EINVAL, "NUL inside kek id accepted");
+  CHECK_MSG (parse_edit (buf, 106, 2, true) == -EINVAL, "wrapped length 584 accepted");
+  CHECK_MSG (parse_edit (buf, 107, 71, true) == -EINVAL, "wrapped length 71 for aes-kwp accepted");
+  CHECK_MSG (parse_edit (buf, 2000, 1, true) == -EINVAL, "reserved area byte accepted");
+  CHECK_MSG (parse_edit (buf, 400 + 72, 1, true) == -EINVAL, "bytes after wrapped key accepted");
+  CHECK_MSG (volume_header_parse (buf, 4095, 0, &p) == -EINVAL, "short buffer accepted");
+  CHECK_MSG (volume_header_parse (buf, sizeof buf, 1, &p) == -EINVAL, "copy A accepted as B");
+}
 
-  /* Encoder refuses what the parser would refuse. */
+/* The encoder refuses what the parser would refuse. */
+static void
+test_header_encoder_refusals (void)
+{
+  struct volume_header h, p;
+  uint8_t buf2[VH_AREA_SIZE];
+
   sample (&h); strcpy (h.kek_provider, "file"); strcpy (h.wrap, "kms");
-  CHECK (volume_header_encode (&h, buf2, sizeof buf2) == -EINVAL, "file+kms encoded");
+  CHECK_MSG (volume_header_encode (&h, buf2, sizeof buf2) == -EINVAL, "file+kms encoded");
   sample (&h); h.kek_id[0] = '\0';
-  CHECK (volume_header_encode (&h, buf2, sizeof buf2) == -EINVAL, "empty kek id encoded");
+  CHECK_MSG (volume_header_encode (&h, buf2, sizeof buf2) == -EINVAL, "empty kek id encoded");
   sample (&h); h.sector_size = 1024;
-  CHECK (volume_header_encode (&h, buf2, sizeof buf2) == -EINVAL, "sector 1024 encoded");
+  CHECK_MSG (volume_header_encode (&h, buf2, sizeof buf2) == -EINVAL, "sector 1024 encoded");
   sample (&h); strcpy (h.cipher, "aes-128-xts");
-  CHECK (volume_header_encode (&h, buf2, sizeof buf2) == -EINVAL,
-         "aes-128 with 72-byte wrapped key encoded");
+  CHECK_MSG (volume_header_encode (&h, buf2, sizeof buf2) == -EINVAL,
+             "aes-128 with 72-byte wrapped key encoded");
   h.wrapped_dek_len = 40;
-  CHECK (volume_header_encode (&h, buf2, sizeof buf2) == 0, "aes-128 with 40 bytes");
+  CHECK_MSG (volume_header_encode (&h, buf2, sizeof buf2) == 0, "aes-128 with 40 bytes");
   sample (&h); strcpy (h.wrap, "kms"); h.wrapped_dek_len = 98; h.copy_index = 1;
-  CHECK (volume_header_encode (&h, buf2, sizeof buf2) == 0 &&
-         volume_header_parse (buf2, sizeof buf2, 1, &p) == 0 && p.wrapped_dek_len == 98,
-         "kms wrap, copy B");
+  CHECK_MSG (volume_header_encode (&h, buf2, sizeof buf2) == 0 &&
+             volume_header_parse (buf2, sizeof buf2, 1, &p) == 0 && p.wrapped_dek_len == 98,
+             "kms wrap, copy B");
+}
 
-  /* Key check value: deterministic, depends on key and UUID, constant-time check. */
+/* Key check value: deterministic, depends on key and UUID, constant-time check. */
+static void
+test_header_key_check_value (void)
+{
+  struct volume_header h;
+
   uint8_t dek[64], k1[32], k2[32];
   for (int i = 0; i < 64; i++) dek[i] = (uint8_t) i;
   sample (&h);
-  CHECK (volume_kcv (dek, 64, h.uuid, k1) == 0 && volume_kcv (dek, 64, h.uuid, k2) == 0 &&
-         memcmp (k1, k2, 32) == 0, "kcv deterministic");
+  CHECK_MSG (volume_kcv (dek, 64, h.uuid, k1) == 0 && volume_kcv (dek, 64, h.uuid, k2) == 0 &&
+             memcmp (k1, k2, 32) == 0, "kcv deterministic");
   memcpy (h.kcv, k1, 32);
-  CHECK (volume_kcv_check (dek, 64, &h) == 0, "kcv check");
+  CHECK_MSG (volume_kcv_check (dek, 64, &h) == 0, "kcv check");
   dek[63] ^= 1;
-  CHECK (volume_kcv_check (dek, 64, &h) == -EKEYREJECTED, "kcv with wrong key accepted");
+  CHECK_MSG (volume_kcv_check (dek, 64, &h) == -EKEYREJECTED, "kcv with wrong key accepted");
   dek[63] ^= 1; h.uuid[0] ^= 1;
-  CHECK (volume_kcv_check (dek, 64, &h) == -EKEYREJECTED, "kcv with other uuid accepted");
+  CHECK_MSG (volume_kcv_check (dek, 64, &h) == -EKEYREJECTED, "kcv with other uuid accepted");
+}
 
-  printf ("%s\n", failures ? "FAIL" : "PASS");
-  return failures ? 1 : 0;
+int
+main (void)
+{
+  RUN (test_header_round_trip);
+  RUN (test_header_documented_positions);
+  RUN (test_header_damage_refused);
+  RUN (test_header_encoder_refusals);
+  RUN (test_header_key_check_value);
+  return check_exit ();
 }

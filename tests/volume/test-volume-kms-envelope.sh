@@ -12,12 +12,12 @@ source "$srcdir/kmip-server.sh"
 requires_py cryptography
 kmip_start_server
 kmip_write_conf "$tmpdir/kms.conf" version=1.4
-oracle () { /usr/bin/python3 "$srcdir/volume/volume-oracle.py" "$@"; }
+oracle () { "$PYTHON" "$srcdir/volume/volume-oracle.py" "$@"; }
 kms () { "$NBDCRYPT" kms --config "$tmpdir/kms.conf" "$@"; }
 
 check_dek () {  # check_dek IMAGE: the oracle's DEK == the tool's DEK
   local img=$1 uid
-  uid=$("$NBDCRYPT" dump --json "$img" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])')
+  uid=$("$NBDCRYPT" dump --json "$img" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])')
   rm -f "$tmpdir/kek.bin" "$tmpdir/dek.oracle" "$tmpdir/dek.tool"
   oracle kms-get --port "$kmip_port" --pki "$kmip_pki" --version 1.4 "$uid" "$tmpdir/kek.bin"
   [ "$(stat -c %s "$tmpdir/kek.bin")" = 32 ] || { echo "$0: FAIL: KEK is not AES-256"; exit 1; }
@@ -35,11 +35,11 @@ truncate -s 8M "$tmpdir/a.img"
 grep -q "KEK: kmip .* (wrap aes-kwp)" "$tmpdir/out"
 "$NBDCRYPT" dump --json "$tmpdir/a.img" | grep '"kek_provider": "kmip"' >/dev/null
 check_dek "$tmpdir/a.img"
-uid_a=$("$NBDCRYPT" dump --json "$tmpdir/a.img" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])')
+uid_a=$("$NBDCRYPT" dump --json "$tmpdir/a.img" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])')
 kms locate --name vol-a-kek | grep -x "$uid_a" >/dev/null
 
 # 2. --kek-id of a KEK created by PyKMIP's own client, wrap kms (the KEK never leaves the KMS).
-uid_b=$(/usr/bin/python3 -c "$(kmip_pyclient client 1.4)
+uid_b=$("$PYTHON" -c "$(kmip_pyclient client 1.4)
 uid = c.create(enums.CryptographicAlgorithm.AES, 256)
 c.activate(uid)
 print(uid)")
@@ -51,7 +51,7 @@ check_dek "$tmpdir/b.img"
 "$NBDCRYPT" verify "$tmpdir/b.img" --kms-config "$tmpdir/kms.conf" | grep "KEK $uid_b (kmip): active" >/dev/null
 
 # 3. Refusals with reasons.
-uid_pre=$(/usr/bin/python3 -c "$(kmip_pyclient client 1.4)
+uid_pre=$("$PYTHON" -c "$(kmip_pyclient client 1.4)
 print(c.create(enums.CryptographicAlgorithm.AES, 256))")     # created, never activated
 truncate -s 8M "$tmpdir/c.img"
 if "$NBDCRYPT" format "$tmpdir/c.img" --kms-config "$tmpdir/kms.conf" --kek-id "$uid_pre" \
@@ -61,7 +61,7 @@ if "$NBDCRYPT" format "$tmpdir/c.img" --kms-config "$tmpdir/kms.conf" --kek-id 9
      2>"$tmpdir/err"; then echo "$0: FAIL: formatted with a missing KEK"; exit 1; fi
 grep -q "99999 does not exist in the KMS" "$tmpdir/err"
 # Another identity's KEK.
-uid_other=$(/usr/bin/python3 -c "$(kmip_pyclient client2 1.4)
+uid_other=$("$PYTHON" -c "$(kmip_pyclient client2 1.4)
 uid = c.create(enums.CryptographicAlgorithm.AES, 256)
 c.activate(uid)
 print(uid)")

@@ -17,7 +17,7 @@ kmip_start_server
 conf=$tmpdir/kms.conf
 kmip_write_conf "$conf" version=1.4 timeout=2
 kms () { "$NBDCRYPT" kms --config "$conf" "$@"; }
-kek_id () { "$NBDCRYPT" dump --json "$1" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])'; }
+kek_id () { "$NBDCRYPT" dump --json "$1" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])'; }
 wait_log () {  # wait_log REGEX SECONDS
   for _ in $(seq $(($2 * 10))); do grep -Eq "$1" "$tmpdir/vol.log" && return 0; sleep 0.1; done
   echo "$0: FAIL: no /$1/ in the log after $2 s:"; cat "$tmpdir/vol.log"; exit 1
@@ -28,13 +28,13 @@ truncate -s 17M "$vol"
 "$NBDCRYPT" format "$vol" --kms-config "$conf" --create-kek >/dev/null
 uid=$(kek_id "$vol")
 start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kms-config="$conf" key-check-interval=1
-t_up=$(/usr/bin/python3 "$srcdir/volume/conn-time.py" "$uri" 20)
+t_up=$("$PYTHON" "$srcdir/volume/conn-time.py" "$uri" 20)
 echo "KMS up:      $t_up"
 
 # KMS outage: checks fail with a warning, serving goes on, nothing is lost.
 kmip_stop_server
 wait_log "cannot get the state of $uid from the KMS.*still serving" 10
-t_down=$(/usr/bin/python3 "$srcdir/volume/conn-time.py" "$uri" 20)
+t_down=$("$PYTHON" "$srcdir/volume/conn-time.py" "$uri" 20)
 echo "KMS stopped: $t_down"
 head -c $((16 << 20)) /dev/urandom > "$tmpdir/plain"
 nbdcopy "$tmpdir/plain" "$uri"
@@ -65,7 +65,7 @@ echo "rotated from KEK $old to $uid while serving; old KEK revoked and destroyed
 
 # Revocation while serving: new connections refused within the interval (1 s, + one check),
 # while a connection opened before keeps working and loses nothing.
-/usr/bin/python3 "$srcdir/volume/conn-holder.py" "$uri" "$tmpdir" > "$tmpdir/holder.out" 2>&1 &
+"$PYTHON" "$srcdir/volume/conn-holder.py" "$uri" "$tmpdir" > "$tmpdir/holder.out" 2>&1 &
 holder=$!
 for _ in $(seq 100); do [ -e "$tmpdir/ready" ] && break; sleep 0.1; done
 [ -e "$tmpdir/ready" ] || { echo "$0: FAIL: holder did not connect"; cat "$tmpdir/holder.out"; exit 1; }

@@ -23,7 +23,7 @@ for cipher in aes-256-xts aes-128-xts; do
   "$NBDCRYPT" format "$vol" --kek-file "$kek" --create-kek --cipher "$cipher" \
     --sector-size 512 >/dev/null
   off=$("$NBDCRYPT" dump --json "$vol" |
-        /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["data_offset"])')
+        "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["data_offset"])')
   data_size=$(($(stat -c %s "$vol") - off))
 
   start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kek-file="$kek"

@@ -18,16 +18,8 @@
 #include "secmem.h"
 #include "volume.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do {                                   \
-    if (!(cond)) {                                              \
-      fprintf (stderr, "FAIL line %d: ", __LINE__);             \
-      fprintf (stderr, __VA_ARGS__);                            \
-      fprintf (stderr, " [%s]\n", ncr_last_error ());           \
-      failures++;                                               \
-    }                                                           \
-  } while (0)
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
 
 #define TARGET_SIZE (2u * 1024 * 1024)
 static uint8_t *target;
@@ -61,17 +53,160 @@ make_kek (const char *path, uint8_t fill)
   fclose (f);
 }
 
+/* Shared by the tests, in order: the KEK files, their providers, the DEK and the header
+ * formatted with kek1. */
+static char dir[] = "/tmp/nbdcrypt-volopen.XXXXXX", kek1[64], kek2[64], shortf[64];
+static struct keyprov *kp1, *kp2;
+static char id1[64], id2[64];
+static uint8_t *dek;
+static size_t dek_len;
+static struct volume_header h;
+
+/* KEK files: exactly 32 bytes, distinct fingerprints as default key identifiers. */
+static void
+test_kek_file_provider (void)
+{
+  CHECK_MSG (keyprov_file_open (shortf, &kp1) == -EINVAL && strstr (ncr_last_error (), "32 bytes"),
+             "short KEK file accepted");
+  CHECK_MSG (keyprov_file_open ("/nonexistent/kek", &kp1) == -ENOENT, "missing KEK file");
+  CHECK_MSG (keyprov_file_open (kek1, &kp1) == 0, "open kek1");
+  CHECK_MSG (keyprov_file_open (kek2, &kp2) == 0, "open kek2");
+  CHECK_MSG (keyprov_default_kek_id (kp1, id1, sizeof id1) == 0 &&
+             keyprov_default_kek_id (kp2, id2, sizeof id2) == 0 &&
+             strncmp (id1, "sha256:", 7) == 0 && strlen (id1) == 39 && strcmp (id1, id2) != 0,
+             "fingerprints %s %s", id1, id2);
+}
+
+static void
+test_open_unformatted_target (void)
+{
+  struct volume *v = NULL;
+
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -ENOENT &&
+             strstr (ncr_last_error (), "no nbdcrypt volume header"), "blank target opened");
+}
+
+/* Formatted with kek1: opens with the DEK it was formatted with; a target smaller than the
+ * data offset and another KEK file do not open it. */
+static void
+test_open_formatted_volume (void)
+{
+  struct volume *v = NULL;
+
+  CHECK_MSG (volume_new_dek (NCR_CIPHER_AES_256_XTS, &dek, &dek_len) == 0 && dek_len == 64, "dek");
+  CHECK_MSG (volume_make_header (kp1, id1, "aes-kwp", NCR_CIPHER_AES_256_XTS, 4096, 1 << 20,
+                                 dek, dek_len, &h) == 0, "make header");
+  write_copy (&h, 0);
+  write_copy (&h, 1);
+
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "open");
+  if (v) {
+    CHECK_MSG (v->dek_len == 64 && memcmp (v->dek, dek, 64) == 0, "DEK differs");
+    CHECK_MSG (v->warning[0] == '\0', "unexpected warning: %s", v->warning);
+    CHECK_MSG (v->hdr.data_offset == 1 << 20 && v->hdr.sector_size == 4096, "geometry");
+    volume_free (v); v = NULL;
+  }
+  /* A target smaller than the data offset is not a volume. */
+  CHECK_MSG (volume_open (mem_read, NULL, 1 << 20, kp1, 0, &v) < 0, "truncated target opened");
+
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp2, 0, &v) == -EKEYREJECTED &&
+             strstr (ncr_last_error (), "wrong KEK file"), "wrong KEK file opened");
+}
+
+/* One damaged header copy opens from the other with a warning; both damaged refuses. */
+static void
+test_open_damaged_copies (void)
+{
+  struct volume *v = NULL;
+
+  /* Copy A damaged: opens from B with a warning. */
+  target[100] ^= 0xff;
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "open with A damaged");
+  if (v) {
+    CHECK_MSG (v->used_copy == 1 && strstr (v->warning, "copy A is damaged"), "warning: %s",
+               v->warning);
+    volume_free (v); v = NULL;
+  }
+  /* Both damaged: refused, naming both. */
+  target[(512 << 10) + 100] ^= 0xff;
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EINVAL &&
+             strstr (ncr_last_error (), "corrupt in both copies"), "both damaged opened");
+  target[100] ^= 0xff;
+  target[(512 << 10) + 100] ^= 0xff;
+}
+
+/* A tampered key check value or wrapped key (valid checksums) is refused after unwrapping. */
+static void
+test_open_tampered_key (void)
+{
+  struct volume *v = NULL;
+  struct volume_header h2;
+
+  /* A tampered key check value (valid checksum) is detected after unwrapping. */
+  h2 = h;
+  h2.kcv[0] ^= 1;
+  write_copy (&h2, 0); write_copy (&h2, 1);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED &&
+             strstr (ncr_last_error (), "key check value"), "bad kcv opened");
+  /* A tampered wrapped key fails the RFC 5649 integrity check. */
+  h2 = h;
+  h2.wrapped_dek[5] ^= 1;
+  write_copy (&h2, 0); write_copy (&h2, 1);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED, "bad wdek");
+  write_copy (&h, 0); write_copy (&h, 1);
+}
+
+/* A rewrap interrupted after its first copy opens with the new KEK, and with the old one from
+ * the older copy; once complete, only with the new one. */
+static void
+test_open_interrupted_rewrap (void)
+{
+  struct volume *v = NULL;
+  struct volume_header h2;
+
+  /* To kek2: copy B rewritten (sequence 2), copy A still old. */
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "reopen");
+  if (v) {
+    CHECK_MSG (volume_rewrap_header (v, kp2, id2, "aes-kwp", &h2) == 0 && h2.sequence == 2,
+               "rewrap");
+    volume_free (v); v = NULL;
+    write_copy (&h2, 1);
+    CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp2, 0, &v) == 0, "open with new KEK");
+    if (v) {
+      CHECK_MSG (v->used_copy == 1 && memcmp (v->dek, dek, 64) == 0 &&
+                 strstr (v->warning, "interrupted rewrap"), "new: %s", v->warning);
+      volume_free (v); v = NULL;
+    }
+    CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "open with old KEK");
+    if (v) {
+      CHECK_MSG (v->used_copy == 0 && memcmp (v->dek, dek, 64) == 0, "old copy");
+      volume_free (v); v = NULL;
+    }
+    /* Completed rewrap: the old KEK no longer opens it. */
+    write_copy (&h2, 0);
+    CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED,
+               "old KEK opened a fully rewrapped volume");
+  }
+}
+
+static void
+test_open_provider_mismatch (void)
+{
+  struct volume *v = NULL;
+  struct volume_header h2;
+
+  /* A header saying "kmip" with a file provider: told to use kms-config. */
+  h2 = h;
+  strcpy (h2.kek_provider, "kmip");
+  strcpy (h2.kek_id, "42");
+  write_copy (&h2, 0); write_copy (&h2, 1);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EINVAL &&
+             strstr (ncr_last_error (), "kms-config"), "provider mismatch");
+}
+
 int
 main (void)
 {
-  char dir[] = "/tmp/nbdcrypt-volopen.XXXXXX", kek1[64], kek2[64], shortf[64];
-  struct keyprov *kp1 = NULL, *kp2 = NULL;
-  struct volume_header h, h2;
-  struct volume *v = NULL;
-  uint8_t *dek = NULL;
-  size_t dek_len = 0;
-  char id1[64], id2[64];
-
   target = calloc (1, TARGET_SIZE);
   if (mkdtemp (dir) == NULL || target == NULL)
     return 99;
@@ -82,104 +217,18 @@ main (void)
   make_kek (kek2, 101);
   FILE *f = fopen (shortf, "w"); fputs ("short", f); fclose (f);
 
-  CHECK (keyprov_file_open (shortf, &kp1) == -EINVAL && strstr (ncr_last_error (), "32 bytes"),
-         "short KEK file accepted");
-  CHECK (keyprov_file_open ("/nonexistent/kek", &kp1) == -ENOENT, "missing KEK file");
-  CHECK (keyprov_file_open (kek1, &kp1) == 0, "open kek1");
-  CHECK (keyprov_file_open (kek2, &kp2) == 0, "open kek2");
-  CHECK (keyprov_default_kek_id (kp1, id1, sizeof id1) == 0 &&
-         keyprov_default_kek_id (kp2, id2, sizeof id2) == 0 &&
-         strncmp (id1, "sha256:", 7) == 0 && strlen (id1) == 39 && strcmp (id1, id2) != 0,
-         "fingerprints %s %s", id1, id2);
-
-  /* Unformatted target. */
-  CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -ENOENT &&
-         strstr (ncr_last_error (), "no nbdcrypt volume header"), "blank target opened");
-
-  CHECK (volume_new_dek (NCR_CIPHER_AES_256_XTS, &dek, &dek_len) == 0 && dek_len == 64, "dek");
-  CHECK (volume_make_header (kp1, id1, "aes-kwp", NCR_CIPHER_AES_256_XTS, 4096, 1 << 20,
-                             dek, dek_len, &h) == 0, "make header");
-  write_copy (&h, 0);
-  write_copy (&h, 1);
-
-  CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "open");
-  if (v) {
-    CHECK (v->dek_len == 64 && memcmp (v->dek, dek, 64) == 0, "DEK differs");
-    CHECK (v->warning[0] == '\0', "unexpected warning: %s", v->warning);
-    CHECK (v->hdr.data_offset == 1 << 20 && v->hdr.sector_size == 4096, "geometry");
-    volume_free (v); v = NULL;
-  }
-  /* A target smaller than the data offset is not a volume. */
-  CHECK (volume_open (mem_read, NULL, 1 << 20, kp1, 0, &v) < 0, "truncated target opened");
-
-  CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp2, 0, &v) == -EKEYREJECTED &&
-         strstr (ncr_last_error (), "wrong KEK file"), "wrong KEK file opened");
-
-  /* Copy A damaged: opens from B with a warning. */
-  target[100] ^= 0xff;
-  CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "open with A damaged");
-  if (v) {
-    CHECK (v->used_copy == 1 && strstr (v->warning, "copy A is damaged"), "warning: %s",
-           v->warning);
-    volume_free (v); v = NULL;
-  }
-  /* Both damaged: refused, naming both. */
-  target[(512 << 10) + 100] ^= 0xff;
-  CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EINVAL &&
-         strstr (ncr_last_error (), "corrupt in both copies"), "both damaged opened");
-  target[100] ^= 0xff;
-  target[(512 << 10) + 100] ^= 0xff;
-
-  /* A tampered key check value (valid checksum) is detected after unwrapping. */
-  h2 = h;
-  h2.kcv[0] ^= 1;
-  write_copy (&h2, 0); write_copy (&h2, 1);
-  CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED &&
-         strstr (ncr_last_error (), "key check value"), "bad kcv opened");
-  /* A tampered wrapped key fails the RFC 5649 integrity check. */
-  h2 = h;
-  h2.wrapped_dek[5] ^= 1;
-  write_copy (&h2, 0); write_copy (&h2, 1);
-  CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED, "bad wdek");
-  write_copy (&h, 0); write_copy (&h, 1);
-
-  /* Interrupted rewrap to kek2: copy B rewritten (sequence 2), copy A still old. */
-  CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "reopen");
-  if (v) {
-    CHECK (volume_rewrap_header (v, kp2, id2, "aes-kwp", &h2) == 0 && h2.sequence == 2,
-           "rewrap");
-    volume_free (v); v = NULL;
-    write_copy (&h2, 1);
-    CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp2, 0, &v) == 0, "open with new KEK");
-    if (v) {
-      CHECK (v->used_copy == 1 && memcmp (v->dek, dek, 64) == 0 &&
-             strstr (v->warning, "interrupted rewrap"), "new: %s", v->warning);
-      volume_free (v); v = NULL;
-    }
-    CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "open with old KEK");
-    if (v) {
-      CHECK (v->used_copy == 0 && memcmp (v->dek, dek, 64) == 0, "old copy");
-      volume_free (v); v = NULL;
-    }
-    /* Completed rewrap: the old KEK no longer opens it. */
-    write_copy (&h2, 0);
-    CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED,
-           "old KEK opened a fully rewrapped volume");
-  }
-
-  /* A header saying "kmip" with a file provider: told to use kms-config. */
-  h2 = h;
-  strcpy (h2.kek_provider, "kmip");
-  strcpy (h2.kek_id, "42");
-  write_copy (&h2, 0); write_copy (&h2, 1);
-  CHECK (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EINVAL &&
-         strstr (ncr_last_error (), "kms-config"), "provider mismatch");
+  RUN (test_kek_file_provider);
+  RUN (test_open_unformatted_target);
+  RUN (test_open_formatted_volume);
+  RUN (test_open_damaged_copies);
+  RUN (test_open_tampered_key);
+  RUN (test_open_interrupted_rewrap);
+  RUN (test_open_provider_mismatch);
 
   secmem_free (dek);
   keyprov_free (kp1);
   keyprov_free (kp2);
   unlink (kek1); unlink (kek2); unlink (shortf); rmdir (dir);
   free (target);
-  printf ("%s\n", failures ? "FAIL" : "PASS");
-  return failures ? 1 : 0;
+  return check_exit ();
 }

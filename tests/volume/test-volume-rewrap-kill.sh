@@ -5,7 +5,7 @@
 # 512-byte flushed pieces, so kills land inside a copy) and 20 times without it: after every
 # kill the volume opens with the old or the new KEK, and the data key is unchanged.
 source "$srcdir/functions.sh"
-requires /usr/bin/python3
+requires_python
 
 vol=$tmpdir/vol.img
 truncate -s 8M "$vol"
@@ -44,7 +44,7 @@ for iter in $(seq 80); do
 
   json=$("$NBDCRYPT" dump --json "$vol" 2>/dev/null) || {
     echo "$0: FAIL: iteration $iter: no valid header copy left"; "$NBDCRYPT" dump "$vol"; exit 1; }
-  state=$(/usr/bin/python3 -c '
+  state=$("$PYTHON" -c '
 import json, sys
 d = json.loads(sys.argv[1]); c = d["copies"]
 valid = [x["valid"] for x in c]

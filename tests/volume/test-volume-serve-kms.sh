@@ -16,9 +16,9 @@ requires_py cryptography
 kmip_start_server
 conf=$tmpdir/kms.conf
 kmip_write_conf "$conf" version=1.4
-oracle () { /usr/bin/python3 "$srcdir/volume/volume-oracle.py" "$@"; }
+oracle () { "$PYTHON" "$srcdir/volume/volume-oracle.py" "$@"; }
 kms () { "$NBDCRYPT" kms --config "$conf" "$@"; }
-kek_id () { "$NBDCRYPT" dump --json "$1" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])'; }
+kek_id () { "$NBDCRYPT" dump --json "$1" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])'; }
 oracle_check () {  # oracle_check IMAGE PLAIN
   rm -f "$tmpdir/kek.bin" "$tmpdir/dek.bin"
   oracle kms-get --port "$kmip_port" --pki "$kmip_pki" --version 1.4 "$(kek_id "$1")" "$tmpdir/kek.bin"
@@ -68,7 +68,7 @@ volume_fails "KEK $uid (does not exist|is destroyed)" --filter="$NBDCRYPT_FILTER
 
 # Headerless: key-id= of 64 bytes of Secret Data registered by PyKMIP's client.
 head -c 64 /dev/urandom > "$tmpdir/raw.key"
-raw_uid=$(/usr/bin/python3 -c "$(kmip_pyclient client 1.4)
+raw_uid=$("$PYTHON" -c "$(kmip_pyclient client 1.4)
 from kmip.pie import objects
 s = objects.SecretData(open('$tmpdir/raw.key', 'rb').read(), enums.SecretDataType.SEED)
 uid = c.register(s)
@@ -82,7 +82,7 @@ nbdcopy "$tmpdir/plain-raw" "$uri"
 stop_nbdkit raw
 oracle check-raw "$tmpdir/raw.img" "$tmpdir/raw.key" 4096 "$tmpdir/plain-raw"
 # A 32-byte AES key is the wrong size for aes-256-xts (OKMS issues AES-256 only: envelope mode).
-uid32=$(/usr/bin/python3 -c "$(kmip_pyclient client 1.4)
+uid32=$("$PYTHON" -c "$(kmip_pyclient client 1.4)
 uid = c.create(enums.CryptographicAlgorithm.AES, 256)
 c.activate(uid)
 print(uid)")
