@@ -121,7 +121,7 @@ window () {
 }
 # served_with KEYFILE: what window read is XTS-decrypted zeros under KEYFILE (oracle).
 served_with () {
-  /usr/bin/python3 - "$1" "$tmpdir/w.read" <<'PY'
+  "$PYTHON" - "$1" "$tmpdir/w.read" <<'PY'
 import sys
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 key = open(sys.argv[1], 'rb').read()

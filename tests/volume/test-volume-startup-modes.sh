@@ -43,7 +43,7 @@ refuse () {
       run) ( sanitizer_env; exec timeout 60 nbdkit -U - "$@" --run "touch '$tmpdir/ran'" ) ;;
       single) ( sanitizer_env; exec timeout 60 nbdkit -s "$@" ) ;;
       socket-activation)
-        ( sanitizer_env; exec timeout 60 /usr/bin/python3 "$srcdir/volume/listen-fds.py" "$sock" \
+        ( sanitizer_env; exec timeout 60 "$PYTHON" "$srcdir/volume/listen-fds.py" "$sock" \
             nbdkit -f "$@" ) ;;
     esac >"$out" 2>&1 </dev/null || rc=$?
     if [ $rc = 0 ] || [ $rc = 124 ]; then
