@@ -128,8 +128,15 @@ require_active (struct keyprov *kp, const char *kek_id)
   if (st == KEK_STATE_MISSING)
     return ncr_error (ENOENT, "KEK %s does not exist in the KMS (destroyed, or not visible to "
                       "this client certificate)", kek_id);
-  return ncr_error (EKEYREVOKED, "KEK %s is %s in the KMS: the volume may not be opened with it "
-                    "(rewrap to an active KEK, or activate it)", kek_id, kek_state_name (st));
+  if (st == KEK_STATE_PRE_ACTIVE)
+    return ncr_error (EKEYREVOKED, "KEK %s is pre-active in the KMS: activate it ('nbdcrypt "
+                      "kms activate %s') to open the volume", kek_id, kek_id);
+  /* Deactivated, compromised or destroyed: no way back through the KMS. Say so plainly. */
+  return ncr_error (EKEYREVOKED, "KEK %s is %s in the KMS and cannot unwrap this volume's data "
+                    "key any more: unless a copy of the volume key was kept before (nbdcrypt "
+                    "dump --dump-volume-key), the data is gone (crypto-shredded); with one, see "
+                    "'Revocation and recovery' in docs/operations.md", kek_id,
+                    kek_state_name (st));
 }
 
 /* Fetch the KEK for local wrapping into new locked memory (*out, secmem_free by the caller);
