@@ -18,16 +18,16 @@
 
 #include <nbdkit-filter.h>
 
+#include "attributes.h"
 #include "errors.h"
+#include "filemode.h"
 #include "keyfile.h"
+#include "minmax.h"
+#include "parse.h"
 #include "secmem.h"
 #include "volume-session.h"
 #include "xts-pool.h"
 #include "xts.h"
-
-#define UNUSED __attribute__ ((unused))
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Write-zeroes is done in pieces of at most this much encrypted zeros, so that a huge zero
  * request needs only a bounded bounce buffer. */
@@ -131,12 +131,10 @@ nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return 0;
   }
   if (strcmp (key, "discard") == 0) {
-    int r = nbdkit_parse_bool (value);
-    if (r == -1) {
-      nbdkit_error ("nbdcrypt: discard=%s: use discard=on or discard=off", value);
+    if (ncr_parse_bool (value, &discard) < 0) {
+      nbdkit_error ("nbdcrypt: discard: %s", ncr_last_error ());
       return -1;
     }
-    discard = r;
     return 0;
   }
   return next (nxdata, key, value);
@@ -219,6 +217,9 @@ load_key_file (bool check_only)
       return -1;
     }
     key_file_st = st;
+    char warning[600] = "";
+    if (ncr_secret_file_warning ("key file", key_file, &st, warning, sizeof warning))
+      nbdkit_error ("nbdcrypt: warning: %s", warning);
   }
   else if (st.st_dev != key_file_st.st_dev || st.st_ino != key_file_st.st_ino ||
            st.st_size != key_file_st.st_size ||
@@ -368,6 +369,8 @@ nbdcrypt_after_fork (nbdkit_backend *backend)
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
+  if (vsess->key_warning[0])
+    nbdkit_error ("nbdcrypt: warning: %s", vsess->key_warning);
   if (vsess->warning[0])
     nbdkit_error ("nbdcrypt: warning: %s", vsess->warning);
   if ((cipher_set && vsess->cipher != cipher) ||
