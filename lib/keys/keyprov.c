@@ -36,38 +36,50 @@ static const char *const wrap_names[] = {
   [KEY_WRAP_KMS] = "kms",
 };
 
+#define NAMES(a) (sizeof (a) / sizeof (a)[0])
+
+/* Index of name in names[n], or -1. */
+static int
+find_name (const char *name, const char *const *names, unsigned n)
+{
+  for (unsigned i = 0; i < n; i++)
+    if (strcmp (name, names[i]) == 0)
+      return (int) i;
+  return -1;
+}
+
 const char *
 keyprov_kind_name (enum keyprov_kind k)
 {
-  return (unsigned) k < sizeof kind_names / sizeof kind_names[0] ? kind_names[k] : "unknown";
+  return (unsigned) k < NAMES (kind_names) ? kind_names[k] : "unknown";
 }
 
 int
 keyprov_kind_from_name (const char *name, enum keyprov_kind *out)
 {
-  for (unsigned i = 0; i < sizeof kind_names / sizeof kind_names[0]; i++)
-    if (strcmp (name, kind_names[i]) == 0) {
-      *out = (enum keyprov_kind) i;
-      return 0;
-    }
-  return ncr_error (EINVAL, "unknown KEK provider '%s' (known: file, kmip)", name);
+  int i = find_name (name, kind_names, NAMES (kind_names));
+
+  if (i < 0)
+    return ncr_error (EINVAL, "unknown KEK provider '%s' (known: file, kmip)", name);
+  *out = (enum keyprov_kind) i;
+  return 0;
 }
 
 const char *
 key_wrap_name (enum key_wrap w)
 {
-  return (unsigned) w < sizeof wrap_names / sizeof wrap_names[0] ? wrap_names[w] : "unknown";
+  return (unsigned) w < NAMES (wrap_names) ? wrap_names[w] : "unknown";
 }
 
 int
 key_wrap_from_name (const char *name, enum key_wrap *out)
 {
-  for (unsigned i = 0; i < sizeof wrap_names / sizeof wrap_names[0]; i++)
-    if (strcmp (name, wrap_names[i]) == 0) {
-      *out = (enum key_wrap) i;
-      return 0;
-    }
-  return ncr_error (EINVAL, "unknown wrap mode '%s' (known: aes-kwp, kms)", name);
+  int i = find_name (name, wrap_names, NAMES (wrap_names));
+
+  if (i < 0)
+    return ncr_error (EINVAL, "unknown wrap mode '%s' (known: aes-kwp, kms)", name);
+  *out = (enum key_wrap) i;
+  return 0;
 }
 
 enum keyprov_kind

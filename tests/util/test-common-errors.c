@@ -6,19 +6,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include "util-check.h"
 
-#include "errors.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do {                                   \
-    if (!(cond)) {                                              \
-      fprintf (stderr, "FAIL line %d: ", __LINE__);             \
-      fprintf (stderr, __VA_ARGS__);                            \
-      fprintf (stderr, " [%s]\n", ncr_last_error ());           \
-      failures++;                                               \
-    }                                                           \
-  } while (0)
 
 static void
 returns_negative_errno (void)
@@ -94,8 +83,5 @@ main (void)
   prefix_puts_context_first ();
   long_messages_are_cut ();
   per_thread ();
-  if (failures)
-    return 1;
-  printf ("errors: all checks passed\n");
-  return 0;
+  return done ("errors");
 }

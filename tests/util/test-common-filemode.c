@@ -9,17 +9,7 @@
 #include <unistd.h>
 
 #include "filemode.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do {                                   \
-    if (!(cond)) {                                              \
-      fprintf (stderr, "FAIL line %d: ", __LINE__);             \
-      fprintf (stderr, __VA_ARGS__);                            \
-      fprintf (stderr, "\n");                                   \
-      failures++;                                               \
-    }                                                           \
-  } while (0)
+#include "util-check.h"
 
 int
 main (void)
@@ -69,8 +59,5 @@ main (void)
   CHECK (!ncr_secret_path_warning ("key", "/nonexistent/key", buf, sizeof buf), "missing");
   CHECK (!ncr_secret_path_warning ("key", "/dev/null", buf, sizeof buf), "not a regular file");
   unlink (path);
-  if (failures)
-    return 1;
-  printf ("filemode: all checks passed\n");
-  return 0;
+  return done ("filemode");
 }

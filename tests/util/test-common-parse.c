@@ -6,19 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "errors.h"
 #include "parse.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do {                                   \
-    if (!(cond)) {                                              \
-      fprintf (stderr, "FAIL line %d: ", __LINE__);             \
-      fprintf (stderr, __VA_ARGS__);                            \
-      fprintf (stderr, " [%s]\n", ncr_last_error ());           \
-      failures++;                                               \
-    }                                                           \
-  } while (0)
+#include "util-check.h"
 
 static void
 booleans (void)
@@ -86,8 +75,5 @@ main (void)
   booleans ();
   numbers ();
   sizes ();
-  if (failures)
-    return 1;
-  printf ("parse: all checks passed\n");
-  return 0;
+  return done ("parse");
 }

@@ -7,20 +7,9 @@
 #include <stdio.h>
 
 #include "cleanup.h"
-#include "errors.h"
 #include "minmax.h"
 #include "timeutil.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do {                                   \
-    if (!(cond)) {                                              \
-      fprintf (stderr, "FAIL line %d: ", __LINE__);             \
-      fprintf (stderr, __VA_ARGS__);                            \
-      fprintf (stderr, "\n");                                   \
-      failures++;                                               \
-    }                                                           \
-  } while (0)
+#include "util-check.h"
 
 static void
 sleeping (void)
@@ -96,8 +85,5 @@ main (void)
   backoff ();
   minmax ();
   scoped_rwlocks ();
-  if (failures)
-    return 1;
-  printf ("timeutil: all checks passed\n");
-  return 0;
+  return done ("timeutil");
 }
