@@ -5,6 +5,9 @@
 set -euo pipefail
 
 export PATH="/usr/bin:$PATH"
+# Key files, KEK files and kms.conf made by a test are private, as an operator's should be:
+# the filter and the command warn about secret files other users can read.
+umask 077
 : "${srcdir:?run me through meson test}"
 : "${top_srcdir:=$srcdir/..}"
 

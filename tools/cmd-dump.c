@@ -113,7 +113,7 @@ dump_key (struct volume_target *t, const struct volume_header *h, const char *km
 
   if (secmem_protect_process (false) < 0)
     return -1;
-  if ((r = vc_provider_for_header (h, kms_config, kek_file, &kp)) < 0 ||
+  if ((r = vc_provider_for_header (cmd, h, kms_config, kek_file, &kp)) < 0 ||
       (r = volume_open (vt_read_cb, t, vt_size (t), kp, 0, &v)) < 0)
     goto done;
   fd = open (out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);

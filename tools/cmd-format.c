@@ -10,6 +10,8 @@
 #include "cleanup.h"
 #include "commands.h"
 #include "errors.h"
+#include "minmax.h"
+#include "parse.h"
 #include "secmem.h"
 #include "volume-common.h"
 #include "volume.h"
@@ -57,9 +59,10 @@ cmd_format (int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   const char *kms_config = NULL, *kek_id_opt = NULL, *name = NULL, *kek_file = NULL;
-  const char *wrap = "aes-kwp", *cipher_name = "aes-256-xts";
+  const char *cipher_name = "aes-256-xts";
+  enum key_wrap wrap = KEY_WRAP_AES_KWP;
   bool create = false, force = false;
-  unsigned sector_size = 4096;
+  uint64_t sector_size = 4096;
   uint64_t data_offset = VH_DEFAULT_DATA_OFFSET;
   enum ncr_cipher cipher;
   struct volume_target *t = NULL;
@@ -79,23 +82,31 @@ cmd_format (int argc, char **argv)
     case O_NAME: name = optarg; break;
     case O_KEK_FILE: kek_file = optarg; break;
     case O_WRAP:
-      if ((wrap = vc_wrap_name (optarg)) == NULL) {
-        vc_err (cmd, "--wrap must be local or kms, not '%s'", optarg);
+      if (vc_parse_wrap (optarg, &wrap) < 0) {
+        vc_err (cmd, "%s", ncr_last_error ());
         return 2;
       }
       break;
     case O_CIPHER: cipher_name = optarg; break;
     case O_SECTOR:
-      sector_size = (unsigned) strtoul (optarg, NULL, 10);
+      if (vc_parse_uint ("--sector-size", optarg, UINT32_MAX, &sector_size) < 0) {
+        vc_err (cmd, "%s", ncr_last_error ());
+        return 2;
+      }
       if (sector_size != 512 && sector_size != 4096) {
         vc_err (cmd, "--sector-size must be 512 or 4096, not '%s'", optarg);
         return 2;
       }
       break;
     case O_OFFSET:
-      if (vc_parse_size (optarg, &data_offset) < 0 || data_offset % 4096 ||
-          data_offset < VH_MIN_DATA_OFFSET || data_offset > VH_MAX_DATA_OFFSET) {
-        vc_err (cmd, "--data-offset must be a multiple of 4096 between 1M and 1G");
+      if (ncr_parse_size (optarg, UINT64_MAX, &data_offset) < 0) {
+        vc_err (cmd, "--data-offset: %s", ncr_last_error ());
+        return 2;
+      }
+      if (data_offset % 4096 || data_offset < VH_MIN_DATA_OFFSET ||
+          data_offset > VH_MAX_DATA_OFFSET) {
+        vc_err (cmd, "--data-offset must be a multiple of 4096 between 1M and 1G, not '%s'",
+                optarg);
         return 2;
       }
       break;
@@ -112,7 +123,7 @@ cmd_format (int argc, char **argv)
     vc_err (cmd, "%s", ncr_last_error ());
     return 2;
   }
-  if (kek_file && (kek_id_opt || name || strcmp (wrap, "aes-kwp") != 0)) {
+  if (kek_file && (kek_id_opt || name || wrap != KEY_WRAP_AES_KWP)) {
     vc_err (cmd, "--kek-file takes no --kek-id, --name or --wrap kms (those are for a KMS)");
     return 2;
   }
@@ -149,20 +160,20 @@ cmd_format (int argc, char **argv)
     vc_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
-  if ((r = vc_open_provider (kms_config, kek_file, &kp)) < 0) {
+  if ((r = vc_open_provider (cmd, kms_config, kek_file, &kp)) < 0) {
     vc_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
   if (kek_id_opt)
     snprintf (kek_id, sizeof kek_id, "%s", kek_id_opt);
   else if (kms_config)
-    r = keyprov_create_kek (kp, name, wrap, kek_id, sizeof kek_id);
+    r = keyprov_create_kek (kp, name, key_wrap_name (wrap), kek_id, sizeof kek_id);
   else
     r = keyprov_default_kek_id (kp, kek_id, sizeof kek_id);
   if (r < 0 ||
       (r = volume_new_dek (cipher, &dek, &dek_len)) < 0 ||
-      (r = volume_make_header (kp, kek_id, wrap, cipher, sector_size, data_offset, dek,
-                               dek_len, &h)) < 0) {
+      (r = volume_make_header (kp, kek_id, key_wrap_name (wrap), cipher,
+                               (unsigned) sector_size, data_offset, dek, dek_len, &h)) < 0) {
     vc_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
@@ -176,7 +187,7 @@ cmd_format (int argc, char **argv)
       goto out;
     }
     for (uint64_t off = 0; off < data_offset && r == 0; off += 1 << 20)
-      r = vt_pwrite (t, zero, data_offset - off < (1 << 20) ? data_offset - off : 1 << 20, off);
+      r = vt_pwrite (t, zero, MIN (data_offset - off, (uint64_t) 1 << 20), off);
     if (r == 0)
       r = vt_flush (t);
   }

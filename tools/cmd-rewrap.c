@@ -48,6 +48,7 @@ cmd_rewrap (int argc, char **argv)
   };
   const char *kms_config = NULL, *kek_file = NULL, *new_id = NULL, *name = NULL;
   const char *new_file = NULL, *wrap = NULL;
+  enum key_wrap w;
   bool create = false;
   struct volume_target *t = NULL;
   struct keyprov *old_kp = NULL, *new_kp = NULL;
@@ -67,10 +68,11 @@ cmd_rewrap (int argc, char **argv)
     case O_NAME: name = optarg; break;
     case O_NEW_FILE: new_file = optarg; break;
     case O_WRAP:
-      if ((wrap = vc_wrap_name (optarg)) == NULL) {
-        vc_err (cmd, "--wrap must be local or kms, not '%s'", optarg);
+      if (vc_parse_wrap (optarg, &w) < 0) {
+        vc_err (cmd, "%s", ncr_last_error ());
         return 2;
       }
+      wrap = key_wrap_name (w);
       break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 2;
@@ -89,7 +91,7 @@ cmd_rewrap (int argc, char **argv)
     vc_err (cmd, "--new-kek-id and --create-kek need --kms-config FILE");
     return 2;
   }
-  if (new_file && wrap && strcmp (wrap, "aes-kwp") != 0) {
+  if (new_file && wrap && w != KEY_WRAP_AES_KWP) {
     vc_err (cmd, "a KEK file supports only --wrap local");
     return 2;
   }
@@ -100,7 +102,7 @@ cmd_rewrap (int argc, char **argv)
 
   if ((r = vt_open (argv[optind], true, &t)) < 0 ||
       (r = volume_read_headers (vt_read_cb, t, vt_size (t), &hs)) < 0 ||
-      (r = vc_provider_for_header (&hs.copy[hs.newest], kms_config, kek_file, &old_kp)) < 0 ||
+      (r = vc_provider_for_header (cmd, &hs.copy[hs.newest], kms_config, kek_file, &old_kp)) < 0 ||
       (r = volume_open (vt_read_cb, t, vt_size (t), old_kp, 0, &v)) < 0) {
     vc_err (cmd, "%s", ncr_last_error ());
     goto out;
@@ -109,20 +111,21 @@ cmd_rewrap (int argc, char **argv)
     vc_warn (cmd, "%s", v->warning);
 
   if (wrap == NULL)
-    wrap = strcmp (v->hdr.kek_provider, "kmip") == 0 && !new_file ? v->hdr.wrap : "aes-kwp";
+    wrap = keyprov_kind (old_kp) == KEYPROV_KMIP && !new_file ? v->hdr.wrap :
+           key_wrap_name (KEY_WRAP_AES_KWP);
   /* The new KEK's provider: a file, or the KMS (reusing the old provider if it is the KMS). */
   if (new_file) {
     if (create && (r = keyprov_file_create (new_file)) < 0) {
       vc_err (cmd, "%s", ncr_last_error ());
       goto out;
     }
-    r = keyprov_file_open (new_file, &new_kp);
+    r = vc_open_provider (cmd, NULL, new_file, &new_kp);
     if (r == 0)
       r = keyprov_default_kek_id (new_kp, kek_id, sizeof kek_id);
   }
   else {
-    if (strcmp (keyprov_name (old_kp), "kmip") != 0)
-      r = vc_open_provider (kms_config, NULL, &new_kp);
+    if (keyprov_kind (old_kp) != KEYPROV_KMIP)
+      r = vc_open_provider (cmd, kms_config, NULL, &new_kp);
     if (r == 0 && new_id)
       snprintf (kek_id, sizeof kek_id, "%s", new_id);
     else if (r == 0)

@@ -41,7 +41,7 @@ cmd_verify (int argc, char **argv)
   };
   const char *kms_config = NULL, *kek_file = NULL;
   bool repair = false;
-  unsigned timeout = 0;
+  uint64_t timeout = 0;
   struct volume_target *t = NULL;
   struct keyprov *kp = NULL;
   struct volume *v = NULL;
@@ -55,7 +55,12 @@ cmd_verify (int argc, char **argv)
     case O_KMS: kms_config = optarg; break;
     case O_KEK_FILE: kek_file = optarg; break;
     case O_REPAIR: repair = true; break;
-    case O_TIMEOUT: timeout = (unsigned) strtoul (optarg, NULL, 10); break;
+    case O_TIMEOUT:
+      if (vc_parse_uint ("--timeout", optarg, 86400, &timeout) < 0) {
+        vc_err (cmd, "%s", ncr_last_error ());
+        return 2;
+      }
+      break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 2;
     }
@@ -81,7 +86,7 @@ cmd_verify (int argc, char **argv)
       printf ("header copy %c: INVALID: %s\n", 'A' + i, hs.reason[i]);
   }
   h = &hs.copy[hs.newest];
-  if ((r = vc_provider_for_header (h, kms_config, kek_file, &kp)) < 0) {
+  if ((r = vc_provider_for_header (cmd, h, kms_config, kek_file, &kp)) < 0) {
     vc_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
@@ -96,7 +101,7 @@ cmd_verify (int argc, char **argv)
   }
   else
     printf ("KEK %s (%s): %s\n", h->kek_id, h->kek_provider, kek_state_name (st));
-  if ((r = volume_open (vt_read_cb, t, vt_size (t), kp, timeout, &v)) < 0) {
+  if ((r = volume_open (vt_read_cb, t, vt_size (t), kp, (unsigned) timeout, &v)) < 0) {
     printf ("volume key: FAILED: %s\n", ncr_last_error ());
     vc_err (cmd, "%s", ncr_last_error ());
     goto out;

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cleanup.h"
 #include "errors.h"
+#include "minmax.h"
+#include "parse.h"
+#include "timeutil.h"
 #include "volume-common.h"
 
 void
@@ -35,50 +37,66 @@ vc_warn (const char *cmd, const char *fmt, ...)
   fputc ('\n', stderr);
 }
 
+/* Open a provider and show what it found wrong with its files (group-readable KEK, ...). */
+static int
+opened (const char *cmd, int r, struct keyprov **out)
+{
+  if (r == 0 && keyprov_warning (*out)[0])
+    vc_warn (cmd, "%s", keyprov_warning (*out));
+  return r;
+}
+
 int
-vc_open_provider (const char *kms_config, const char *kek_file, struct keyprov **out)
+vc_open_provider (const char *cmd, const char *kms_config, const char *kek_file,
+                  struct keyprov **out)
 {
   if (kms_config && kek_file)
     return ncr_error (EINVAL, "give either --kms-config or --kek-file, not both");
   if (kms_config)
-    return keyprov_kmip_open (kms_config, out);
+    return opened (cmd, keyprov_kmip_open (kms_config, out), out);
   if (kek_file)
-    return keyprov_file_open (kek_file, out);
+    return opened (cmd, keyprov_file_open (kek_file, out), out);
   return ncr_error (EINVAL, "no key given: use --kms-config FILE (KEK in a KMS) or "
                     "--kek-file PATH (local KEK)");
 }
 
 int
-vc_provider_for_header (const struct volume_header *h, const char *kms_config,
+vc_provider_for_header (const char *cmd, const struct volume_header *h, const char *kms_config,
                         const char *kek_file, struct keyprov **out)
 {
-  if (strcmp (h->kek_provider, "kmip") == 0) {
+  enum keyprov_kind kind;
+  int r;
+
+  if ((r = keyprov_kind_from_name (h->kek_provider, &kind)) < 0)
+    return r;
+  if (kind == KEYPROV_KMIP) {
     if (kms_config == NULL)
       return ncr_error (EINVAL, "this volume's KEK (%s) is in a KMS: give --kms-config FILE",
                         h->kek_id);
-    return keyprov_kmip_open (kms_config, out);
+    return vc_open_provider (cmd, kms_config, NULL, out);
   }
   if (kek_file == NULL)
     return ncr_error (EINVAL, "this volume's KEK is a local file (fingerprint %s): give "
                       "--kek-file PATH", h->kek_id);
-  return keyprov_file_open (kek_file, out);
+  return vc_open_provider (cmd, NULL, kek_file, out);
 }
 
-const char *
-vc_wrap_name (const char *opt)
+int
+vc_parse_wrap (const char *opt, enum key_wrap *out)
 {
-  if (strcmp (opt, "local") == 0 || strcmp (opt, "aes-kwp") == 0)
-    return "aes-kwp";
-  if (strcmp (opt, "kms") == 0)
-    return "kms";
-  return NULL;
+  if (strcmp (opt, "local") == 0)
+    opt = key_wrap_name (KEY_WRAP_AES_KWP);
+  if (key_wrap_from_name (opt, out) < 0)
+    return ncr_error (EINVAL, "--wrap must be local or kms, not '%s'", opt);
+  return 0;
 }
 
-static void
-sleep_ms (unsigned ms)
+int
+vc_parse_uint (const char *opt, const char *value, uint64_t max, uint64_t *out)
 {
-  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
-  nanosleep (&ts, NULL);
+  if (ncr_parse_uint (value, max, out) < 0)
+    return ncr_error_prefix (EINVAL, "%s: ", opt);
+  return 0;
 }
 
 static int
@@ -100,7 +118,7 @@ write_copy (struct volume_target *t, const struct volume_header *h0, unsigned i,
       r = vt_pwrite (t, buf + p, 512, off + p);
       if (r == 0)
         r = vt_flush (t);       /* make each piece reach the file: a visible torn copy */
-      sleep_ms (delay_ms);
+      ncr_sleep_ms (delay_ms);
     }
   }
   if (r == 0)
@@ -108,19 +126,32 @@ write_copy (struct volume_target *t, const struct volume_header *h0, unsigned i,
   return r;
 }
 
+/* Slow header writes, so that a test can kill the command in the middle of a copy: only in
+ * the test build of the command (nbdcrypt-test-hooks, built with NBDCRYPT_TEST_HOOKS), never
+ * in the installed one. */
+static unsigned
+test_write_delay_ms (void)
+{
+#ifdef NBDCRYPT_TEST_HOOKS
+  const char *d = getenv ("NBDCRYPT_TEST_HEADER_WRITE_DELAY_MS");
+  uint64_t v;
+
+  if (d && ncr_parse_uint (d, 10000, &v) == 0)
+    return (unsigned) v;
+#endif
+  return 0;
+}
+
 int
 vc_write_headers (struct volume_target *t, const struct volume_header *h, unsigned first)
 {
-  const char *d = getenv ("NBDCRYPT_TEST_HEADER_WRITE_DELAY_MS");
-  unsigned delay = d ? (unsigned) atoi (d) : 0;
+  unsigned delay = test_write_delay_ms ();
   int r;
 
-  if (delay > 10000)
-    delay = 10000;
   if ((r = write_copy (t, h, first, delay)) < 0)
     return r;
   if (delay)
-    sleep_ms (delay);
+    ncr_sleep_ms (delay);
   return write_copy (t, h, 1 - first, delay);
 }
 
@@ -153,7 +184,7 @@ vc_detect_data (struct volume_target *t, uint64_t area, char *what, size_t what_
                 bool *found)
 {
   CLEANUP_FREE uint8_t *buf = NULL;
-  uint64_t n = area < vt_size (t) ? area : vt_size (t);
+  uint64_t n = MIN (area, vt_size (t));
   int r;
 
   *found = false;
@@ -180,29 +211,6 @@ vc_detect_data (struct volume_target *t, uint64_t area, char *what, size_t what_
       *found = true;
       return 0;
     }
-  return 0;
-}
-
-int
-vc_parse_size (const char *s, uint64_t *out)
-{
-  char *end;
-  unsigned long long v;
-
-  errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno || end == s || s[0] == '-')
-    return ncr_error (EINVAL, "'%s' is not a size", s);
-  switch (*end) {
-  case '\0': break;
-  case 'k': case 'K': v <<= 10; end++; break;
-  case 'm': case 'M': v <<= 20; end++; break;
-  case 'g': case 'G': v <<= 30; end++; break;
-  default: return ncr_error (EINVAL, "'%s' is not a size", s);
-  }
-  if (*end != '\0')
-    return ncr_error (EINVAL, "'%s' is not a size", s);
-  *out = v;
   return 0;
 }
 

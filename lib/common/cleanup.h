@@ -58,4 +58,19 @@ cleanup_unlock (pthread_mutex_t **m)
   pthread_mutex_t *CLEANUP_CONCAT (cleanup_lock_, __LINE__) = (mutex);  \
   pthread_mutex_lock (CLEANUP_CONCAT (cleanup_lock_, __LINE__))
 
+/* The same for a read-write lock, held shared or exclusive until the scope ends (nbdkit's
+ * ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE / ACQUIRE_WRLOCK_FOR_CURRENT_SCOPE): no early return or
+ * goto can leave it held. */
+static inline void
+cleanup_rwlock_unlock (pthread_rwlock_t **l)
+{
+  pthread_rwlock_unlock (*l);
+}
+#define ACQUIRE_RWLOCK_(rwlock, how)                                            \
+  __attribute__ ((cleanup (cleanup_rwlock_unlock)))                             \
+  pthread_rwlock_t *CLEANUP_CONCAT (cleanup_rwlock_, __LINE__) = (rwlock);      \
+  how (CLEANUP_CONCAT (cleanup_rwlock_, __LINE__))
+#define ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE(rwlock) ACQUIRE_RWLOCK_ (rwlock, pthread_rwlock_rdlock)
+#define ACQUIRE_WRLOCK_FOR_CURRENT_SCOPE(rwlock) ACQUIRE_RWLOCK_ (rwlock, pthread_rwlock_wrlock)
+
 #endif /* NBDCRYPT_CLEANUP_H */

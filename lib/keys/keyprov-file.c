@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "errors.h"
+#include "filemode.h"
 #include "keyprov.h"
 #include "keywrap.h"
 #include "secmem.h"
@@ -52,15 +53,16 @@ check_id (struct keyprov_file *f, const char *kek_id)
 }
 
 static int
-check_wrap (const char *wrap)
+check_wrap (enum key_wrap wrap)
 {
-  if (strcmp (wrap, "aes-kwp") != 0)
-    return ncr_error (EINVAL, "a KEK file supports only wrap mode aes-kwp, not '%s'", wrap);
+  if (wrap != KEY_WRAP_AES_KWP)
+    return ncr_error (EINVAL, "a KEK file supports only wrap mode aes-kwp, not %s",
+                      key_wrap_name (wrap));
   return 0;
 }
 
 static int
-file_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+file_wrap (struct keyprov *kp, const char *kek_id, enum key_wrap wrap,
            const uint8_t *dek, size_t dek_len, uint8_t *out, size_t out_size, size_t *out_len)
 {
   struct keyprov_file *f = (struct keyprov_file *) kp;
@@ -72,7 +74,7 @@ file_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
 }
 
 static int
-file_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+file_unwrap (struct keyprov *kp, const char *kek_id, enum key_wrap wrap,
              const uint8_t *in, size_t in_len, uint8_t *dek, size_t dek_size, size_t *dek_len)
 {
   struct keyprov_file *f = (struct keyprov_file *) kp;
@@ -105,8 +107,8 @@ file_get_key (struct keyprov *kp, const char *key_id, uint8_t *key, size_t key_s
 {
   (void) key; (void) key_size; (void) key_len; (void) key_id;
   (void) kp;
-  return ncr_error (ENOTSUP, "key-id= needs a KMS (kms-config=); use key-file= for a raw "
-                    "key held in a local file");
+  return ncr_error (ENOTSUP, "a KEK file holds no raw volume keys: fetching a key by id "
+                    "needs a KMS");
 }
 
 static void
@@ -120,7 +122,7 @@ file_free (struct keyprov *kp)
 }
 
 static const struct keyprov_ops file_ops = {
-  .name = "file",
+  .kind = KEYPROV_FILE,
   .default_kek_id = file_default_kek_id,
   .wrap = file_wrap,
   .unwrap = file_unwrap,
@@ -178,7 +180,8 @@ keyprov_file_open (const char *path, struct keyprov **out)
   f->path = strdup (path);
   f->kek = secmem_alloc (KEK_LEN);
   if (f->path == NULL || f->kek == NULL) {
-    r = ncr_error (ENOMEM, "%s", f->kek ? "out of memory" : ncr_last_error ());
+    r = f->kek ? ncr_error (ENOMEM, "out of memory") :
+                 ncr_error_prefix (errno, "KEK file %s: ", path);
     file_free (&f->base);
     return r;
   }
@@ -194,6 +197,7 @@ keyprov_file_open (const char *path, struct keyprov **out)
     file_free (&f->base);
     return r;
   }
+  ncr_secret_file_warning ("KEK file", path, &st, f->base.warning, sizeof f->base.warning);
   *out = &f->base;
   return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "errors.h"
+#include "filemode.h"
 #include "keyprov.h"
 #include "keywrap.h"
 #include "secmem.h"
@@ -164,16 +165,15 @@ get_kek (struct keyprov_kmip *k, const char *kek_id, uint8_t **out)
 }
 
 static int
-keyprov_kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
-                   const uint8_t *dek, size_t dek_len, uint8_t *out, size_t out_size,
-                   size_t *out_len)
+keyprov_kmip_wrap (struct keyprov *kp, const char *kek_id, enum key_wrap wrap,
+                   const uint8_t *dek, size_t dek_len, uint8_t *out, size_t out_size, size_t *out_len)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   int r;
 
   if ((r = check_uid (kek_id)) < 0)
     return r;
-  if (strcmp (wrap, "aes-kwp") == 0 && k->new_kek && strcmp (kek_id, k->new_kek_id) == 0) {
+  if (wrap == KEY_WRAP_AES_KWP && k->new_kek && strcmp (kek_id, k->new_kek_id) == 0) {
     /* Created, activated and fetched by create_kek a moment ago, in one exchange. */
     r = keywrap_wrap (k->new_kek, KEK_LEN, dek, dek_len, out, out_size, out_len);
     drop_new_kek (k);
@@ -181,13 +181,13 @@ keyprov_kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
   }
   if ((r = require_active (kp, kek_id)) < 0)
     return r;
-  if (strcmp (wrap, "aes-kwp") == 0) {
+  if (wrap == KEY_WRAP_AES_KWP) {
     CLEANUP_SECMEM_FREE uint8_t *kek = NULL;
     if ((r = get_kek (k, kek_id, &kek)) < 0)
       return r;
     return keywrap_wrap (kek, KEK_LEN, dek, dek_len, out, out_size, out_len);
   }
-  if (strcmp (wrap, "kms") == 0) {
+  if (wrap == KEY_WRAP_KMS) {
     uint8_t iv[KMS_WRAP_IV_LEN];
     uint8_t *ct = NULL;
     size_t ct_len = 0;
@@ -211,20 +211,19 @@ keyprov_kmip_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
     free (ct);                  /* ciphertext: not a secret */
     return 0;
   }
-  return ncr_error (EINVAL, "unknown wrap mode '%s' (use aes-kwp or kms)", wrap);
+  return ncr_error (EINVAL, "wrap mode %s is not supported by a KMS", key_wrap_name (wrap));
 }
 
 static int
-keyprov_kmip_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
-                     const uint8_t *in, size_t in_len, uint8_t *dek, size_t dek_size,
-                     size_t *dek_len)
+keyprov_kmip_unwrap (struct keyprov *kp, const char *kek_id, enum key_wrap wrap,
+                     const uint8_t *in, size_t in_len, uint8_t *dek, size_t dek_size, size_t *dek_len)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   int r;
 
   if ((r = check_uid (kek_id)) < 0 || (r = require_active (kp, kek_id)) < 0)
     return r;
-  if (strcmp (wrap, "aes-kwp") == 0) {
+  if (wrap == KEY_WRAP_AES_KWP) {
     CLEANUP_SECMEM_FREE uint8_t *kek = NULL;
     if ((r = get_kek (k, kek_id, &kek)) < 0)
       return r;
@@ -234,7 +233,7 @@ keyprov_kmip_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
                         "KEK, or the header was tampered with)", kek_id);
     return r;
   }
-  if (strcmp (wrap, "kms") == 0) {
+  if (wrap == KEY_WRAP_KMS) {
     uint8_t *pt = NULL;
     size_t pt_len = 0, iv_len;
 
@@ -259,11 +258,11 @@ keyprov_kmip_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
     free (pt);
     return 0;
   }
-  return ncr_error (EINVAL, "unknown wrap mode '%s' (use aes-kwp or kms)", wrap);
+  return ncr_error (EINVAL, "wrap mode %s is not supported by a KMS", key_wrap_name (wrap));
 }
 
 static int
-keyprov_kmip_create_kek (struct keyprov *kp, const char *name, const char *wrap,
+keyprov_kmip_create_kek (struct keyprov *kp, const char *name, bool local_wrap,
                          char *id_out, size_t id_size)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
@@ -278,7 +277,7 @@ keyprov_kmip_create_kek (struct keyprov *kp, const char *name, const char *wrap,
   int r;
 
   drop_new_kek (k);
-  if (wrap && strcmp (wrap, "aes-kwp") == 0) {
+  if (local_wrap) {
     /* Local wrap needs the KEK: Create, Activate and Get in one message where the server
      * takes the ID placeholder (kmip_create_aes_get falls back as the server requires). */
     uint8_t *kek = secmem_alloc (KEK_LEN);
@@ -345,7 +344,7 @@ keyprov_kmip_disconnect (struct keyprov *kp)
 }
 
 static const struct keyprov_ops keyprov_kmip_ops = {
-  .name = "kmip",
+  .kind = KEYPROV_KMIP,
   .disconnect = keyprov_kmip_disconnect,
   .create_kek = keyprov_kmip_create_kek,
   .wrap = keyprov_kmip_wrap,
@@ -377,6 +376,10 @@ keyprov_kmip_open (const char *config_path, struct keyprov **out)
     keyprov_kmip_free (&k->base);
     return r;
   }
+  ncr_secret_path_warning ("KMS configuration", config_path, k->base.warning,
+                           sizeof k->base.warning);
+  ncr_secret_path_warning ("KMS client key", k->cfg->client_key ? k->cfg->client_key :
+                           k->cfg->client_cert, k->base.warning, sizeof k->base.warning);
   *out = &k->base;
   return 0;
 }

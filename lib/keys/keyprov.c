@@ -27,14 +27,81 @@ kek_state_is_revoked (enum kek_state s)
   return s != KEK_STATE_ACTIVE;
 }
 
+static const char *const kind_names[] = {
+  [KEYPROV_FILE] = "file",
+  [KEYPROV_KMIP] = "kmip",
+};
+static const char *const wrap_names[] = {
+  [KEY_WRAP_AES_KWP] = "aes-kwp",
+  [KEY_WRAP_KMS] = "kms",
+};
+
+#define NAMES(a) (sizeof (a) / sizeof (a)[0])
+
+/* Index of name in names[n], or -1. */
+static int
+find_name (const char *name, const char *const *names, unsigned n)
+{
+  for (unsigned i = 0; i < n; i++)
+    if (strcmp (name, names[i]) == 0)
+      return (int) i;
+  return -1;
+}
+
+const char *
+keyprov_kind_name (enum keyprov_kind k)
+{
+  return (unsigned) k < NAMES (kind_names) ? kind_names[k] : "unknown";
+}
+
+int
+keyprov_kind_from_name (const char *name, enum keyprov_kind *out)
+{
+  int i = find_name (name, kind_names, NAMES (kind_names));
+
+  if (i < 0)
+    return ncr_error (EINVAL, "unknown KEK provider '%s' (known: file, kmip)", name);
+  *out = (enum keyprov_kind) i;
+  return 0;
+}
+
+const char *
+key_wrap_name (enum key_wrap w)
+{
+  return (unsigned) w < NAMES (wrap_names) ? wrap_names[w] : "unknown";
+}
+
+int
+key_wrap_from_name (const char *name, enum key_wrap *out)
+{
+  int i = find_name (name, wrap_names, NAMES (wrap_names));
+
+  if (i < 0)
+    return ncr_error (EINVAL, "unknown wrap mode '%s' (known: aes-kwp, kms)", name);
+  *out = (enum key_wrap) i;
+  return 0;
+}
+
+enum keyprov_kind
+keyprov_kind (const struct keyprov *kp)
+{
+  return kp->ops->kind;
+}
+
 const char *
 keyprov_name (const struct keyprov *kp)
 {
-  return kp->ops->name;
+  return keyprov_kind_name (kp->ops->kind);
+}
+
+const char *
+keyprov_warning (const struct keyprov *kp)
+{
+  return kp->warning;
 }
 
 #define UNSUPPORTED(what) \
-  ncr_error (ENOTSUP, "%s is not supported by the '%s' key provider", what, kp->ops->name)
+  ncr_error (ENOTSUP, "%s is not supported by the '%s' key provider", what, keyprov_name (kp))
 
 /* Every call that handles key bytes (a fetched KEK, a DEK) clears the registers and the stack
  * its callees used (secmem_scrub_cpu), then passes the result on. */
@@ -49,7 +116,8 @@ int
 keyprov_default_kek_id (struct keyprov *kp, char *out, size_t size)
 {
   if (kp->ops->default_kek_id == NULL)
-    return ncr_error (EINVAL, "a KMS needs a KEK: give --kek-id UID or --create-kek");
+    return ncr_error (EINVAL, "a KEK in a KMS has no default id: name an existing KEK or "
+                      "create one");
   return kp->ops->default_kek_id (kp, out, size);
 }
 
@@ -57,9 +125,18 @@ int
 keyprov_create_kek (struct keyprov *kp, const char *name, const char *wrap,
                     char *id_out, size_t id_size)
 {
+  bool local_wrap = false;
+  enum key_wrap w;
+  int r;
+
   if (kp->ops->create_kek == NULL)
     return UNSUPPORTED ("creating a KEK");
-  return scrubbed (kp->ops->create_kek (kp, name, wrap, id_out, id_size));
+  if (wrap) {
+    if ((r = key_wrap_from_name (wrap, &w)) < 0)
+      return r;
+    local_wrap = w == KEY_WRAP_AES_KWP;
+  }
+  return scrubbed (kp->ops->create_kek (kp, name, local_wrap, id_out, id_size));
 }
 
 int
@@ -67,7 +144,12 @@ keyprov_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
               const uint8_t *dek, size_t dek_len,
               uint8_t *out, size_t out_size, size_t *out_len)
 {
-  return scrubbed (kp->ops->wrap (kp, kek_id, wrap, dek, dek_len, out, out_size, out_len));
+  enum key_wrap w;
+  int r;
+
+  if ((r = key_wrap_from_name (wrap, &w)) < 0)
+    return r;
+  return scrubbed (kp->ops->wrap (kp, kek_id, w, dek, dek_len, out, out_size, out_len));
 }
 
 int
@@ -75,7 +157,12 @@ keyprov_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
                 const uint8_t *in, size_t in_len,
                 uint8_t *dek, size_t dek_size, size_t *dek_len)
 {
-  return scrubbed (kp->ops->unwrap (kp, kek_id, wrap, in, in_len, dek, dek_size, dek_len));
+  enum key_wrap w;
+  int r;
+
+  if ((r = key_wrap_from_name (wrap, &w)) < 0)
+    return r;
+  return scrubbed (kp->ops->unwrap (kp, kek_id, w, in, in_len, dek, dek_size, dek_len));
 }
 
 int

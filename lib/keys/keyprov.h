@@ -22,6 +22,24 @@ const char *kek_state_name (enum kek_state s);
 /* True for states in which the key must no longer be used to open volumes. */
 bool kek_state_is_revoked (enum kek_state s);
 
+/* Where a KEK lives. The header records it by name: "file" or "kmip". */
+enum keyprov_kind {
+  KEYPROV_FILE,               /* a local 32-byte KEK file */
+  KEYPROV_KMIP,               /* a KEK in a KMIP server */
+};
+/* How the DEK is wrapped. The header records it by name: "aes-kwp" or "kms". */
+enum key_wrap {
+  KEY_WRAP_AES_KWP,           /* RFC 5649 here, with the KEK (fetched from the KMS if kmip) */
+  KEY_WRAP_KMS,               /* the KMS encrypts the DEK; the KEK never leaves it */
+};
+
+/* The names of the header (on-disk) and of the user interface, converted in one place: the
+ * *_from_name functions return 0, or -EINVAL with a message quoting the unknown name. */
+const char *keyprov_kind_name (enum keyprov_kind k);
+int keyprov_kind_from_name (const char *name, enum keyprov_kind *out);
+const char *key_wrap_name (enum key_wrap w);
+int key_wrap_from_name (const char *name, enum key_wrap *out);
+
 struct keyprov;
 
 /* A local KEK file: exactly 32 bytes. Read into locked memory. Returns 0 or -errno. */
@@ -33,8 +51,14 @@ int keyprov_file_create (const char *path);
 /* A KMIP server described by an nbdcrypt kms.conf. Connects lazily. Returns 0 or -errno. */
 int keyprov_kmip_open (const char *config_path, struct keyprov **out);
 
+enum keyprov_kind keyprov_kind (const struct keyprov *kp);
 /* "file" or "kmip": the value stored in the header's KEK provider field. */
 const char *keyprov_name (const struct keyprov *kp);
+
+/* Set by the open functions when a secret file they read (the KEK file; kms.conf and the
+ * client key of a KMS) is readable by group or others: a warning for the caller to show,
+ * "" if none. The library never prints it. */
+const char *keyprov_warning (const struct keyprov *kp);
 
 /* The KEK id to record for this provider when the user gave none: for a file, its
  * fingerprint "sha256:<32 hex>" (a domain-separated digest, not the key). -ENOTSUP for kmip. */
@@ -47,7 +71,7 @@ int keyprov_default_kek_id (struct keyprov *kp, char *out, size_t size);
 int keyprov_create_kek (struct keyprov *kp, const char *name, const char *wrap,
                         char *id_out, size_t id_size);
 
-/* Wrap / unwrap a DEK under KEK kek_id with mode wrap ("aes-kwp" or "kms"). unwrap writes the
+/* Wrap / unwrap a DEK under KEK kek_id with mode wrap (its header name: "aes-kwp" or "kms"). unwrap writes the
  * DEK into dek (caller's secmem, dek_size bytes). Wrong KEK: -EKEYREJECTED. KMS unreachable:
  * a transient error (see keyprov_error_is_transient). Returns 0 or -errno. */
 int keyprov_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
@@ -74,14 +98,15 @@ void keyprov_disconnect (struct keyprov *kp);
 
 void keyprov_free (struct keyprov *kp);
 
-/* For provider implementations. */
+/* For provider implementations: names are parsed by the dispatch above, providers see enums.
+ * create_kek's bool: the KEK is for a local (aes-kwp) wrap. */
 struct keyprov_ops {
-  const char *name;
+  enum keyprov_kind kind;
   int (*default_kek_id) (struct keyprov *, char *, size_t);
-  int (*create_kek) (struct keyprov *, const char *, const char *, char *, size_t);
-  int (*wrap) (struct keyprov *, const char *, const char *, const uint8_t *, size_t,
+  int (*create_kek) (struct keyprov *, const char *, bool, char *, size_t);
+  int (*wrap) (struct keyprov *, const char *, enum key_wrap, const uint8_t *, size_t,
                uint8_t *, size_t, size_t *);
-  int (*unwrap) (struct keyprov *, const char *, const char *, const uint8_t *, size_t,
+  int (*unwrap) (struct keyprov *, const char *, enum key_wrap, const uint8_t *, size_t,
                  uint8_t *, size_t, size_t *);
   int (*kek_state) (struct keyprov *, const char *, enum kek_state *);
   int (*get_key) (struct keyprov *, const char *, uint8_t *, size_t, size_t *);
@@ -90,6 +115,7 @@ struct keyprov_ops {
 };
 struct keyprov {
   const struct keyprov_ops *ops;
+  char warning[1024];           /* see keyprov_warning */
 };
 
 #endif /* NBDCRYPT_KEYPROV_H */

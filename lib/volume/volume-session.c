@@ -10,7 +10,9 @@
 
 #include "cleanup.h"
 #include "errors.h"
+#include "parse.h"
 #include "secmem.h"
+#include "timeutil.h"
 #include "volume-session.h"
 
 struct vs_checker {
@@ -34,30 +36,13 @@ vs_config_init (struct vs_config *c)
 }
 
 static int
-parse_uint (const char *key, const char *value, unsigned max, unsigned *out)
+parse_seconds (const char *key, const char *value, unsigned max, unsigned *out)
 {
-  char *end;
-  unsigned long v;
+  uint64_t v;
 
-  errno = 0;
-  v = strtoul (value, &end, 10);
-  if (errno || end == value || *end || value[0] == '-' || v > max)
+  if (ncr_parse_uint (value, max, &v) < 0)
     return ncr_error (EINVAL, "%s=%s: expected a number of seconds (0..%u)", key, value, max);
   *out = (unsigned) v;
-  return 0;
-}
-
-static int
-parse_bool (const char *key, const char *value, bool *out)
-{
-  if (!strcmp (value, "true") || !strcmp (value, "on") || !strcmp (value, "1") ||
-      !strcmp (value, "yes"))
-    *out = true;
-  else if (!strcmp (value, "false") || !strcmp (value, "off") || !strcmp (value, "0") ||
-           !strcmp (value, "no"))
-    *out = false;
-  else
-    return ncr_error (EINVAL, "%s=%s: expected true or false", key, value);
   return 0;
 }
 
@@ -73,11 +58,11 @@ vs_config_set (struct vs_config *c, const char *key, const char *value)
   else if (strcmp (key, "key-id") == 0)
     c->key_id = value;
   else if (strcmp (key, "kms-startup-timeout") == 0) {
-    if ((r = parse_uint (key, value, 86400, &c->startup_timeout)) < 0)
+    if ((r = parse_seconds (key, value, 86400, &c->startup_timeout)) < 0)
       return r;
   }
   else if (strcmp (key, "key-check-interval") == 0) {
-    if ((r = parse_uint (key, value, 86400 * 7, &c->check_interval)) < 0)
+    if ((r = parse_seconds (key, value, 86400 * 7, &c->check_interval)) < 0)
       return r;
   }
   else if (strcmp (key, "on-revoke") == 0) {
@@ -89,8 +74,8 @@ vs_config_set (struct vs_config *c, const char *key, const char *value)
       return ncr_error (EINVAL, "on-revoke=%s: expected refuse or shutdown", value);
   }
   else if (strcmp (key, "allow-core-dumps") == 0) {
-    if ((r = parse_bool (key, value, &c->allow_core_dumps)) < 0)
-      return r;
+    if (ncr_parse_bool (value, &c->allow_core_dumps) < 0)
+      return ncr_error_prefix (EINVAL, "%s: ", key);
   }
   else
     return 0;
@@ -142,12 +127,21 @@ vs_open_header (const struct vs_config *c, volume_read_fn rd, void *opaque, uint
 
   if (s == NULL)
     return ncr_error (ENOMEM, "out of memory");
-  if ((r = open_provider (c, &s->kp)) < 0 ||
-      (r = volume_open (rd, opaque, size, s->kp, c->startup_timeout, &s->vol)) < 0) {
-    char msg[512];
-    snprintf (msg, sizeof msg, "%s", ncr_last_error ());
-    vs_free (s);
-    return ncr_error (-r, "%s", msg);
+  if ((r = open_provider (c, &s->kp)) < 0)
+    goto err;
+  snprintf (s->key_warning, sizeof s->key_warning, "%s", keyprov_warning (s->kp));
+  if ((r = volume_open (rd, opaque, size, s->kp, c->startup_timeout, &s->vol)) < 0) {
+    /* The library says what is wrong; the parameters that fix it are ours to name. */
+    struct volume_headers hs;
+    if (keyprov_error_is_transient (r))
+      r = ncr_error (-r, "%s, or raise kms-startup-timeout=", ncr_last_error ());
+    else if (r == -ENOKEY)
+      r = ncr_error (-r, "%s: give %s", ncr_last_error (),
+                     keyprov_kind (s->kp) == KEYPROV_FILE ? "kms-config=FILE" : "kek-file=PATH");
+    else if (r == -ENOENT && volume_read_headers (rd, opaque, size, &hs) == -ENOENT)
+      r = ncr_error (-r, "%s; a headerless volume is opened with key-file= or key-id=, not %s",
+                     ncr_last_error (), c->kms_config ? "kms-config=" : "kek-file=");
+    goto err;
   }
   s->cipher = s->vol->cipher;
   s->key = s->vol->dek;
@@ -158,20 +152,15 @@ vs_open_header (const struct vs_config *c, volume_read_fn rd, void *opaque, uint
   snprintf (s->check_id, sizeof s->check_id, "%s", s->vol->hdr.kek_id);
   /* A KEK file has no life cycle to watch: drop the provider now, so that the KEK does not
    * stay in memory (even locked) for the life of the process. */
-  if (strcmp (keyprov_name (s->kp), "file") == 0) {
+  if (keyprov_kind (s->kp) == KEYPROV_FILE) {
     keyprov_free (s->kp);
     s->kp = NULL;
   }
   *out = s;
   return 0;
-}
-
-static void
-sleep_ms (uint64_t ms)
-{
-  struct timespec ts = { .tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000 };
-  while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
-    ;
+ err:
+  vs_free (s);
+  return r;
 }
 
 int
@@ -180,8 +169,7 @@ vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sect
 {
   struct volume_session *s = calloc (1, sizeof *s);
   size_t want = ncr_cipher_key_len (cipher), got = 0;
-  uint64_t deadline = volume_now_ms () + (uint64_t) c->startup_timeout * 1000, delay = 500;
-  char msg[512];
+  struct ncr_backoff b;
   int r;
 
   if (s == NULL)
@@ -197,19 +185,15 @@ vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sect
   }
   if ((r = open_provider (c, &s->kp)) < 0)
     goto err;
-  for (;;) {
+  snprintf (s->key_warning, sizeof s->key_warning, "%s", keyprov_warning (s->kp));
+  ncr_backoff_init (&b, (uint64_t) c->startup_timeout * 1000);
+  do
     r = keyprov_get_key (s->kp, c->key_id, s->raw_key, 64, &got);
-    if (r == 0 || !keyprov_error_is_transient (r) || volume_now_ms () >= deadline)
-      break;
-    sleep_ms (delay);
-    delay = delay * 2 > 8000 ? 8000 : delay * 2;
-  }
+  while (r < 0 && keyprov_error_is_transient (r) && ncr_backoff_wait (&b));
   if (r < 0) {
-    if (keyprov_error_is_transient (r)) {
-      snprintf (msg, sizeof msg, "%s", ncr_last_error ());
+    if (keyprov_error_is_transient (r))
       r = ncr_error (-r, "KMS unreachable for %u s (%s); check the KMS, or raise "
-                     "kms-startup-timeout=", c->startup_timeout, msg);
-    }
+                     "kms-startup-timeout=", c->startup_timeout, ncr_last_error ());
     goto err;
   }
   if (got != want) {
@@ -222,9 +206,8 @@ vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sect
   *out = s;
   return 0;
  err:
-  snprintf (msg, sizeof msg, "%s", ncr_last_error ());
   vs_free (s);
-  return ncr_error (-r, "%s", msg);
+  return r;
 }
 
 /* After a rewrap the header names another KEK. Follow it only if the header still holds our
@@ -236,13 +219,14 @@ follow_rewrap (struct vs_checker *ck)
   struct volume_session *s = ck->s;
   struct volume_headers hs;
   const struct volume_header *h;
+  enum keyprov_kind kind;
   char msg[600];
 
   if (ck->reread (ck->opaque, &hs) < 0 || hs.newest < 0)
     return;
   h = &hs.copy[hs.newest];
-  if (strcmp (h->kek_id, s->check_id) == 0 || strcmp (h->kek_provider, "kmip") != 0 ||
-      volume_kcv_check (s->key, s->key_len, h) < 0)
+  if (strcmp (h->kek_id, s->check_id) == 0 || keyprov_kind_from_name (h->kek_provider, &kind) < 0 ||
+      kind != KEYPROV_KMIP || volume_kcv_check (s->key, s->key_len, h) < 0)
     return;
   snprintf (msg, sizeof msg, "key check: the volume was rewrapped from KEK %s to KEK %s; "
             "watching %s from now on", s->check_id, h->kek_id, h->kek_id);
@@ -310,7 +294,7 @@ vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
   pthread_condattr_t ca;
   int r;
 
-  if (interval_s == 0 || s->kp == NULL || strcmp (keyprov_name (s->kp), "kmip") != 0)
+  if (interval_s == 0 || s->kp == NULL || keyprov_kind (s->kp) != KEYPROV_KMIP)
     return 0;                   /* a KEK file has no life cycle to watch */
   ck = calloc (1, sizeof *ck);
   if (ck == NULL)

@@ -58,7 +58,8 @@ struct volume_session {
   unsigned sector_size;
   uint64_t data_offset;         /* 0 in key-id mode */
   char check_id[VH_MAX_KEK_ID + 1]; /* the KMS object whose state is checked */
-  char warning[400];
+  char warning[400];            /* about the volume (header copies) */
+  char key_warning[1024];       /* about the key's files (see keyprov_warning) */
   /* key check thread */
   struct vs_checker *checker;
   int revoked;                  /* __atomic access: set by the checker */

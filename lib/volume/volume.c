@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -12,27 +11,10 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "secmem.h"
+#include "timeutil.h"
 #include "volume.h"
 
 static const char *const copy_name[2] = { "A", "B" };
-
-uint64_t
-volume_now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms (uint64_t ms)
-{
-  struct timespec ts = { .tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000 };
-
-  while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
-    ;
-}
 
 int
 volume_read_headers (volume_read_fn rd, void *opaque, uint64_t target_size,
@@ -64,7 +46,7 @@ volume_read_headers (volume_read_fn rd, void *opaque, uint64_t target_size,
     return 0;
   if (out->status[0] == -ENOENT && out->status[1] == -ENOENT)
     return ncr_error (ENOENT, "no nbdcrypt volume header on this target (not formatted with "
-                      "'nbdcrypt format'? a headerless volume needs key-file= or key-id=)");
+                      "'nbdcrypt format'?)");
   return ncr_error (EINVAL, "volume header is corrupt in both copies (copy A: %s; copy B: %s); "
                     "restore the first 1 MiB from a backup", out->reason[0], out->reason[1]);
 }
@@ -74,40 +56,39 @@ static int
 unwrap_retry (struct keyprov *kp, const struct volume_header *h, unsigned timeout_s,
               uint8_t *dek, size_t dek_size, size_t *dek_len)
 {
-  uint64_t start = volume_now_ms (), deadline = start + (uint64_t) timeout_s * 1000;
-  uint64_t delay = 500;
+  struct ncr_backoff b;
   unsigned attempts = 0;
-  char last[256];
   int r;
 
-  for (;;) {
+  ncr_backoff_init (&b, (uint64_t) timeout_s * 1000);
+  do {
     attempts++;
     r = keyprov_unwrap (kp, h->kek_id, h->wrap, h->wrapped_dek, h->wrapped_dek_len,
                         dek, dek_size, dek_len);
     if (r == 0 || !keyprov_error_is_transient (r))
       return r;
-    snprintf (last, sizeof last, "%s", ncr_last_error ());
-    uint64_t now = volume_now_ms ();
-    if (now >= deadline)
-      break;
-    sleep_ms (delay < deadline - now ? delay : deadline - now);
-    delay = delay * 2 > 8000 ? 8000 : delay * 2;
-  }
+  } while (ncr_backoff_wait (&b));
   return ncr_error (-r, "KMS unreachable: gave up after %u attempts in %llu s (%s); check the "
-                    "KMS and the network, or raise kms-startup-timeout=", attempts,
-                    (unsigned long long) (volume_now_ms () - start + 500) / 1000, last);
+                    "KMS and the network", attempts,
+                    (unsigned long long) (ncr_backoff_elapsed_ms (&b) + 500) / 1000,
+                    ncr_last_error ());
 }
 
 static int
 provider_mismatch (const struct volume_header *h, struct keyprov *kp)
 {
-  if (strcmp (h->kek_provider, keyprov_name (kp)) == 0)
+  enum keyprov_kind kind;
+  int r;
+
+  if ((r = keyprov_kind_from_name (h->kek_provider, &kind)) < 0)
+    return r;
+  if (kind == keyprov_kind (kp))
     return 0;
-  if (strcmp (h->kek_provider, "kmip") == 0)
-    return ncr_error (EINVAL, "this volume's KEK is in a KMS (KEK id %s): give kms-config= "
-                      "(tool: --kms-config), not a KEK file", h->kek_id);
-  return ncr_error (EINVAL, "this volume's KEK is a local KEK file (%s): give kek-file= "
-                    "(tool: --kek-file), not a KMS configuration", h->kek_id);
+  if (kind == KEYPROV_KMIP)
+    return ncr_error (ENOKEY, "this volume's KEK is in a KMS (KEK id %s), not in a local KEK "
+                      "file", h->kek_id);
+  return ncr_error (ENOKEY, "this volume's KEK is a local KEK file (fingerprint %s), not in a "
+                    "KMS", h->kek_id);
 }
 
 int

@@ -60,7 +60,4 @@ int volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap
 int volume_rewrap_header (const struct volume *v, struct keyprov *kp, const char *new_kek_id,
                           const char *wrap, struct volume_header *out);
 
-/* Sleep helper exposed for tests of the retry loop: monotonic milliseconds. */
-uint64_t volume_now_ms (void);
-
 #endif /* NBDCRYPT_VOLUME_H */

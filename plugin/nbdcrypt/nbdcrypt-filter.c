@@ -18,17 +18,17 @@
 
 #include <nbdkit-filter.h>
 
+#include "attributes.h"
 #include "errors.h"
+#include "filemode.h"
 #include "filter-log.h"
 #include "keyfile.h"
+#include "minmax.h"
+#include "parse.h"
 #include "secmem.h"
 #include "volume-session.h"
 #include "xts-pool.h"
 #include "xts.h"
-
-#define UNUSED __attribute__ ((unused))
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Write-zeroes is done in pieces of at most this much encrypted zeros, so that a huge zero
  * request needs only a bounded bounce buffer. */
@@ -150,12 +150,10 @@ nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return 0;
   }
   if (strcmp (key, "discard") == 0) {
-    int r = nbdkit_parse_bool (value);
-    if (r == -1) {
-      nbdkit_error ("nbdcrypt: discard=%s: use discard=on or discard=off", value);
+    if (ncr_parse_bool (value, &discard) < 0) {
+      nbdkit_error ("nbdcrypt: discard: %s", ncr_last_error ());
       return -1;
     }
-    discard = r;
     return 0;
   }
   return next (nxdata, key, value);
@@ -226,6 +224,9 @@ load_key_file (void)
     nbdkit_error ("nbdcrypt: %s (cipher=%s)", ncr_last_error (), ncr_cipher_name (cipher));
     return -1;
   }
+  char warning[600] = "";
+  if (ncr_secret_file_warning ("key file", key_file, &st, warning, sizeof warning))
+    filter_log_warning ("%s", warning);
   snprintf (source, sizeof source, "key-file '%s'", key_file);
   return set_key (cipher, file_key, key_len, sector_size, source, true);
 }
@@ -446,6 +447,8 @@ nbdcrypt_get_ready (int thread_model)
   secmem_keep_across_fork (false);
   if (r == -1)
     return -1;
+  if (vsess->key_warning[0])
+    filter_log_warning ("%s", vsess->key_warning);
   if (vsess->warning[0])
     filter_log_warning ("%s", vsess->warning);
   if ((cipher_set && vsess->cipher != cipher) ||

@@ -10,11 +10,11 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "attributes.h"
 #include "errors.h"
 #include "uring-file.h"
 #include "uring-readahead.h"
 
-#define UNUSED __attribute__ ((unused))
 #define DEFAULT_QUEUE_DEPTH 64
 #define DEFAULT_READAHEAD (16 * 1024 * 1024)
 

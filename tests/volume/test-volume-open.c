@@ -195,13 +195,15 @@ test_open_provider_mismatch (void)
   struct volume *v = NULL;
   struct volume_header h2;
 
-  /* A header saying "kmip" with a file provider: told to use kms-config. */
+  /* A header saying "kmip" with a file provider: -ENOKEY, told where the KEK is (the
+   * front-end names its own option). */
   h2 = h;
   strcpy (h2.kek_provider, "kmip");
   strcpy (h2.kek_id, "42");
   write_copy (&h2, 0); write_copy (&h2, 1);
-  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EINVAL &&
-             strstr (ncr_last_error (), "kms-config"), "provider mismatch");
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -ENOKEY &&
+             strstr (ncr_last_error (), "KEK is in a KMS (KEK id 42)") &&
+             !strstr (ncr_last_error (), "kms-config"), "provider mismatch");
 }
 
 int

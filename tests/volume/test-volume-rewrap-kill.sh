@@ -6,6 +6,8 @@
 # kill the volume opens with the old or the new KEK, and the data key is unchanged.
 source "$srcdir/functions.sh"
 requires_python
+# The hook exists only in the test build of the command.
+NBDCRYPT=$NBDCRYPT_TEST_HOOKS
 
 vol=$tmpdir/vol.img
 truncate -s 8M "$vol"
