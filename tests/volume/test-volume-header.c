@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Description: the on-disk header codec: round trip, canonical encoding, the documented byte
  * positions (docs/format.md), and rejection of every kind of damage (checksum, magic, version,
- * lengths, values, reserved bytes, misplaced copy). */
+ * lengths, values, reserved bytes, misplaced copy); the version 2 header MAC seals exactly the
+ * fields that change how data is read; copies of different volumes are told apart. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ static void
 sample (struct volume_header *h)
 {
   memset (h, 0, sizeof *h);
+  h->version = VH_VERSION;
   h->sequence = 7;
   h->data_offset = 1024 * 1024;
   h->sector_size = 4096;
@@ -75,7 +77,7 @@ main (void)
          "encoding not canonical");
   /* Documented positions (docs/format.md). */
   CHECK (memcmp (buf, "NBDCRYPT", 8) == 0, "magic at 0");
-  CHECK (buf[8] == 0 && buf[9] == 1, "version at 8");
+  CHECK (buf[8] == 0 && buf[9] == 2, "version at 8");
   CHECK (buf[23] == 7, "sequence at 16 (big-endian)");
   CHECK (buf[24 + 5] == 0x10, "data offset at 24");
   CHECK (buf[32 + 2] == 0x10, "sector size at 32");
@@ -98,7 +100,10 @@ main (void)
            off);
   CHECK (parse_edit (buf, 0, 'X', false) == -ENOENT, "bad magic should read as no header");
   /* Values checked even with a valid checksum. */
-  CHECK (parse_edit (buf, 9, 2, true) == -EINVAL, "version 2 accepted");
+  CHECK (parse_edit (buf, 9, 3, true) == -EINVAL, "version 3 accepted");
+  CHECK (parse_edit (buf, 9, 0, true) == -EINVAL, "version 0 accepted");
+  CHECK (parse_edit (buf, 9, 1, true) == 0, "version 1 refused");
+  CHECK (parse_edit (buf, 39, 1, true) == -EINVAL, "unknown flag accepted");
   CHECK (parse_edit (buf, 10, 1, true) == -EINVAL, "copy B accepted as copy A");
   CHECK (parse_edit (buf, 11, 1, true) == -EINVAL, "reserved byte accepted");
   CHECK (parse_edit (buf, 34, 0x11, true) == -EINVAL, "sector size 0x1100 accepted");
@@ -147,6 +152,56 @@ main (void)
   CHECK (volume_kcv_check (dek, 64, &h) == -EKEYREJECTED, "kcv with wrong key accepted");
   dek[63] ^= 1; h.uuid[0] ^= 1;
   CHECK (volume_kcv_check (dek, 64, &h) == -EKEYREJECTED, "kcv with other uuid accepted");
+
+  /* Version 2 header MAC: every field that changes how data is read is sealed... */
+  struct volume_header s2, e;
+  char why[120];
+  for (int i = 0; i < 64; i++) dek[i] = (uint8_t) i;
+  sample (&s2);
+  CHECK (volume_header_seal (&s2, dek, 64) == 0 && s2.version == 2, "seal");
+  CHECK (volume_header_check_key (dek, 64, &s2) == 0, "sealed header refused");
+  e = s2; e.sector_size = 512;
+  CHECK (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED &&
+         strstr (ncr_last_error (), "header authentication failed"), "sector size edit");
+  e = s2; e.data_offset += 4096;
+  CHECK (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "data offset edit");
+  e = s2; strcpy (e.cipher, "aes-128-xts");
+  CHECK (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "cipher edit");
+  e = s2; e.uuid[15] ^= 1;
+  CHECK (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "uuid edit");
+  e = s2; e.flags = 1;
+  CHECK (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "flags edit");
+  /* ...a downgrade to version 1 leaves a MAC where the v1 key check value belongs... */
+  e = s2; e.version = 1;
+  CHECK (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "downgrade to v1");
+  dek[0] ^= 1;
+  CHECK (volume_header_check_key (dek, 64, &s2) == -EKEYREJECTED, "wrong key accepted");
+  dek[0] ^= 1;
+  /* ...and what a rewrap changes is not (the unwrap and the MAC check the key itself). */
+  e = s2; e.sequence = 99; e.copy_index = 1; strcpy (e.kek_id, "other"); e.wrapped_dek[0] ^= 1;
+  strcpy (e.wrap, "kms"); e.wrapped_dek_len = 98;
+  CHECK (volume_header_check_key (dek, 64, &e) == 0, "rewrapped header refused");
+  /* A version 1 header checks its key check value. */
+  e = s2; e.version = 1;
+  CHECK (volume_kcv (dek, 64, e.uuid, e.kcv) == 0 && volume_header_check_key (dek, 64, &e) == 0,
+         "v1 kcv");
+
+  /* Identity of two copies. */
+  e = s2; e.sequence = 8; e.copy_index = 1; strcpy (e.kek_id, "new");
+  CHECK (volume_header_same_volume (&s2, &e, why, sizeof why), "rewrap seen as other volume");
+  e = s2; e.uuid[0] ^= 1;
+  CHECK (!volume_header_same_volume (&s2, &e, why, sizeof why) && strstr (why, "UUID"),
+         "other uuid: %s", why);
+  e = s2; e.sector_size = 512;
+  CHECK (!volume_header_same_volume (&s2, &e, why, sizeof why) && strstr (why, "sector size"),
+         "other sector size: %s", why);
+  e = s2; e.data_offset *= 2;
+  CHECK (!volume_header_same_volume (&s2, &e, why, sizeof why), "other data offset");
+  e = s2; e.kcv[3] ^= 1;
+  CHECK (!volume_header_same_volume (&s2, &e, why, sizeof why) && strstr (why, "data key"),
+         "other key: %s", why);
+  e.version = 1;                  /* an interrupted upgrade: v1 KCV next to a v2 MAC */
+  CHECK (volume_header_same_volume (&s2, &e, why, sizeof why), "upgrade seen as other volume");
 
   printf ("%s\n", failures ? "FAIL" : "PASS");
   return failures ? 1 : 0;
