@@ -52,7 +52,7 @@ print_json (const struct volume_headers *hs, const struct volume_header *h, uint
   vc_hex (h->kcv, VH_KCV_LEN, kcv);
   printf ("{\"uuid\": \"%s\", \"version\": %d, \"cipher\": \"%s\", \"sector_size\": %u, "
           "\"data_offset\": %llu, \"data_size\": %llu, \"kek_provider\": \"%s\", \"kek_id\": ",
-          uuid, VH_VERSION, h->cipher, h->sector_size, (unsigned long long) h->data_offset,
+          uuid, h->version, h->cipher, h->sector_size, (unsigned long long) h->data_offset,
           (unsigned long long) (size > h->data_offset ? size - h->data_offset : 0),
           h->kek_provider);
   json_str (h->kek_id);
@@ -62,14 +62,17 @@ print_json (const struct volume_headers *hs, const struct volume_header *h, uint
   for (unsigned i = 0; i < 2; i++) {
     printf ("%s{\"copy\": \"%c\", \"offset\": %llu, \"valid\": %s", i ? ", " : "", 'A' + i,
             (unsigned long long) volume_header_copy_offset (i), hs->status[i] ? "false" : "true");
-    if (hs->status[i] == 0)
-      printf (", \"sequence\": %llu, \"kek_id\": ",
-              (unsigned long long) hs->copy[i].sequence), json_str (hs->copy[i].kek_id);
+    if (hs->status[i] == 0) {
+      volume_uuid_str (hs->copy[i].uuid, uuid);
+      printf (", \"version\": %u, \"sequence\": %llu, \"uuid\": \"%s\", \"kek_id\": ",
+              hs->copy[i].version, (unsigned long long) hs->copy[i].sequence, uuid);
+      json_str (hs->copy[i].kek_id);
+    }
     else
       printf (", \"error\": "), json_str (hs->reason[i]);
     putchar ('}');
   }
-  printf ("]}\n");
+  printf ("], \"copies_agree\": %s}\n", hs->conflict ? "false" : "true");
 }
 
 static void
@@ -90,13 +93,15 @@ print_text (const struct volume_headers *hs, const struct volume_header *h, uint
           "wrap:          %s\n"
           "wrapped DEK:   %s\n"
           "sequence:      %llu\n",
-          VH_VERSION, uuid, h->cipher, h->sector_size, (unsigned long long) h->data_offset,
+          h->version, uuid, h->cipher, h->sector_size, (unsigned long long) h->data_offset,
           (unsigned long long) (size > h->data_offset ? size - h->data_offset : 0),
           h->kek_provider, h->kek_id, h->wrap, wdek, (unsigned long long) h->sequence);
   for (unsigned i = 0; i < 2; i++) {
-    if (hs->status[i] == 0)
-      printf ("copy %c:        valid, sequence %llu\n", 'A' + i,
-              (unsigned long long) hs->copy[i].sequence);
+    if (hs->status[i] == 0) {
+      volume_uuid_str (hs->copy[i].uuid, uuid);
+      printf ("copy %c:        valid, version %u, sequence %llu, uuid %s\n", 'A' + i,
+              hs->copy[i].version, (unsigned long long) hs->copy[i].sequence, uuid);
+    }
     else
       printf ("copy %c:        INVALID: %s\n", 'A' + i, hs->reason[i]);
   }
@@ -184,6 +189,10 @@ cmd_dump (int argc, char **argv)
   for (unsigned i = 0; i < 2; i++)
     if (hs.status[i])
       vc_warn (cmd, "header copy %c is invalid: %s", 'A' + i, hs.reason[i]);
+  if (hs.conflict)
+    vc_warn (cmd, "header copies A and B belong to different volumes (%s); shown: copy %c "
+             "(highest sequence); the volume will not open until 'nbdcrypt verify --repair "
+             "--use-copy A|B' rewrites one from the other", hs.conflict_why, 'A' + hs.newest);
   if (key_out) {
     if (dump_key (t, &hs.copy[hs.newest], kms_config, kek_file, key_out) < 0) {
       vc_err (cmd, "%s", ncr_last_error ());

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* nbdcrypt rewrap: rotate the key-encryption key. The data key and the data are untouched;
- * only the wrapped DEK in the header changes. Crash-safe: the copy holding the older sequence
- * is rewritten first and flushed, then the other, so a kill at any instant leaves a valid copy
- * that opens with the old or the new KEK. */
+ * only the wrapped DEK in the header changes (and a version 1 header is upgraded). Crash-safe:
+ * the copy the current key did not open from is rewritten first and flushed, then the other,
+ * so a kill at any instant leaves a valid copy that opens with the old or the new KEK. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -137,11 +137,15 @@ cmd_rewrap (int argc, char **argv)
     goto out;
   }
 
-  /* Sequence above both copies; the copy with the older (or no valid) sequence goes first. */
+  /* Sequence above both copies. The copy the key did NOT open from goes first: until that
+   * write is flushed, the copy that opened (with the KEK the operator just gave) is intact.
+   * After an interrupted rewrap that opened from the older copy, this overwrites the aborted
+   * run's copy and never the one the given KEK opens (writing the older copy first, as a
+   * plain "oldest first" rule would, could leave only the aborted run's KEK). */
   uint64_t seq_a = hs.status[0] == 0 ? hs.copy[0].sequence : 0;
   uint64_t seq_b = hs.status[1] == 0 ? hs.copy[1].sequence : 0;
   nh.sequence = (seq_a > seq_b ? seq_a : seq_b) + 1;
-  first = hs.status[0] != 0 ? 0 : hs.status[1] != 0 ? 1 : seq_a < seq_b ? 0 : 1;
+  first = 1 - v->used_copy;
   if ((r = vc_write_headers (t, &nh, first)) < 0) {
     vc_err (cmd, "%s", ncr_last_error ());
     goto out;

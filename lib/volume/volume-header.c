@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "errors.h"
+#include "mac.h"
 #include "volume-header.h"
 
 /* Byte offsets inside one 4096-byte copy; docs/format.md has the same table. */
@@ -25,7 +26,7 @@ enum {
   OFF_SEQ = 16,           /* 8  u64 BE */
   OFF_DATA_OFFSET = 24,   /* 8  u64 BE */
   OFF_SECTOR = 32,        /* 4  u32 BE */
-  OFF_RSVD2 = 36,         /* 4  zero */
+  OFF_FLAGS = 36,         /* 4  u32 BE, zero (reserved in version 1) */
   OFF_CIPHER = 40,        /* 16 NUL-padded ASCII */
   OFF_PROVIDER = 56,      /* 16 NUL-padded ASCII */
   OFF_WRAP = 72,          /* 16 NUL-padded ASCII */
@@ -33,7 +34,7 @@ enum {
   OFF_KEK_ID_LEN = 104,   /* 2  u16 BE */
   OFF_WDEK_LEN = 106,     /* 2  u16 BE */
   OFF_RSVD3 = 108,        /* 4  zero */
-  OFF_KCV = 112,          /* 32 */
+  OFF_KCV = 112,          /* 32 key check value (v1) or header MAC (v2) */
   OFF_KEK_ID = 144,       /* 256 (VH_MAX_KEK_ID + 1, zero padded) */
   OFF_WDEK = 400,         /* 512 */
   OFF_RSVD4 = 912,        /* up to the checksum: zero */
@@ -48,6 +49,7 @@ _Static_assert (OFF_CHECKSUM + 32 == VH_AREA_SIZE, "layout");
 _Static_assert (VH_COPY_B_OFFSET + VH_AREA_SIZE <= VH_MIN_DATA_OFFSET, "layout");
 
 static const char kcv_label[] = "nbdcrypt key check v1";
+static const char mac_info[] = "nbdcrypt header mac v2";
 
 static uint16_t get16 (const uint8_t *p) { return (uint16_t) (p[0] << 8 | p[1]); }
 static uint32_t
@@ -123,6 +125,12 @@ volume_header_validate (const struct volume_header *h)
       h->data_offset % 4096 != 0)
     return ncr_error (EINVAL, "volume header: data offset %llu is not a multiple of 4096 "
                       "between 1 MiB and 1 GiB", (unsigned long long) h->data_offset);
+  if (h->version < VH_VERSION_MIN || h->version > VH_VERSION)
+    return ncr_error (EINVAL, "volume header: version %u is not supported (this nbdcrypt "
+                      "reads versions %u to %u)", h->version, VH_VERSION_MIN, VH_VERSION);
+  if (h->flags != 0)
+    return ncr_error (EINVAL, "volume header: unknown flags 0x%x (written by a newer "
+                      "nbdcrypt?)", h->flags);
   if (h->copy_index > 1)
     return ncr_error (EINVAL, "volume header: copy index %u is not 0 or 1", h->copy_index);
   n = strnlen (h->kek_id, sizeof h->kek_id);
@@ -169,16 +177,18 @@ volume_header_parse (const uint8_t *buf, size_t len, unsigned expected_copy,
   if (CRYPTO_memcmp (sum, buf + OFF_CHECKSUM, sizeof sum) != 0)
     return ncr_error (EINVAL, "volume header: checksum mismatch (corrupt or torn write)");
   version = get16 (buf + OFF_VERSION);
-  if (version != VH_VERSION)
+  if (version < VH_VERSION_MIN || version > VH_VERSION)
     return ncr_error (EINVAL, "volume header: version %u is not supported (this nbdcrypt "
-                      "reads version %u)", version, VH_VERSION);
+                      "reads versions %u to %u)", version, VH_VERSION_MIN, VH_VERSION);
   if (get32 (buf + OFF_AREA) != VH_AREA_SIZE)
     return ncr_error (EINVAL, "volume header: area size %u is not %u",
                       get32 (buf + OFF_AREA), VH_AREA_SIZE);
-  if (buf[OFF_RSVD1] || !all_zero (buf + OFF_RSVD2, 4) || !all_zero (buf + OFF_RSVD3, 4) ||
+  if (buf[OFF_RSVD1] || !all_zero (buf + OFF_RSVD3, 4) ||
       !all_zero (buf + OFF_RSVD4, OFF_CHECKSUM - OFF_RSVD4))
     return ncr_error (EINVAL, "volume header: reserved bytes are not zero");
 
+  out->version = version;
+  out->flags = get32 (buf + OFF_FLAGS);
   out->copy_index = buf[OFF_COPY];
   if (out->copy_index != expected_copy)
     return ncr_error (EINVAL, "volume header: copy %u found where copy %u belongs",
@@ -227,7 +237,8 @@ volume_header_encode (const struct volume_header *h, uint8_t *buf, size_t len)
     return r;
   memset (buf, 0, VH_AREA_SIZE);
   memcpy (buf + OFF_MAGIC, VH_MAGIC, 8);
-  put16 (buf + OFF_VERSION, VH_VERSION);
+  put16 (buf + OFF_VERSION, h->version);
+  put32 (buf + OFF_FLAGS, h->flags);
   buf[OFF_COPY] = h->copy_index;
   put32 (buf + OFF_AREA, VH_AREA_SIZE);
   put64 (buf + OFF_SEQ, h->sequence);
@@ -279,6 +290,84 @@ volume_kcv_check (const uint8_t *dek, size_t dek_len, const struct volume_header
     return ncr_error (EKEYREJECTED, "key check value mismatch: the unwrapped volume key is "
                       "not this volume's key");
   return 0;
+}
+
+/* The version 2 MAC: key from HKDF (so the DEK itself never keys anything but XTS and the
+ * version 1 KCV), message = the fields that decide how sectors are read, fixed-width. */
+static int
+header_mac (const uint8_t *dek, size_t dek_len, const struct volume_header *h,
+            uint8_t out[VH_KCV_LEN])
+{
+  uint8_t key[32], msg[2 + 4 + 4 + 8 + NAME_FIELD + VH_UUID_LEN] = { 0 };
+  int r;
+
+  put16 (msg, h->version);
+  put32 (msg + 2, h->flags);
+  put32 (msg + 6, h->sector_size);
+  put64 (msg + 10, h->data_offset);
+  memcpy (msg + 18, h->cipher, strnlen (h->cipher, NAME_FIELD));
+  memcpy (msg + 18 + NAME_FIELD, h->uuid, VH_UUID_LEN);
+  r = ncr_hkdf_sha256 (dek, dek_len, NULL, 0, mac_info, key, sizeof key);
+  if (r == 0)
+    r = ncr_hmac_sha256 (key, sizeof key, msg, sizeof msg, out);
+  OPENSSL_cleanse (key, sizeof key);
+  return r;
+}
+
+int
+volume_header_seal (struct volume_header *h, const uint8_t *dek, size_t dek_len)
+{
+  h->version = VH_VERSION;
+  return header_mac (dek, dek_len, h, h->kcv);
+}
+
+int
+volume_header_check_key (const uint8_t *dek, size_t dek_len, const struct volume_header *h)
+{
+  uint8_t mac[VH_KCV_LEN];
+  int r, diff;
+
+  if (h->version < 2)
+    return volume_kcv_check (dek, dek_len, h);
+  r = header_mac (dek, dek_len, h, mac);
+  diff = r == 0 ? CRYPTO_memcmp (mac, h->kcv, VH_KCV_LEN) : 0;
+  OPENSSL_cleanse (mac, sizeof mac);
+  if (r < 0)
+    return r;
+  if (diff != 0)
+    return ncr_error (EKEYREJECTED, "header authentication failed: the header's cipher, "
+                      "sector size, data offset or UUID was changed, or the unwrapped key is "
+                      "not this volume's; refusing to serve noise (restore the first 1 MiB "
+                      "from a backup)");
+  return 0;
+}
+
+bool
+volume_header_same_volume (const struct volume_header *a, const struct volume_header *b,
+                           char *why, size_t why_size)
+{
+  char ua[37], ub[37];
+
+  volume_uuid_str (a->uuid, ua);
+  volume_uuid_str (b->uuid, ub);
+  if (memcmp (a->uuid, b->uuid, VH_UUID_LEN) != 0)
+    snprintf (why, why_size, "UUID %s / %s", ua, ub);
+  else if (strcmp (a->cipher, b->cipher) != 0)
+    snprintf (why, why_size, "cipher %s / %s", a->cipher, b->cipher);
+  else if (a->sector_size != b->sector_size)
+    snprintf (why, why_size, "sector size %u / %u", a->sector_size, b->sector_size);
+  else if (a->data_offset != b->data_offset)
+    snprintf (why, why_size, "data offset %llu / %llu", (unsigned long long) a->data_offset,
+              (unsigned long long) b->data_offset);
+  else if (a->flags != b->flags)
+    snprintf (why, why_size, "flags 0x%x / 0x%x", a->flags, b->flags);
+  /* Same version: the KCV or MAC is a function of the DEK and the fields above only, so
+   * copies of one volume hold the same bytes; different bytes mean a different data key. */
+  else if (a->version == b->version && CRYPTO_memcmp (a->kcv, b->kcv, VH_KCV_LEN) != 0)
+    snprintf (why, why_size, "a different data key (key check value / header MAC)");
+  else
+    return true;
+  return false;
 }
 
 void

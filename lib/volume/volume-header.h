@@ -9,7 +9,8 @@
 #include <stdint.h>
 
 #define VH_MAGIC            "NBDCRYPT"      /* 8 bytes, no NUL */
-#define VH_VERSION          1
+#define VH_VERSION          2               /* written by this nbdcrypt */
+#define VH_VERSION_MIN      1               /* oldest still read (no header MAC) */
 #define VH_AREA_SIZE        4096u           /* each copy is one 4096-byte area */
 #define VH_COPY_A_OFFSET    0u
 #define VH_COPY_B_OFFSET    (512u * 1024u)
@@ -25,6 +26,8 @@
 /* A parsed header copy. Strings are NUL-terminated; kek_id is opaque text (a KMIP unique
  * identifier, or "sha256:..." for a KEK file). */
 struct volume_header {
+  uint16_t version;                     /* VH_VERSION_MIN..VH_VERSION */
+  uint32_t flags;                       /* none defined yet: always 0 */
   uint64_t sequence;
   uint64_t data_offset;                 /* bytes, multiple of 4096, >= VH_MIN_DATA_OFFSET */
   uint32_t sector_size;                 /* 512 or 4096 */
@@ -36,7 +39,9 @@ struct volume_header {
   char kek_id[VH_MAX_KEK_ID + 1];
   uint32_t wrapped_dek_len;
   uint8_t wrapped_dek[VH_MAX_WRAPPED_DEK];
-  uint8_t kcv[VH_KCV_LEN];              /* key check value, see volume_kcv() */
+  /* Version 1: key check value (volume_kcv()). Version 2: the header MAC, which seals the
+   * fields that change how data is read (volume_header_seal()) and proves the DEK too. */
+  uint8_t kcv[VH_KCV_LEN];
 };
 
 /* Offset of copy i (0 or 1) on the target. */
@@ -68,6 +73,23 @@ int volume_kcv (const uint8_t *dek, size_t dek_len, const uint8_t uuid[VH_UUID_L
 
 /* Constant-time comparison of a computed KCV with the stored one: 0 if equal. */
 int volume_kcv_check (const uint8_t *dek, size_t dek_len, const struct volume_header *h);
+
+/* Version 2: set h->version to VH_VERSION and h->kcv to the header MAC: HMAC-SHA256 under
+ * HKDF-SHA256(DEK, info "nbdcrypt header mac v2") over version, flags, sector size, data
+ * offset, cipher and UUID (docs/format.md). Returns 0 or -EIO. */
+int volume_header_seal (struct volume_header *h, const uint8_t *dek, size_t dek_len);
+
+/* Check an unwrapped DEK against header h, in constant time: the key check value (version 1)
+ * or the header MAC (version 2). 0, or -EKEYREJECTED with a message saying what to do. */
+int volume_header_check_key (const uint8_t *dek, size_t dek_len,
+                             const struct volume_header *h);
+
+/* Do two valid copies describe the same volume (UUID, cipher, sector size, data offset,
+ * flags, and the same key check value or MAC when their versions match)? Copies of one volume
+ * differ only in sequence, copy index, KEK and wrapped DEK (an interrupted rewrap) or version
+ * (an interrupted upgrade). If not, `why` names the first difference. */
+bool volume_header_same_volume (const struct volume_header *a, const struct volume_header *b,
+                                char *why, size_t why_size);
 
 /* Format a UUID as the canonical 36-character string (out must hold 37 bytes). */
 void volume_uuid_str (const uint8_t uuid[VH_UUID_LEN], char out[37]);

@@ -211,7 +211,8 @@ vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sect
 }
 
 /* After a rewrap the header names another KEK. Follow it only if the header still holds our
- * DEK (its key check value matches) and the new KEK is in the same KMS; otherwise keep
+ * DEK (its key check value or header MAC matches), its copies agree, and the new KEK is in the
+ * same KMS; otherwise keep
  * watching the KEK the volume was opened with. Read errors: try again next time. */
 static void
 follow_rewrap (struct vs_checker *ck)
@@ -222,11 +223,11 @@ follow_rewrap (struct vs_checker *ck)
   enum keyprov_kind kind;
   char msg[600];
 
-  if (ck->reread (ck->opaque, &hs) < 0 || hs.newest < 0)
+  if (ck->reread (ck->opaque, &hs) < 0 || hs.newest < 0 || hs.conflict)
     return;
   h = &hs.copy[hs.newest];
   if (strcmp (h->kek_id, s->check_id) == 0 || keyprov_kind_from_name (h->kek_provider, &kind) < 0 ||
-      kind != KEYPROV_KMIP || volume_kcv_check (s->key, s->key_len, h) < 0)
+      kind != KEYPROV_KMIP || volume_header_check_key (s->key, s->key_len, h) < 0)
     return;
   snprintf (msg, sizeof msg, "key check: the volume was rewrapped from KEK %s to KEK %s; "
             "watching %s from now on", s->check_id, h->kek_id, h->kek_id);

@@ -42,6 +42,10 @@ volume_read_headers (volume_read_fn rd, void *opaque, uint64_t target_size,
     else if (out->newest < 0 || out->copy[i].sequence > out->copy[out->newest].sequence)
       out->newest = (int) i;
   }
+  if (out->status[0] == 0 && out->status[1] == 0 &&
+      !volume_header_same_volume (&out->copy[0], &out->copy[1], out->conflict_why,
+                                  sizeof out->conflict_why))
+    out->conflict = true;
   if (out->newest >= 0)
     return 0;
   if (out->status[0] == -ENOENT && out->status[1] == -ENOENT)
@@ -91,9 +95,54 @@ provider_mismatch (const struct volume_header *h, struct keyprov *kp)
                     "KMS", h->kek_id);
 }
 
-int
-volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
-             struct keyprov *kp, unsigned timeout_s, struct volume **out)
+/* Two valid copies of different volumes (one restored or copied from another volume, or
+ * edited): serving either could serve noise, and only the operator knows which is right. */
+static int
+conflict_error (const struct volume_headers *hs)
+{
+  return ncr_error (EINVAL, "header copies A and B belong to different volumes (%s): one "
+                    "was overwritten, e.g. restored from another volume; refusing to guess. "
+                    "Copy A: sequence %llu, KEK %.60s; copy B: sequence %llu, KEK %.60s. "
+                    "Check each with 'nbdcrypt verify TARGET --use-copy A' (or B), then "
+                    "rewrite the other with 'nbdcrypt verify TARGET --repair --use-copy A' "
+                    "(or B)", hs->conflict_why,
+                    (unsigned long long) hs->copy[0].sequence, hs->copy[0].kek_id,
+                    (unsigned long long) hs->copy[1].sequence, hs->copy[1].kek_id);
+}
+
+/* What needs attention after a successful open, for the filter's log and the tools. */
+static void
+open_warning (struct volume *v, const struct volume_headers *hs)
+{
+  unsigned used = v->used_copy, other = 1 - used;
+  const struct volume_header *o = &hs->copy[other];
+
+  if (hs->status[other] != 0)
+    snprintf (v->warning, sizeof v->warning, "header copy %s is damaged (%.150s); opened from "
+              "copy %s; run 'nbdcrypt verify --repair' to rewrite it",
+              copy_name[other], hs->reason[other], copy_name[used]);
+  else if (o->sequence > v->hdr.sequence && strcmp (o->kek_id, v->hdr.kek_id) != 0)
+    snprintf (v->warning, sizeof v->warning, "a rewrap was interrupted: copy %s (sequence "
+              "%llu) opened with this KEK, copy %s (sequence %llu) holds KEK %.60s; finish "
+              "with 'nbdcrypt rewrap' from this KEK, or roll back with 'nbdcrypt verify "
+              "--repair --use-copy %s'", copy_name[used],
+              (unsigned long long) v->hdr.sequence, copy_name[other],
+              (unsigned long long) o->sequence, o->kek_id, copy_name[used]);
+  else if (o->sequence != v->hdr.sequence || o->version != v->hdr.version)
+    snprintf (v->warning, sizeof v->warning, "header copies differ (sequence %llu and %llu, "
+              "version %u and %u: interrupted rewrap?); opened from copy %s; run 'nbdcrypt "
+              "verify --repair'", (unsigned long long) hs->copy[0].sequence,
+              (unsigned long long) hs->copy[1].sequence, hs->copy[0].version,
+              hs->copy[1].version, copy_name[used]);
+  else if (v->hdr.version < VH_VERSION)
+    snprintf (v->warning, sizeof v->warning, "header version %u: its fields are not "
+              "authenticated; 'nbdcrypt verify --repair' (or a rewrap) upgrades it to "
+              "version %u", v->hdr.version, VH_VERSION);
+}
+
+static int
+open_from (volume_read_fn rd, void *opaque, uint64_t target_size, struct keyprov *kp,
+           unsigned timeout_s, int only, struct volume **out)
 {
   struct volume_headers hs;
   struct volume *v;
@@ -101,11 +150,21 @@ volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
 
   if ((r = volume_read_headers (rd, opaque, target_size, &hs)) < 0)
     return r;
-  /* Newest valid copy first; the other valid copy only if it was wrapped differently (an
-   * interrupted rewrap) and the newest one's KEK is not the one we were given. */
-  order[n++] = hs.newest;
-  if (hs.status[1 - hs.newest] == 0)
-    order[n++] = 1 - hs.newest;
+  if (only >= 0) {
+    if (hs.status[only] != 0)
+      return ncr_error (EINVAL, "header copy %s is not valid: %s", copy_name[only],
+                        hs.reason[only]);
+    order[n++] = only;
+  }
+  else {
+    if (hs.conflict)
+      return conflict_error (&hs);
+    /* Newest valid copy first; the other valid copy only if it was wrapped differently (an
+     * interrupted rewrap) and the newest one's KEK is not the one we were given. */
+    order[n++] = hs.newest;
+    if (hs.status[1 - hs.newest] == 0)
+      order[n++] = 1 - hs.newest;
+  }
 
   v = calloc (1, sizeof *v);
   if (v == NULL)
@@ -132,7 +191,7 @@ volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
       r = ncr_error (EINVAL, "the unwrapped volume key is %zu bytes, %s needs %zu",
                      dek_len, h->cipher, v->dek_len);
     if (r == 0)
-      r = volume_kcv_check (v->dek, v->dek_len, h);
+      r = volume_header_check_key (v->dek, v->dek_len, h);
     if (r == 0) {
       v->hdr = *h;
       v->used_copy = (unsigned) order[k];
@@ -148,16 +207,8 @@ volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
     return ncr_error (-r, "%s", msg);
   }
 
-  unsigned other = 1 - v->used_copy;
-  if (hs.status[other] != 0)
-    snprintf (v->warning, sizeof v->warning, "header copy %s is damaged (%s); opened from "
-              "copy %s; run 'nbdcrypt verify --repair' to rewrite it",
-              copy_name[other], hs.reason[other], copy_name[v->used_copy]);
-  else if (hs.copy[other].sequence != v->hdr.sequence)
-    snprintf (v->warning, sizeof v->warning, "header copies differ (sequence %llu and %llu: "
-              "interrupted rewrap?); opened from copy %s; run 'nbdcrypt verify --repair'",
-              (unsigned long long) hs.copy[0].sequence,
-              (unsigned long long) hs.copy[1].sequence, copy_name[v->used_copy]);
+  if (only < 0)
+    open_warning (v, &hs);
   if (v->hdr.data_offset >= target_size) {
     char msg[200];
     snprintf (msg, sizeof msg, "target (%llu bytes) is not larger than the data offset "
@@ -168,6 +219,22 @@ volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
   }
   *out = v;
   return 0;
+}
+
+int
+volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
+             struct keyprov *kp, unsigned timeout_s, struct volume **out)
+{
+  return open_from (rd, opaque, target_size, kp, timeout_s, -1, out);
+}
+
+int
+volume_open_copy (volume_read_fn rd, void *opaque, uint64_t target_size,
+                  struct keyprov *kp, unsigned timeout_s, unsigned copy, struct volume **out)
+{
+  if (copy > 1)
+    return ncr_error (EINVAL, "header copy index %u is not 0 (A) or 1 (B)", copy);
+  return open_from (rd, opaque, target_size, kp, timeout_s, (int) copy, out);
 }
 
 void
@@ -243,7 +310,7 @@ volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap,
   out->uuid[6] = (out->uuid[6] & 0x0f) | 0x40;    /* RFC 4122 version 4 */
   out->uuid[8] = (out->uuid[8] & 0x3f) | 0x80;
   if ((r = fill_wrap (kp, kek_id, wrap, dek, dek_len, out)) < 0 ||
-      (r = volume_kcv (dek, dek_len, out->uuid, out->kcv)) < 0)
+      (r = volume_header_seal (out, dek, dek_len)) < 0)
     return r;
   return volume_header_validate (out);
 }
@@ -257,7 +324,8 @@ volume_rewrap_header (const struct volume *v, struct keyprov *kp, const char *ne
   *out = v->hdr;
   out->sequence = v->hdr.sequence + 1;
   memset (out->wrapped_dek, 0, sizeof out->wrapped_dek);
-  if ((r = fill_wrap (kp, new_kek_id, wrap, v->dek, v->dek_len, out)) < 0)
+  if ((r = fill_wrap (kp, new_kek_id, wrap, v->dek, v->dek_len, out)) < 0 ||
+      (r = volume_header_seal (out, v->dek, v->dek_len)) < 0)
     return r;
   return volume_header_validate (out);
 }

@@ -22,10 +22,14 @@ struct volume_headers {
   int status[2];                /* 0 valid, -ENOENT no magic, -EINVAL corrupt, other: I/O */
   char reason[2][160];          /* why a copy is not valid */
   int newest;                   /* index of the valid copy with the highest sequence, or -1 */
+  bool conflict;                /* both valid, but they describe different volumes */
+  char conflict_why[120];       /* the first difference, "field A-value / B-value" */
 };
 
 /* Read and parse both copies. Returns 0 if at least one is valid, else -ENOENT (no header:
- * not formatted) or -EINVAL (corrupt) with a message naming both reasons. */
+ * not formatted) or -EINVAL (corrupt) with a message naming both reasons. Two valid copies
+ * that disagree on the volume's identity are returned with `conflict` set: volume_open
+ * refuses them, the tools show them. */
 int volume_read_headers (volume_read_fn rd, void *opaque, uint64_t target_size,
                          struct volume_headers *out);
 
@@ -38,25 +42,33 @@ struct volume {
   char warning[400];            /* non-empty: opened, but something needs attention */
 };
 
-/* Open: read headers, unwrap the DEK through kp, verify the key check value. While the KMS is
- * unreachable, retries with backoff (0.5 s doubling to 8 s) until timeout_s has passed.
+/* Open: read headers, refuse copies that disagree on the volume's identity, unwrap the DEK
+ * through kp, check it and the header's fields (key check value or header MAC). While the KMS
+ * is unreachable, retries with backoff (0.5 s doubling to 8 s) until timeout_s has passed.
  * Returns 0, or -errno with a one-line reason in ncr_last_error(). */
 int volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
                  struct keyprov *kp, unsigned timeout_s, struct volume **out);
+
+/* The same, from header copy `copy` (0 = A, 1 = B) only, whatever the other copy holds: the
+ * operator's choice when the copies disagree (nbdcrypt verify --use-copy). */
+int volume_open_copy (volume_read_fn rd, void *opaque, uint64_t target_size,
+                      struct keyprov *kp, unsigned timeout_s, unsigned copy,
+                      struct volume **out);
 
 void volume_free (struct volume *v);
 
 /* A fresh random DEK for cipher c in secmem (XTS halves guaranteed different). */
 int volume_new_dek (enum ncr_cipher c, uint8_t **dek_out, size_t *len_out);
 
-/* Fill a new header (sequence 1, copy A, random UUID) wrapping dek under kek_id with wrap.
- * Returns 0 or -errno. */
+/* Fill a new header (current version, sequence 1, copy A, random UUID, sealed) wrapping dek
+ * under kek_id with wrap. Returns 0 or -errno. */
 int volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap,
                         enum ncr_cipher c, unsigned sector_size, uint64_t data_offset,
                         const uint8_t *dek, size_t dek_len, struct volume_header *out);
 
 /* Rewrap: a copy of old with the DEK wrapped under new_kek_id (by kp, which may be another
- * provider than the volume's), the sequence incremented. */
+ * provider than the volume's), the sequence incremented, sealed at the current version (a
+ * version 1 header is upgraded). */
 int volume_rewrap_header (const struct volume *v, struct keyprov *kp, const char *new_kek_id,
                           const char *wrap, struct volume_header *out);
 

@@ -51,7 +51,7 @@ grep -qF 'name: \x1b[2J' "$tmpdir/out" || { cat "$tmpdir/out" >&2; fail "attrs n
 grep -qF 'custom: x-note=\x1b[2J' "$tmpdir/out" || { cat "$tmpdir/out" >&2; fail "attrs custom"; }
 [ "$(wc -l < "$tmpdir/out")" -eq 7 ] || { cat "$tmpdir/out" >&2; fail "attrs: not 7 lines"; }
 kms attrs names --json
-"${PYTHON:-/usr/bin/python3}" -c 'import json,sys; a=json.load(open(sys.argv[1])); assert a["names"][0].startswith("\x1b[2J"), a' \
+"$PYTHON" -c 'import json,sys; a=json.load(open(sys.argv[1])); assert a["names"][0].startswith("\x1b[2J"), a' \
   "$tmpdir/out" || fail "attrs --json does not carry the exact name"
 kms attr-list names
 [ "$(wc -l < "$tmpdir/out")" -eq 1 ] || { cat "$tmpdir/out" >&2; fail "attr-list: not 1 line"; }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Description: the on-disk header codec: round trip, canonical encoding, the documented byte
  * positions (docs/format.md), and rejection of every kind of damage (checksum, magic, version,
- * lengths, values, reserved bytes, misplaced copy). */
+ * lengths, values, reserved bytes, misplaced copy); the version 2 header MAC seals exactly the
+ * fields that change how data is read; copies of different volumes are told apart. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ static void
 sample (struct volume_header *h)
 {
   memset (h, 0, sizeof *h);
+  h->version = VH_VERSION;
   h->sequence = 7;
   h->data_offset = 1024 * 1024;
   h->sector_size = 4096;
@@ -88,7 +90,7 @@ test_header_documented_positions (void)
   sample (&h);
   sample_encoded (buf);
   CHECK_MSG (memcmp (buf, "NBDCRYPT", 8) == 0, "magic at 0");
-  CHECK_MSG (buf[8] == 0 && buf[9] == 1, "version at 8");
+  CHECK_MSG (buf[8] == 0 && buf[9] == 2, "version at 8");
   CHECK_MSG (buf[23] == 7, "sequence at 16 (big-endian)");
   CHECK_MSG (buf[24 + 5] == 0x10, "data offset at 24");
   CHECK_MSG (buf[32 + 2] == 0x10, "sector size at 32");
@@ -120,7 +122,10 @@ test_header_damage_refused (void)
                off);
   CHECK_MSG (parse_edit (buf, 0, 'X', false) == -ENOENT, "bad magic should read as no header");
   /* Values checked even with a valid checksum. */
-  CHECK_MSG (parse_edit (buf, 9, 2, true) == -EINVAL, "version 2 accepted");
+  CHECK_MSG (parse_edit (buf, 9, 3, true) == -EINVAL, "version 3 accepted");
+  CHECK_MSG (parse_edit (buf, 9, 0, true) == -EINVAL, "version 0 accepted");
+  CHECK_MSG (parse_edit (buf, 9, 1, true) == 0, "version 1 refused");
+  CHECK_MSG (parse_edit (buf, 39, 1, true) == -EINVAL, "unknown flag accepted");
   CHECK_MSG (parse_edit (buf, 10, 1, true) == -EINVAL, "copy B accepted as copy A");
   CHECK_MSG (parse_edit (buf, 11, 1, true) == -EINVAL, "reserved byte accepted");
   CHECK_MSG (parse_edit (buf, 34, 0x11, true) == -EINVAL, "sector size 0x1100 accepted");
@@ -184,6 +189,70 @@ test_header_key_check_value (void)
   CHECK_MSG (volume_kcv_check (dek, 64, &h) == -EKEYREJECTED, "kcv with other uuid accepted");
 }
 
+/* Version 2 header MAC: every field that changes how data is read is sealed, a downgrade to
+ * version 1 is caught, what a rewrap changes is not sealed, version 1 checks its KCV. */
+static void
+test_header_mac_seals_fields (void)
+{
+  struct volume_header s2, e;
+  uint8_t dek[64];
+
+  for (int i = 0; i < 64; i++) dek[i] = (uint8_t) i;
+  sample (&s2);
+  CHECK_MSG (volume_header_seal (&s2, dek, 64) == 0 && s2.version == 2, "seal");
+  CHECK_MSG (volume_header_check_key (dek, 64, &s2) == 0, "sealed header refused");
+  e = s2; e.sector_size = 512;
+  CHECK_MSG (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED &&
+             strstr (ncr_last_error (), "header authentication failed"), "sector size edit");
+  e = s2; e.data_offset += 4096;
+  CHECK_MSG (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "data offset edit");
+  e = s2; strcpy (e.cipher, "aes-128-xts");
+  CHECK_MSG (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "cipher edit");
+  e = s2; e.uuid[15] ^= 1;
+  CHECK_MSG (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "uuid edit");
+  e = s2; e.flags = 1;
+  CHECK_MSG (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "flags edit");
+  e = s2; e.version = 1;
+  CHECK_MSG (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "downgrade to v1");
+  dek[0] ^= 1;
+  CHECK_MSG (volume_header_check_key (dek, 64, &s2) == -EKEYREJECTED, "wrong key accepted");
+  dek[0] ^= 1;
+  e = s2; e.sequence = 99; e.copy_index = 1; strcpy (e.kek_id, "other"); e.wrapped_dek[0] ^= 1;
+  strcpy (e.wrap, "kms"); e.wrapped_dek_len = 98;
+  CHECK_MSG (volume_header_check_key (dek, 64, &e) == 0, "rewrapped header refused");
+  e = s2; e.version = 1;
+  CHECK_MSG (volume_kcv (dek, 64, e.uuid, e.kcv) == 0 &&
+             volume_header_check_key (dek, 64, &e) == 0, "v1 kcv");
+}
+
+/* Two copies of one volume (a rewrap between them) agree; copies of two volumes do not. */
+static void
+test_header_copy_identity (void)
+{
+  struct volume_header s2, e;
+  uint8_t dek[64];
+  char why[120];
+
+  for (int i = 0; i < 64; i++) dek[i] = (uint8_t) i;
+  sample (&s2);
+  CHECK_MSG (volume_header_seal (&s2, dek, 64) == 0, "seal");
+  e = s2; e.sequence = 8; e.copy_index = 1; strcpy (e.kek_id, "new");
+  CHECK_MSG (volume_header_same_volume (&s2, &e, why, sizeof why), "rewrap seen as other volume");
+  e = s2; e.uuid[0] ^= 1;
+  CHECK_MSG (!volume_header_same_volume (&s2, &e, why, sizeof why) && strstr (why, "UUID"),
+             "other uuid: %s", why);
+  e = s2; e.sector_size = 512;
+  CHECK_MSG (!volume_header_same_volume (&s2, &e, why, sizeof why) &&
+             strstr (why, "sector size"), "other sector size: %s", why);
+  e = s2; e.data_offset *= 2;
+  CHECK_MSG (!volume_header_same_volume (&s2, &e, why, sizeof why), "other data offset");
+  e = s2; e.kcv[3] ^= 1;
+  CHECK_MSG (!volume_header_same_volume (&s2, &e, why, sizeof why) && strstr (why, "data key"),
+             "other key: %s", why);
+  e.version = 1;                  /* an interrupted upgrade: v1 KCV next to a v2 MAC */
+  CHECK_MSG (volume_header_same_volume (&s2, &e, why, sizeof why), "upgrade seen as other volume");
+}
+
 int
 main (void)
 {
@@ -192,5 +261,7 @@ main (void)
   RUN (test_header_damage_refused);
   RUN (test_header_encoder_refusals);
   RUN (test_header_key_check_value);
+  RUN (test_header_mac_seals_fields);
+  RUN (test_header_copy_identity);
   return check_exit ();
 }

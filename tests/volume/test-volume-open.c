@@ -147,12 +147,68 @@ test_open_tampered_key (void)
   h2.kcv[0] ^= 1;
   write_copy (&h2, 0); write_copy (&h2, 1);
   CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED &&
-             strstr (ncr_last_error (), "key check value"), "bad kcv opened");
+             strstr (ncr_last_error (), "header authentication failed"), "bad MAC opened");
   /* A tampered wrapped key fails the RFC 5649 integrity check. */
   h2 = h;
   h2.wrapped_dek[5] ^= 1;
   write_copy (&h2, 0); write_copy (&h2, 1);
   CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED, "bad wdek");
+  write_copy (&h, 0); write_copy (&h, 1);
+}
+
+/* Fields edited in both copies (checksums valid): the version 2 header MAC refuses them; a
+ * version 1 header (key check value, no MAC) still opens, with a warning to upgrade. */
+static void
+test_open_edited_fields (void)
+{
+  struct volume *v = NULL;
+  struct volume_header h2;
+
+  h2 = h;
+  h2.sector_size = 512;
+  write_copy (&h2, 0); write_copy (&h2, 1);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED &&
+             strstr (ncr_last_error (), "header authentication failed"), "edited sector size");
+  h2 = h;
+  h2.data_offset = 1 << 20 | 4096;
+  write_copy (&h2, 0); write_copy (&h2, 1);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED,
+             "edited data offset");
+  h2 = h;
+  h2.version = 1;
+  CHECK_MSG (volume_kcv (dek, dek_len, h2.uuid, h2.kcv) == 0, "v1 kcv");
+  write_copy (&h2, 0); write_copy (&h2, 1);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0 && v &&
+             strstr (v->warning, "version 1"), "v1 header: %s", v ? v->warning : "");
+  volume_free (v);
+  write_copy (&h, 0); write_copy (&h, 1);
+}
+
+/* Copy A from another volume under the same KEK: refused, naming both; each copy can be
+ * opened on its own when the operator chooses it. */
+static void
+test_open_spliced_copies (void)
+{
+  struct volume *v = NULL;
+  uint8_t *dek3 = NULL;
+  size_t dek3_len = 0;
+  struct volume_header h3;
+
+  CHECK_MSG (volume_new_dek (NCR_CIPHER_AES_256_XTS, &dek3, &dek3_len) == 0 &&
+             volume_make_header (kp1, id1, "aes-kwp", NCR_CIPHER_AES_256_XTS, 4096, 1 << 20,
+                                 dek3, dek3_len, &h3) == 0, "second volume");
+  h3.sequence = 5;
+  write_copy (&h3, 0); write_copy (&h, 1);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EINVAL &&
+             strstr (ncr_last_error (), "belong to different volumes (UUID") &&
+             strstr (ncr_last_error (), "--use-copy"), "spliced copy A opened");
+  CHECK_MSG (volume_open_copy (mem_read, NULL, TARGET_SIZE, kp1, 0, 1, &v) == 0 && v &&
+             v->used_copy == 1 && memcmp (v->dek, dek, 64) == 0, "open from copy B");
+  volume_free (v); v = NULL;
+  CHECK_MSG (volume_open_copy (mem_read, NULL, TARGET_SIZE, kp1, 0, 0, &v) == 0 && v &&
+             dek3 && memcmp (v->dek, dek3, 64) == 0, "open from copy A");
+  volume_free (v);
+  secmem_free (dek3);
   write_copy (&h, 0); write_copy (&h, 1);
 }
 
@@ -179,7 +235,9 @@ test_open_interrupted_rewrap (void)
     }
     CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "open with old KEK");
     if (v) {
-      CHECK_MSG (v->used_copy == 0 && memcmp (v->dek, dek, 64) == 0, "old copy");
+      CHECK_MSG (v->used_copy == 0 && memcmp (v->dek, dek, 64) == 0 &&
+                 strstr (v->warning, "a rewrap was interrupted") &&
+                 strstr (v->warning, "--use-copy A"), "old copy: %s", v->warning);
       volume_free (v); v = NULL;
     }
     /* Completed rewrap: the old KEK no longer opens it. */
@@ -224,6 +282,8 @@ main (void)
   RUN (test_open_formatted_volume);
   RUN (test_open_damaged_copies);
   RUN (test_open_tampered_key);
+  RUN (test_open_edited_fields);
+  RUN (test_open_spliced_copies);
   RUN (test_open_interrupted_rewrap);
   RUN (test_open_provider_mismatch);
 

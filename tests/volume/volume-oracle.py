@@ -6,7 +6,10 @@
 #   unwrap-dek IMAGE KEKFILE OUT      parse copy A of the header, unwrap the DEK (aes-kwp or kms)
 #   check-data IMAGE DEKFILE PLAIN    decrypt IMAGE's data area sector by sector, compare to PLAIN
 #   check-raw IMAGE KEYFILE SECTOR_SIZE PLAIN   the same for a headerless volume
-import hashlib, struct, sys
+#   check-mac IMAGE DEKFILE           both copies' key check value / version 2 header MAC
+#   make-v1 IMAGE KEKFILE DEKOUT SECTOR_SIZE   write a version 1 header for a new random DEK
+#   encrypt-data IMAGE DEKFILE PLAIN  write PLAIN into the data area, XTS-encrypted
+import hashlib, hmac, struct, sys
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
@@ -18,7 +21,8 @@ def parse_header(buf):
     assert hashlib.sha256(buf[:4064]).digest() == buf[4064:4096], "checksum"
     h = {}
     h["version"], h["copy"] = struct.unpack(">HB", buf[8:11])
-    h["sequence"], h["data_offset"], h["sector_size"] = struct.unpack(">QQI", buf[16:36])
+    h["sequence"], h["data_offset"], h["sector_size"], h["flags"] = \
+        struct.unpack(">QQII", buf[16:40])
     name = lambda b: b.rstrip(b"\0").decode()
     h["cipher"], h["provider"], h["wrap"] = name(buf[40:56]), name(buf[56:72]), name(buf[72:88])
     h["uuid"] = buf[88:104]
@@ -27,6 +31,28 @@ def parse_header(buf):
     h["kek_id"] = buf[144:144 + kek_id_len].decode()
     h["wrapped_dek"] = buf[400:400 + wdek_len]
     return h
+
+
+def header_mac(dek, h):
+    """Version 2: HMAC-SHA256 under HKDF-SHA256(DEK, no salt, info "nbdcrypt header mac v2")
+    over version u16 | flags u32 | sector size u32 | data offset u64 | cipher (16, NUL padded)
+    | UUID, all big-endian."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"nbdcrypt header mac v2").derive(dek)
+    msg = struct.pack(">HIIQ", h["version"], h["flags"], h["sector_size"], h["data_offset"])
+    msg += h["cipher"].encode().ljust(16, b"\0") + h["uuid"]
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def key_check(dek, h):
+    """The 32 bytes at offset 112: version 1 key check value
+    HMAC-SHA256(DEK, "nbdcrypt key check v1" || uuid), version 2 header MAC."""
+    if h["version"] == 1:
+        return hmac.new(dek, b"nbdcrypt key check v1" + h["uuid"], hashlib.sha256).digest()
+    assert h["version"] == 2, "version"
+    return header_mac(dek, h)
 
 
 def kms_get(args):
@@ -71,10 +97,7 @@ def unwrap_dek(image, kekfile, out):
         dek = u.update(p) + u.finalize()
     else:
         raise SystemExit("unknown wrap " + h["wrap"])
-    # The key check value: HMAC-SHA256(DEK, "nbdcrypt key check v1" || uuid).
-    import hmac
-    kcv = hmac.new(dek, b"nbdcrypt key check v1" + h["uuid"], hashlib.sha256).digest()
-    assert hmac.compare_digest(kcv, h["kcv"]), "key check value"
+    assert hmac.compare_digest(key_check(dek, h), h["kcv"]), "key check value / header MAC"
     with open(out, "wb") as f:
         f.write(dek)
 
@@ -116,9 +139,70 @@ def check_raw(image, keyfile, sector_size, plain):
     print(f"{n} sectors of {ss} bytes decrypt to the written data")
 
 
+def check_mac(image, dekfile):
+    """Both copies' key check value / header MAC, recomputed from the documented fields."""
+    dek = open(dekfile, "rb").read()
+    with open(image, "rb") as f:
+        for off in (0, 512 * 1024):
+            f.seek(off)
+            h = parse_header(f.read(4096))
+            assert hmac.compare_digest(key_check(dek, h), h["kcv"]), f"copy at {off}"
+            print(f"copy at {off}: version {h['version']}, key check matches")
+
+
+def make_v1(image, kekfile, dekfile, sector_size):
+    """Write a version 1 header (both copies, as nbdcrypt 1 wrote them) for a new random DEK
+    under the 32-byte KEK file: the compatibility fixture for reading old volumes."""
+    import os
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+    kek = open(kekfile, "rb").read()
+    dek = os.urandom(64)
+    uuid = bytearray(os.urandom(16))
+    uuid[6] = (uuid[6] & 0x0F) | 0x40
+    uuid[8] = (uuid[8] & 0x3F) | 0x80
+    fp = "sha256:" + hashlib.sha256(b"nbdcrypt kek fingerprint v1" + kek).digest()[:16].hex()
+    wdek = aes_key_wrap_with_padding(kek, dek)
+    kcv = hmac.new(dek, b"nbdcrypt key check v1" + bytes(uuid), hashlib.sha256).digest()
+    with open(image, "r+b") as f:
+        for copy, off in ((0, 0), (1, 512 * 1024)):
+            b = bytearray(4096)
+            b[0:8] = b"NBDCRYPT"
+            b[8:16] = struct.pack(">HBBI", 1, copy, 0, 4096)
+            b[16:36] = struct.pack(">QQI", 1, 1 << 20, int(sector_size))
+            b[40:51] = b"aes-256-xts"
+            b[56:60] = b"file"
+            b[72:79] = b"aes-kwp"
+            b[88:104] = uuid
+            b[104:108] = struct.pack(">HH", len(fp), len(wdek))
+            b[112:144] = kcv
+            b[144:144 + len(fp)] = fp.encode()
+            b[400:400 + len(wdek)] = wdek
+            b[4064:4096] = hashlib.sha256(bytes(b[:4064])).digest()
+            f.seek(off)
+            f.write(b)
+    with open(dekfile, "wb") as f:
+        f.write(dek)
+
+
+def encrypt_data(image, dekfile, plain):
+    """Write PLAIN into IMAGE's data area, XTS-encrypted with the DEK, per the header."""
+    dek = open(dekfile, "rb").read()
+    pt = open(plain, "rb").read()
+    with open(image, "r+b") as f:
+        h = parse_header(f.read(4096))
+        ss = h["sector_size"]
+        f.seek(h["data_offset"])
+        for s in range(len(pt) // ss):
+            e = Cipher(algorithms.AES(dek), modes.XTS(s.to_bytes(16, "little"))).encryptor()
+            f.write(e.update(pt[s * ss:(s + 1) * ss]) + e.finalize())
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"kms-get": lambda: kms_get(args),
      "unwrap-dek": lambda: unwrap_dek(*args),
      "check-data": lambda: check_data(*args),
-     "check-raw": lambda: check_raw(*args)}[cmd]()
+     "check-raw": lambda: check_raw(*args),
+     "check-mac": lambda: check_mac(*args),
+     "make-v1": lambda: make_v1(*args),
+     "encrypt-data": lambda: encrypt_data(*args)}[cmd]()
