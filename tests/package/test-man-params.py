@@ -125,8 +125,9 @@ with tempfile.TemporaryDirectory() as d:
         if src.endswith(".example"):
             blocks = [text]
         else:
-            # An example: from a line "[kms]" (indented or not) to the end of its block.
-            blocks = re.findall(r"^( *)\[kms\]\n((?:\1\S.*\n)*)", text, re.M)
+            # An example: from a line "[kms]" (indented or not) to the end of its block (a
+            # blank line, a line indented less, or a markdown fence).
+            blocks = re.findall(r"^( *)\[kms\]\n((?:\1(?!```)\S.*\n)*)", text, re.M)
             blocks = ["[kms]\n" + "".join(l[len(ind):] + "\n" for l in body.splitlines())
                       for ind, body in blocks]
         for i, b in enumerate(blocks):
