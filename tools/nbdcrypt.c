@@ -25,7 +25,8 @@ usage (FILE *fp)
   fprintf (fp, "usage: nbdcrypt COMMAND [ARGS...]\n\ncommands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf (fp, "  %-8s %s\n", commands[i].name, commands[i].summary);
-  fprintf (fp, "\n'nbdcrypt COMMAND --help' describes each command.\n");
+  fprintf (fp, "\n'nbdcrypt COMMAND --help' describes each command; "
+           "'nbdcrypt --version' prints the version.\n");
 }
 
 int
@@ -37,6 +38,10 @@ main (int argc, char **argv)
   }
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
     usage (stdout);
+    return 0;
+  }
+  if (strcmp (argv[1], "--version") == 0 || strcmp (argv[1], "-V") == 0) {
+    printf ("nbdcrypt %s\n", NBDCRYPT_VERSION);
     return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

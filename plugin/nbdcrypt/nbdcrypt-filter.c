@@ -541,8 +541,8 @@ nbdcrypt_preconnect (nbdkit_next_preconnect *next, nbdkit_backend *nxdata, int r
 }
 
 #define nbdcrypt_config_help \
-  "key-file=PATH              (required) Raw volume key: 64 bytes for aes-256-xts,\n" \
-  "                           32 bytes for aes-128-xts.\n" \
+  "key-file=PATH              Headerless volume: raw volume key, 64 bytes for\n" \
+  "                           aes-256-xts, 32 bytes for aes-128-xts.\n" \
   "cipher=aes-256-xts|aes-128-xts   Cipher (default aes-256-xts).\n" \
   "sector-size=4096|512       Encryption sector size (default 4096).\n" \
   "discard=on|off             Pass whole-sector trims down (default off: trims\n" \
