@@ -28,6 +28,12 @@ void ncr_backoff_init (struct ncr_backoff *b, uint64_t timeout_ms);
  * and return true (try again). Otherwise return false at once. */
 bool ncr_backoff_wait (struct ncr_backoff *b);
 
+/* Called before each wait of every backoff loop (the library never prints: a front-end that
+ * wants a line per retry sets this), with the failure that caused the retry (the thread's
+ * last error) and the wait. Process-wide; NULL (the default) for none. */
+typedef void (*ncr_backoff_notify_fn) (const char *msg);
+void ncr_backoff_set_notify (ncr_backoff_notify_fn fn);
+
 /* Milliseconds since ncr_backoff_init. */
 uint64_t ncr_backoff_elapsed_ms (const struct ncr_backoff *b);
 

@@ -26,6 +26,7 @@
 #include "minmax.h"
 #include "parse.h"
 #include "secmem.h"
+#include "timeutil.h"
 #include "volume-session.h"
 #include "xts-pool.h"
 #include "xts.h"
@@ -401,6 +402,13 @@ nbdcrypt_prepare (nbdkit_next *next, void *handle UNUSED, int readonly UNUSED)
   return check_headerless (next, (uint64_t) size);
 }
 
+/* One line per retry of an unreachable KMS at start, while clients wait. */
+static void
+log_kms_retry (const char *msg)
+{
+  filter_log_warning ("%s", msg);
+}
+
 /* Header mode: read the header through the plugin, unwrap the DEK (retrying an unreachable KMS
  * for kms-startup-timeout), check the key check value. key-id= mode: fetch the raw key.
  * Returns 0, or -1 after nbdkit_error. */
@@ -443,7 +451,9 @@ nbdcrypt_get_ready (int thread_model)
   if (!vs_config_active (&vs_cfg))
     return 0;
   secmem_keep_across_fork (true);
+  ncr_backoff_set_notify (log_kms_retry);
   r = open_volume ();
+  ncr_backoff_set_notify (NULL);
   secmem_keep_across_fork (false);
   if (r == -1)
     return -1;

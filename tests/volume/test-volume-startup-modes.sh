@@ -3,7 +3,8 @@
 # Description: a volume that cannot be opened fails nbdkit's start - non-zero exit status,
 # the one-line reason on stderr, no server left behind - in every mode nbdkit runs in: the
 # default (forks into the background), -f, --run (which must not run its command), -s, and
-# systemd socket activation (LISTEN_FDS). Refusals: a wrong KEK file, the KMS unreachable
+# systemd socket activation (LISTEN_FDS). A KMS retry at start is logged as a warning.
+# Refusals: a wrong KEK file, the KMS unreachable
 # past kms-startup-timeout=, a corrupt header, key-file= over a volume with a header. The
 # volume is opened before nbdkit forks; the daemon that serves still holds its keys locked
 # (VmLck, "lo" and "dd" mappings) and wiped in its own forks ("wf").
@@ -63,6 +64,14 @@ refuse "wrong KEK" "wrong KEK file" --filter="$F" file "$tmpdir/vol.img" kek-fil
 refuse "corrupt headers" "header" --filter="$F" file "$tmpdir/corrupt.img" kek-file="$tmpdir/kek"
 refuse "KMS down" "KMS unreachable" \
   --filter="$F" file "$tmpdir/kvol.img" kms-config="$tmpdir/kms.conf" kms-startup-timeout=1
+# While the KMS is down at start, one warning per retry (not an error), then the refusal.
+( sanitizer_env; exec timeout 60 nbdkit -f -U "$tmpdir/r.sock" --filter="$F" file "$tmpdir/kvol.img" \
+    kms-config="$tmpdir/kms.conf" kms-startup-timeout=2 ) >"$tmpdir/retry.out" 2>&1 </dev/null || true
+n=$(grep -c 'nbdcrypt: warning: .*retrying in' "$tmpdir/retry.out" || true)
+[ "$n" -ge 2 ] && ! grep -q 'error: .*retrying in' "$tmpdir/retry.out" ||
+  { echo "$0: FAIL: KMS retries at start not logged as warnings:" >&2; cat "$tmpdir/retry.out" >&2; exit 1; }
+echo "KMS down: $n retries logged, e.g. $(grep -m1 -o 'warning: .*' "$tmpdir/retry.out" | cut -c1-100)"
+
 refuse "key-file over a header" "force-headerless=true" \
   --filter="$F" file "$tmpdir/vol.img" key-file="$tmpdir/raw.key"
 
