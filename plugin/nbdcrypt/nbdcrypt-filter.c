@@ -33,6 +33,7 @@
 /* Write-zeroes is done in pieces of at most this much encrypted zeros, so that a huge zero
  * request needs only a bounded bounce buffer. */
 #define ZERO_CHUNK (1024 * 1024)
+_Static_assert (ZERO_CHUNK <= NCR_XTS_BOUNCE_KEEP, "a zero piece must fit what threads keep");
 
 /* Configuration: set by .config, checked by .config_complete. */
 static char *key_file;
@@ -631,12 +632,17 @@ nbdcrypt_pwrite (nbdkit_next *next, void *handle UNUSED, const void *buf, uint32
                  uint64_t offset, uint32_t flags, int *err)
 {
   struct ncr_xts_thread *t = thread_state (err);
+  int r;
 
   if (!t)
     return -1;
   if (count == 0)
     return 0;
-  return write_sectors (next, t, buf, count, offset, flags, err);
+  r = write_sectors (next, t, buf, count, offset, flags, err);
+  /* An idle thread keeps at most NCR_XTS_BOUNCE_KEEP of bounce buffer, whatever the largest
+   * request was (write-zeroes works in pieces smaller than that). */
+  ncr_xts_thread_bounce_trim (t);
+  return r;
 }
 
 static int
