@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Per-thread XTS contexts and buffers: a pthread key finds the thread's state; a list of all
- * states lets the pool free (and wipe) those of threads that are still alive at the end. */
+ * states lets the pool free (and wipe) those of threads that are still alive at the end.
+ * Bounce buffers are anonymous mappings rather than malloc blocks: cutting one back must
+ * return its pages to the system, and glibc keeps freed blocks of up to 32 MiB in its arenas
+ * once it has seen a block that size freed (its mmap threshold adapts). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cleanup.h"
 #include "errors.h"
@@ -31,7 +35,8 @@ state_free (struct state *s)
   if (s->t.sector)
     explicit_bzero (s->t.sector, s->pool->sector_size);  /* may hold a plaintext sector */
   free (s->t.sector);
-  free (s->t.bounce);       /* holds ciphertext only */
+  if (s->t.bounce)           /* holds ciphertext only */
+    munmap (s->t.bounce, s->t.bounce_size);
   free (s);
 }
 
@@ -120,20 +125,34 @@ ncr_xts_pool_thread (struct ncr_xts_pool *p)
 int
 ncr_xts_thread_bounce (struct ncr_xts_thread *t, size_t size)
 {
-  uint8_t *b;
+  void *b;
 
   if (size <= t->bounce_size)
     return 0;
-  /* Round up to 64 KiB steps so that requests of slowly growing size do not reallocate
-   * every time; the old contents need not be kept. */
+  /* Round up to 64 KiB steps so that requests of slowly growing size do not remap every
+   * time; the old contents need not be kept. */
   size = (size + 65535) & ~(size_t) 65535;
-  b = aligned_alloc (64, size);
-  if (!b)
+  if (t->bounce)
+    munmap (t->bounce, t->bounce_size);
+  t->bounce = NULL;
+  t->bounce_size = 0;
+  b = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (b == MAP_FAILED)
     return ncr_error (ENOMEM, "out of memory for a %zu-byte bounce buffer", size);
-  free (t->bounce);
   t->bounce = b;
   t->bounce_size = size;
   return 0;
+}
+
+void
+ncr_xts_thread_bounce_trim (struct ncr_xts_thread *t)
+{
+  /* The first NCR_XTS_BOUNCE_KEEP bytes stay mapped where they are: nothing to copy, and
+   * the next request of up to that size reuses them. KEEP is a multiple of the page size. */
+  if (t->bounce_size <= NCR_XTS_BOUNCE_KEEP)
+    return;
+  munmap (t->bounce + NCR_XTS_BOUNCE_KEEP, t->bounce_size - NCR_XTS_BOUNCE_KEEP);
+  t->bounce_size = NCR_XTS_BOUNCE_KEEP;
 }
 
 void

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Description: per-thread engine contexts (lib/crypto/xts-pool.c): each thread gets its own context,
- * the same one on every call, producing the master's ciphertext; bounce buffers only grow;
- * states of exited threads are freed by the thread-exit destructor and those of live threads
- * by ncr_xts_pool_free (valgrind's leak check covers both). */
+ * the same one on every call, producing the master's ciphertext; bounce buffers grow, and
+ * after a request larger than NCR_XTS_BOUNCE_KEEP are cut back to it, the pages past it given
+ * back to the system (unmapped, and the process's VmRSS drops); states of exited threads are
+ * freed by the thread-exit destructor and those of live threads by ncr_xts_pool_free
+ * (valgrind's leak check covers both). */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -81,6 +86,78 @@ test_xts_pool_per_thread_contexts (void)
                  "two live threads share a state");
 }
 
+/* The process's resident set, in KiB (-1 if unknown). */
+static long
+vmrss_kib (void)
+{
+  char line[256];
+  long kib = -1;
+  FILE *f = fopen ("/proc/self/status", "r");
+
+  if (!f)
+    return -1;
+  while (fgets (line, sizeof line, f))
+    if (sscanf (line, "VmRSS: %ld", &kib) == 1)
+      break;
+  fclose (f);
+  return kib;
+}
+
+/* A 32 MiB request, then the trim: the buffer keeps its first NCR_XTS_BOUNCE_KEEP bytes in
+ * place, and the pages past them are unmapped (mincore: ENOMEM) and no longer resident. */
+static void
+bounce_trim (struct ncr_xts_thread *t)
+{
+  const size_t big = 32 * 1024 * 1024 + 1;
+  long page = sysconf (_SC_PAGESIZE), before, after;
+  uint8_t *b, *gone;
+  size_t gone_len;
+  unsigned char vec[1];
+
+  if (ncr_xts_thread_bounce (t, big) < 0 || t->bounce_size < big) {
+    FAIL ("bounce buffer did not grow to 32 MiB");
+    return;
+  }
+  memset (t->bounce, 0xa5, t->bounce_size);       /* resident now */
+  b = t->bounce;
+  gone = b + NCR_XTS_BOUNCE_KEEP;
+  gone_len = t->bounce_size - NCR_XTS_BOUNCE_KEEP;
+  before = vmrss_kib ();
+  ncr_xts_thread_bounce_trim (t);
+  after = vmrss_kib ();
+  if (t->bounce != b || t->bounce_size != NCR_XTS_BOUNCE_KEEP)
+    FAIL ("the trim did not keep the first NCR_XTS_BOUNCE_KEEP bytes in place");
+  if (b[0] != 0xa5 || b[NCR_XTS_BOUNCE_KEEP - 1] != 0xa5)
+    FAIL ("the kept part of the bounce buffer lost its contents");
+  for (size_t off = 0; off < gone_len; off += page)
+    if (mincore (gone + off, page, vec) == 0 || errno != ENOMEM) {
+      FAIL ("a page past NCR_XTS_BOUNCE_KEEP is still mapped after the trim");
+      break;
+    }
+  /* 28 MiB were given back: allow a quarter of it for anything else moving. */
+  if (before > 0 && after > 0 && before - after < 21 * 1024) {
+    fprintf (stderr, "VmRSS %ld KiB before the trim, %ld after\n", before, after);
+    FAIL ("the trim did not lower the process's resident set by 28 MiB");
+  }
+  printf ("bounce trim: VmRSS %ld -> %ld KiB\n", before, after);
+  ncr_xts_thread_bounce_trim (t);                  /* nothing more to do */
+  if (ncr_xts_thread_bounce (t, 1000) < 0 || t->bounce != b ||
+      ncr_xts_thread_bounce (t, NCR_XTS_BOUNCE_KEEP) < 0 || t->bounce != b)
+    FAIL ("a request within NCR_XTS_BOUNCE_KEEP after the trim remapped the buffer");
+  memset (t->bounce, 0, NCR_XTS_BOUNCE_KEEP);     /* and all of it is usable */
+  if (ncr_xts_thread_bounce (t, big) < 0 || t->bounce_size < big)
+    FAIL ("bounce buffer did not grow again after the trim");
+  else
+    memset (t->bounce, 0, big);
+}
+
+/* The main thread's buffer, grown by a 32 MiB request, is cut back to NCR_XTS_BOUNCE_KEEP. */
+static void
+test_xts_pool_bounce_trim (void)
+{
+  bounce_trim (seen[NTHREADS]);
+}
+
 int
 main (void)
 {
@@ -99,6 +176,7 @@ main (void)
   ncr_xts_free (ref);
 
   RUN (test_xts_pool_per_thread_contexts);
+  RUN (test_xts_pool_bounce_trim);
   /* Frees the states of live threads (the main thread's): valgrind's leak check sees it. */
   ncr_xts_pool_free (pool);
   explicit_bzero (key, sizeof key);

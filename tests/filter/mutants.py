@@ -4,7 +4,8 @@
 # copy, and print which tests catch which bug. A bug no test catches is a hole in the tests.
 #
 # usage: /usr/bin/python3 tests/filter/mutants.py BUILDDIR [TEST...]
-#   TEST: unaligned concurrent ext4 errors badinput qemu semantics oracle (default: all)
+#   TEST: unaligned concurrent ext4 errors badinput qemu semantics oracle write-ranges
+#         (default: all)
 # A mutant whose patch no longer applies to the current filter source is reported "stale".
 import os
 import subprocess
@@ -17,21 +18,28 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 MUTANTS = {
     # The luks-filter bug: partial sectors merged into undecrypted ciphertext.
     "rmw-without-decrypt": [
-        ("if ((r = ncr_xts_decrypt (t->xts, first, b, b, sector_size)) < 0) {",
-         "if ((r = 0) < 0) {"),
-        ("if ((r = ncr_xts_decrypt (t->xts, last, s, s, sector_size)) < 0) {",
-         "if ((r = 0) < 0) {")],
+        ("if ((r = ncr_xts_decrypt (t->xts, first, b, b, sector_size)) < 0)",
+         "if ((r = 0) < 0)"),
+        ("if ((r = ncr_xts_decrypt (t->xts, last, s, s, sector_size)) < 0)",
+         "if ((r = 0) < 0)")],
     # Read-modify-writes not excluding each other.
     "rmw-shared-lock": [
-        ("  if (rmw)\n    pthread_rwlock_wrlock (&write_lock);",
-         "  if (rmw)\n    pthread_rwlock_rdlock (&write_lock);")],
+        ("  ACQUIRE_RANGE_FOR_CURRENT_SCOPE (&write_lock, first, last, rmw);",
+         "  ACQUIRE_RANGE_FOR_CURRENT_SCOPE (&write_lock, first, last, false);")],
     # Whole-sector writes not waiting for a read-modify-write of the same sector.
     "aligned-without-lock": [
-        ("  if (rmw)\n    pthread_rwlock_wrlock (&write_lock);\n  else\n"
-         "    pthread_rwlock_rdlock (&write_lock);",
-         "  if (rmw)\n    pthread_rwlock_wrlock (&write_lock);"),
-        (" out:\n  pthread_rwlock_unlock (&write_lock);",
-         " out:\n  if (rmw)\n    pthread_rwlock_unlock (&write_lock);")],
+        ("  ACQUIRE_RANGE_FOR_CURRENT_SCOPE (&write_lock, first, last, rmw);",
+         "  struct ncr_range_hold dummy_hold;\n"
+         "  if (rmw)\n    ncr_rangelock_acquire (&write_lock, &dummy_hold, first, last, true);\n"
+         "  __attribute__ ((cleanup (release_if_held))) struct ncr_range_hold *held ="
+         " rmw ? &dummy_hold : NULL;"),
+        ("static int\nwrite_sectors (",
+         "static void release_if_held (struct ncr_range_hold **h)"
+         " { if (*h) ncr_rangelock_release (*h); }\n\nstatic int\nwrite_sectors (")],
+    # Only the head sector locked: a tail read-modify-write races with other writes.
+    "lock-head-sector-only": [
+        ("  ACQUIRE_RANGE_FOR_CURRENT_SCOPE (&write_lock, first, last, rmw);",
+         "  ACQUIRE_RANGE_FOR_CURRENT_SCOPE (&write_lock, first, first, rmw);")],
     "extents-passed-up": [
         ("nbdcrypt_can_extents (nbdkit_next *next UNUSED, void *handle UNUSED)\n{\n  return 0;",
          "nbdcrypt_can_extents (nbdkit_next *next UNUSED, void *handle UNUSED)\n{\n"
@@ -58,7 +66,8 @@ MUTANTS = {
          "    if ((r = ncr_xts_decrypt (t->xts, offset / sector_size + 1, p, p, n)) < 0)")],
 }
 LAYERS = ["common", "crypto", "keys", "volume"]     # lib/ folders, each a static library
-TESTS = ["unaligned", "concurrent", "ext4", "errors", "badinput", "qemu", "semantics", "oracle"]
+TESTS = ["unaligned", "concurrent", "ext4", "errors", "badinput", "qemu", "semantics", "oracle",
+         "write-ranges"]
 
 
 def build(builddir, source, outdir):
