@@ -41,7 +41,7 @@
 #define FD_MAIN 0                 /* O_DIRECT when direct=true */
 #define FD_BUFFERED 1             /* direct=true only: the final partial block of a file */
 
-struct uf {
+struct uring_file {
   int fd, bfd;
   bool direct, is_bdev, can_write;
   unsigned sector_size;           /* block device: logical block size (files: 4096) */
@@ -52,9 +52,9 @@ struct uf {
   uint64_t split;                 /* request piece size */
   bool fast_zeroout;              /* block device with a write-zeroes command */
   _Atomic bool can_punch_hole, can_zero_range, can_fallocate, can_discard;
-  struct uq *q;
-  struct ura *ra;                 /* direct: readahead for sequential streams, or NULL */
-  struct umap *map;               /* buffered: the file's shared mapping, or NULL */
+  struct uring_queue *q;
+  struct uring_readahead *ra;     /* direct: readahead for sequential streams, or NULL */
+  struct uring_map *map;               /* buffered: the file's shared mapping, or NULL */
   int map_error;                  /* why there is none (errno), if one was wanted */
 };
 
@@ -97,7 +97,7 @@ global_init (void)
 }
 
 static void *
-bounce_get (const struct uf *uf, size_t size)
+bounce_get (const struct uring_file *uf, size_t size)
 {
   size_t align = uf->mem_align > 4096 ? uf->mem_align : 4096;
   void *p;
@@ -132,7 +132,8 @@ static inline bool is_enotsup (int e) { return e == EOPNOTSUPP || e == ENOTSUP |
 
 /* Append read/write operations covering [offset, offset+len) of BUF to OPS. */
 static size_t
-add_rw (const struct uf *uf, struct uq_op *ops, size_t n, enum uq_opcode opcode,
+add_rw (const struct uring_file *uf, struct uring_queue_op *ops, size_t n,
+        enum uring_queue_opcode opcode,
         unsigned fd_index, void *buf, uint64_t len, uint64_t offset)
 {
   uint64_t chunk = uf->split;
@@ -141,7 +142,7 @@ add_rw (const struct uf *uf, struct uq_op *ops, size_t n, enum uq_opcode opcode,
     chunk = round_up ((len + MAX_CHUNKS - 1) / MAX_CHUNKS, 4096);
   while (len > 0) {
     uint64_t l = len < chunk ? len : chunk;
-    ops[n++] = (struct uq_op) {
+    ops[n++] = (struct uring_queue_op) {
       .opcode = opcode, .fd_index = fd_index, .buf = buf, .len = l, .offset = offset,
     };
     buf = (char *) buf + l;
@@ -154,20 +155,20 @@ add_rw (const struct uf *uf, struct uq_op *ops, size_t n, enum uq_opcode opcode,
 /* FUA "once per request": a single write carries RWF_DSYNC; several are followed by one
  * fdatasync after they have all completed. */
 static int
-run_writes (struct uf *uf, struct uq_op *ops, size_t n, unsigned flags)
+run_writes (struct uring_file *uf, struct uring_queue_op *ops, size_t n, unsigned flags)
 {
   int r;
 
-  if ((flags & UF_FUA) && n == 1)
+  if ((flags & URING_FILE_FUA) && n == 1)
     ops[0].rw_flags |= RWF_DSYNC;
-  r = uq_run (uf->q, ops, n);
-  if (r == 0 && (flags & UF_FUA) && n > 1)
-    r = uf_flush (uf);
+  r = uring_queue_run (uf->q, ops, n);
+  if (r == 0 && (flags & URING_FILE_FUA) && n > 1)
+    r = uring_file_flush (uf);
   return r;
 }
 
 static int
-detect_alignment (struct uf *uf, const char *path)
+detect_alignment (struct uring_file *uf, const char *path)
 {
   struct statx stx;
 
@@ -211,9 +212,9 @@ bdev_has_write_zeroes (int fd)
 }
 
 int
-uf_open (struct uf **ufp, const struct uf_config *cfg)
+uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
 {
-  struct uf *uf;
+  struct uring_file *uf;
   struct stat st;
   int flags = O_CLOEXEC | O_NOCTTY | (cfg->direct ? O_DIRECT : 0);
   int err;
@@ -268,7 +269,7 @@ uf_open (struct uf **ufp, const struct uf_config *cfg)
     }
     uf->sector_size = (unsigned) ss;
   }
-  size = uf_size (uf);
+  size = uring_file_size (uf);
   if (size < 0) {
     err = (int) size;
     goto fail;
@@ -300,25 +301,25 @@ uf_open (struct uf **ufp, const struct uf_config *cfg)
   atomic_init (&uf->can_fallocate, !uf->is_bdev);
   atomic_init (&uf->can_discard, uf->is_bdev);
 
-  struct uq_config qc = {
+  struct uring_queue_config qc = {
     .engine = cfg->engine, .depth = cfg->depth,
     .fds = { uf->fd, uf->bfd }, .nfds = uf->bfd >= 0 ? 2 : 1,
   };
-  err = uq_new (&uf->q, &qc);
+  err = uring_queue_new (&uf->q, &qc);
   if (err < 0)
     goto fail;
   /* Readahead has a ring of its own: not with ring=none (or without io_uring). */
-  if (cfg->direct && cfg->readahead && cfg->engine != UQ_SYNC && uf->direct_end > 0) {
+  if (cfg->direct && cfg->readahead && cfg->engine != URING_QUEUE_SYNC && uf->direct_end > 0) {
     uint64_t chunk = cfg->readahead < 4 * READAHEAD_CHUNK ? cfg->readahead / 4 :
                      READAHEAD_CHUNK;
     unsigned align = uf->mem_align > uf->lbs ? uf->mem_align : uf->lbs;
-    struct ura_config rc = {
+    struct uring_ra_config rc = {
       .fd = uf->fd, .window = cfg->readahead, .chunk = chunk,
       .align = align > 4096 ? align : 4096, .limit = uf->direct_end,
     };
-    err = ura_new (&uf->ra, &rc);
+    err = uring_ra_new (&uf->ra, &rc);
     if (err < 0) {
-      uq_free (uf->q);
+      uring_queue_free (uf->q);
       err = ncr_error (-err, "readahead=%" PRIu64 ": %s", cfg->readahead, strerror (-err));
       goto fail;
     }
@@ -326,7 +327,7 @@ uf_open (struct uf **ufp, const struct uf_config *cfg)
   /* Buffered reads copy from the file's mapping. Without one (a file too big for the
    * address space, mmap refused) they are preads, the same data at a higher cost. */
   if (!cfg->direct && cfg->mmap && uf->size_at_open > 0)
-    uf->map_error = -umap_get (&uf->map, uf->fd, &st, uf->size_at_open);
+    uf->map_error = -uring_map_get (&uf->map, uf->fd, &st, uf->size_at_open);
   *ufp = uf;
   return 0;
 
@@ -340,13 +341,13 @@ uf_open (struct uf **ufp, const struct uf_config *cfg)
 }
 
 void
-uf_close (struct uf *uf)
+uring_file_close (struct uring_file *uf)
 {
   if (uf == NULL)
     return;
-  umap_put (uf->map);
-  ura_free (uf->ra);
-  uq_free (uf->q);
+  uring_map_put (uf->map);
+  uring_ra_free (uf->ra);
+  uring_queue_free (uf->q);
   if (uf->bfd >= 0)
     close (uf->bfd);
   close (uf->fd);
@@ -354,7 +355,7 @@ uf_close (struct uf *uf)
 }
 
 int64_t
-uf_size (struct uf *uf)
+uring_file_size (struct uring_file *uf)
 {
   struct stat st;
 
@@ -369,15 +370,19 @@ uf_size (struct uf *uf)
   return st.st_size;
 }
 
-bool uf_can_write (const struct uf *uf) { return uf->can_write; }
-bool uf_is_block_device (const struct uf *uf) { return uf->is_bdev; }
-int uf_map_error (const struct uf *uf) { return uf->map ? 0 : uf->map_error; }
-unsigned uf_direct_alignment (const struct uf *uf) { return uf->direct ? uf->lbs : 1; }
-struct uq *uf_queue (struct uf *uf) { return uf->q; }
-struct ura *uf_readahead (struct uf *uf) { return uf->ra; }
+bool uring_file_can_write (const struct uring_file *uf) { return uf->can_write; }
+bool uring_file_is_block_device (const struct uring_file *uf) { return uf->is_bdev; }
+int uring_file_map_error (const struct uring_file *uf) { return uf->map ? 0 : uf->map_error; }
+unsigned
+uring_file_direct_alignment (const struct uring_file *uf)
+{
+  return uf->direct ? uf->lbs : 1;
+}
+struct uring_queue *uring_file_queue (struct uring_file *uf) { return uf->q; }
+struct uring_readahead *uring_file_readahead (struct uring_file *uf) { return uf->ra; }
 
 bool
-uf_can_extents (struct uf *uf)
+uring_file_can_extents (struct uring_file *uf)
 {
   /* As the file plugin: if SEEK_HOLE works at all, trust it. */
   return lseek (uf->fd, 0, SEEK_HOLE) != -1;
@@ -385,7 +390,7 @@ uf_can_extents (struct uf *uf)
 
 /* Split [offset, end) at direct_end: [offset, mid) goes O_DIRECT, [mid, end) buffered. */
 static uint64_t
-direct_split (const struct uf *uf, uint64_t offset, uint64_t end)
+direct_split (const struct uring_file *uf, uint64_t offset, uint64_t end)
 {
   if (end <= uf->direct_end)
     return end;
@@ -393,7 +398,7 @@ direct_split (const struct uf *uf, uint64_t offset, uint64_t end)
 }
 
 static bool
-is_aligned (const struct uf *uf, const void *buf, uint64_t offset, uint64_t end)
+is_aligned (const struct uring_file *uf, const void *buf, uint64_t offset, uint64_t end)
 {
   return ((uintptr_t) buf & (uf->mem_align - 1)) == 0 &&
          ((offset | end) & (uf->lbs - 1)) == 0;
@@ -403,7 +408,8 @@ is_aligned (const struct uf *uf, const void *buf, uint64_t offset, uint64_t end)
  * array, no shared counters (their cache line bounced between the cores on every 4 KiB
  * request). Short transfers continue, EINTR/EAGAIN retry; messages as uring-queue's. */
 static int
-inline_rw (struct uf *uf, bool write, void *buf, uint64_t len, uint64_t offset, int rw_flags)
+inline_rw (struct uring_file *uf, bool write, void *buf, uint64_t len, uint64_t offset,
+           int rw_flags)
 {
   uint64_t done = 0;
   unsigned retries = 0;
@@ -433,9 +439,9 @@ inline_rw (struct uf *uf, bool write, void *buf, uint64_t len, uint64_t offset, 
 }
 
 int
-uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
+uring_file_pread (struct uring_file *uf, void *buf, uint32_t count, uint64_t offset)
 {
-  struct uq_op ops[MAX_OPS];
+  struct uring_queue_op ops[MAX_OPS];
   uint64_t end = offset + count, mid, astart = 0, aend = 0;
   char *bb = NULL;
   size_t n = 0;
@@ -445,24 +451,25 @@ uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
     /* From the mapping: a copy from the page cache, no syscall (docs/uring.md). A page that
      * cannot be read (SIGBUS: the file shrank, an I/O error) is read again below, with
      * pread, for the real error. */
-    if (uf->map && end <= umap_size (uf->map) && umap_read (uf->map, buf, count, offset) == 0)
+    if (uf->map && end <= uring_map_size (uf->map) && uring_map_read (uf->map, buf, count,
+                                                                      offset) == 0)
       return 0;
     /* One piece: a plain pread. io_uring's buffered read first tries without blocking and,
      * on a page cache miss, resumes through task work: measured 16.4 vs 12.3 us of CPU per
      * 4 KiB random read (docs/uring.md). Several pieces: the ring, all in flight at once. */
     if (count <= uf->split)
       return inline_rw (uf, false, buf, count, offset, 0);
-    n = add_rw (uf, ops, 0, UQ_READ, FD_MAIN, buf, count, offset);
-    return uq_run (uf->q, ops, n);
+    n = add_rw (uf, ops, 0, URING_QUEUE_READ, FD_MAIN, buf, count, offset);
+    return uring_queue_run (uf->q, ops, n);
   }
 
   mid = direct_split (uf, offset, end);
   /* A sequential stream: the data may be prefetched already (or the read starts more). */
-  if (uf->ra && mid == end && ura_read (uf->ra, buf, count, offset) == 1)
+  if (uf->ra && mid == end && uring_ra_read (uf->ra, buf, count, offset) == 1)
     return 0;
   if (mid > offset) {
     if (is_aligned (uf, buf, offset, mid))
-      n = add_rw (uf, ops, n, UQ_READ, FD_MAIN, buf, mid - offset, offset);
+      n = add_rw (uf, ops, n, URING_QUEUE_READ, FD_MAIN, buf, mid - offset, offset);
     else {
       /* Read the covering whole blocks into an aligned buffer, copy out the middle. */
       astart = round_down (offset, uf->lbs);
@@ -470,12 +477,13 @@ uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
       bb = bounce_get (uf, aend - astart);
       if (bb == NULL)
         return -ENOMEM;
-      n = add_rw (uf, ops, n, UQ_READ, FD_MAIN, bb, aend - astart, astart);
+      n = add_rw (uf, ops, n, URING_QUEUE_READ, FD_MAIN, bb, aend - astart, astart);
     }
   }
   if (end > mid)
-    n = add_rw (uf, ops, n, UQ_READ, FD_BUFFERED, (char *) buf + (mid - offset), end - mid, mid);
-  r = uq_run (uf->q, ops, n);
+    n = add_rw (uf, ops, n, URING_QUEUE_READ, FD_BUFFERED, (char *) buf + (mid - offset),
+                end - mid, mid);
+  r = uring_queue_run (uf->q, ops, n);
   if (r == 0 && bb)
     memcpy (buf, bb + (offset - astart), mid - offset);
   bounce_trim ();
@@ -484,7 +492,8 @@ uf_pread (struct uf *uf, void *buf, uint32_t count, uint64_t offset)
 
 /* The O_DIRECT part of a write, [offset, end) with end <= direct_end. */
 static size_t
-direct_write_ops (struct uf *uf, struct uq_op *ops, const void *buf, uint64_t offset,
+direct_write_ops (struct uring_file *uf, struct uring_queue_op *ops, const void *buf,
+                  uint64_t offset,
                   uint64_t end, bool *exclusive, int *err)
 {
   uint64_t astart, aend;
@@ -494,7 +503,7 @@ direct_write_ops (struct uf *uf, struct uq_op *ops, const void *buf, uint64_t of
   *exclusive = false;
   if (is_aligned (uf, buf, offset, end)) {
     pthread_rwlock_rdlock (&rmw_lock);
-    return add_rw (uf, ops, 0, UQ_WRITE, FD_MAIN, (void *) buf, end - offset, offset);
+    return add_rw (uf, ops, 0, URING_QUEUE_WRITE, FD_MAIN, (void *) buf, end - offset, offset);
   }
   astart = round_down (offset, uf->lbs);
   aend = round_up (end, uf->lbs);
@@ -509,33 +518,33 @@ direct_write_ops (struct uf *uf, struct uq_op *ops, const void *buf, uint64_t of
   }
   else {
     /* Read-modify-write of the partial head and tail blocks, exclusively. */
-    struct uq_op rd[2];
+    struct uring_queue_op rd[2];
     size_t nrd = 0;
 
     *exclusive = true;
     pthread_rwlock_wrlock (&rmw_lock);
     if (astart != offset)
-      rd[nrd++] = (struct uq_op) { .opcode = UQ_READ, .fd_index = FD_MAIN, .buf = bb,
-                                   .len = uf->lbs, .offset = astart };
+      rd[nrd++] = (struct uring_queue_op) { .opcode = URING_QUEUE_READ, .fd_index = FD_MAIN,
+                                            .buf = bb, .len = uf->lbs, .offset = astart };
     if (aend != end && (nrd == 0 || aend - uf->lbs != astart))
-      rd[nrd++] = (struct uq_op) { .opcode = UQ_READ, .fd_index = FD_MAIN,
-                                   .buf = bb + (aend - uf->lbs - astart),
-                                   .len = uf->lbs, .offset = aend - uf->lbs };
-    *err = uq_run (uf->q, rd, nrd);
+      rd[nrd++] = (struct uring_queue_op) { .opcode = URING_QUEUE_READ, .fd_index = FD_MAIN,
+                                            .buf = bb + (aend - uf->lbs - astart), .len = uf->lbs,
+                                            .offset = aend - uf->lbs };
+    *err = uring_queue_run (uf->q, rd, nrd);
     if (*err < 0) {
       pthread_rwlock_unlock (&rmw_lock);
       return 0;
     }
   }
   memcpy (bb + (offset - astart), buf, end - offset);
-  n = add_rw (uf, ops, 0, UQ_WRITE, FD_MAIN, bb, aend - astart, astart);
+  n = add_rw (uf, ops, 0, URING_QUEUE_WRITE, FD_MAIN, bb, aend - astart, astart);
   return n;
 }
 
 static int
-do_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsigned flags)
+do_pwrite (struct uring_file *uf, const void *buf, uint32_t count, uint64_t offset, unsigned flags)
 {
-  struct uq_op ops[MAX_OPS];
+  struct uring_queue_op ops[MAX_OPS];
   uint64_t end = offset + count, mid;
   bool exclusive, locked = false;
   size_t n = 0;
@@ -545,11 +554,11 @@ do_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsi
     /* Buffered writes are memory copies into the page cache: on ext4 io_uring cannot do
      * them without blocking and punts each to a worker thread, which measured slower than
      * writing from this thread (docs/uring.md). One pwritev2, RWF_DSYNC for FUA. */
-    bool serialize = !uf->is_bdev && !(flags & UF_FUA);
+    bool serialize = !uf->is_bdev && !(flags & URING_FILE_FUA);
 
     if (serialize)
       pthread_mutex_lock (&buffered_write_lock);
-    r = inline_rw (uf, true, (void *) buf, count, offset, flags & UF_FUA ? RWF_DSYNC : 0);
+    r = inline_rw (uf, true, (void *) buf, count, offset, flags & URING_FILE_FUA ? RWF_DSYNC : 0);
     if (serialize)
       pthread_mutex_unlock (&buffered_write_lock);
     return r;
@@ -562,7 +571,8 @@ do_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsi
     locked = true;
   }
   if (end > mid)
-    n = add_rw (uf, ops, n, UQ_WRITE, FD_BUFFERED, (char *) buf + (mid - offset), end - mid, mid);
+    n = add_rw (uf, ops, n, URING_QUEUE_WRITE, FD_BUFFERED, (char *) buf + (mid - offset),
+                end - mid, mid);
   r = run_writes (uf, ops, n, flags);
   if (locked)
     pthread_rwlock_unlock (&rmw_lock);
@@ -571,10 +581,10 @@ do_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsi
 }
 
 int
-uf_flush (struct uf *uf)
+uring_file_flush (struct uring_file *uf)
 {
-  struct uq_op op = { .opcode = UQ_FDATASYNC, .fd_index = FD_MAIN };
-  return uq_run (uf->q, &op, 1);
+  struct uring_queue_op op = { .opcode = URING_QUEUE_FDATASYNC, .fd_index = FD_MAIN };
+  return uring_queue_run (uf->q, &op, 1);
 }
 
 /* Zero and trim change bytes without writing them: with direct=true they must still wait
@@ -582,14 +592,14 @@ uf_flush (struct uf *uf)
  * overwrite them. Taking rmw_lock shared orders them like aligned writes: against every
  * read-modify-write, not against each other. Buffered I/O never reads-modifies-writes. */
 static inline void
-change_lock (struct uf *uf)
+change_lock (struct uring_file *uf)
 {
   if (uf->direct)
     pthread_rwlock_rdlock (&rmw_lock);
 }
 
 static inline void
-change_unlock (struct uf *uf)
+change_unlock (struct uring_file *uf)
 {
   if (uf->direct)
     pthread_rwlock_unlock (&rmw_lock);
@@ -597,7 +607,7 @@ change_unlock (struct uf *uf)
 
 /* fallocate as a plain syscall: io_uring would only hand it to a worker thread. */
 static int
-do_fallocate (struct uf *uf, int mode, uint64_t offset, uint64_t len)
+do_fallocate (struct uring_file *uf, int mode, uint64_t offset, uint64_t len)
 {
   int r = 0;
 
@@ -609,7 +619,7 @@ do_fallocate (struct uf *uf, int mode, uint64_t offset, uint64_t len)
 }
 
 static int
-do_trim (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+do_trim (struct uring_file *uf, uint32_t count, uint64_t offset, unsigned flags)
 {
   int r = 0;
 
@@ -635,21 +645,21 @@ do_trim (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
   /* Like the file plugin: only EIO and EPERM are worth failing an advisory trim for. */
   if (r == -EIO || r == -EPERM)
     return ncr_error (-r, "trim: %s", strerror (-r));
-  if (flags & UF_FUA)
-    return uf_flush (uf);
+  if (flags & URING_FILE_FUA)
+    return uring_file_flush (uf);
   return 0;
 }
 
 /* Write zeros from the shared zero buffer (already aligned for O_DIRECT). */
 static int
-write_zeros (struct uf *uf, uint32_t count, uint64_t offset)
+write_zeros (struct uring_file *uf, uint32_t count, uint64_t offset)
 {
   while (count > 0) {
     uint32_t n = count < ZERO_BUF_SIZE ? count : ZERO_BUF_SIZE;
     /* Keep the pieces after the first on block boundaries so only the ends need RMW. */
     if (uf->direct && n == ZERO_BUF_SIZE && (offset & (uf->lbs - 1)))
       n -= (uint32_t) (offset & (uf->lbs - 1));
-    int r = uf_pwrite (uf, zero_buf, n, offset, 0);
+    int r = uring_file_pwrite (uf, zero_buf, n, offset, 0);
     if (r < 0)
       return r;
     count -= n;
@@ -661,7 +671,7 @@ write_zeros (struct uf *uf, uint32_t count, uint64_t offset)
 /* Try one fallocate mode; *ok is cleared when the file system does not support it.
  * Returns 1 on success, 0 to try the next method, -errno on a real error. */
 static int
-try_fallocate (struct uf *uf, _Atomic bool *ok, int mode, uint32_t count, uint64_t offset)
+try_fallocate (struct uring_file *uf, _Atomic bool *ok, int mode, uint32_t count, uint64_t offset)
 {
   int r;
 
@@ -678,18 +688,18 @@ try_fallocate (struct uf *uf, _Atomic bool *ok, int mode, uint32_t count, uint64
 
 /* Zero [offset, offset+count) without writing data: 1 done, 0 no method applies, -errno. */
 static int
-zero_by_fallocate (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+zero_by_fallocate (struct uring_file *uf, uint32_t count, uint64_t offset, unsigned flags)
 {
   int r = 0;
 
   /* 1. Deallocate, when allowed (on a block device this is write-zeroes with unmap, which
    *    the kernel never emulates: always fast). */
-  if (flags & UF_ZERO_MAY_TRIM)
+  if (flags & URING_FILE_ZERO_MAY_TRIM)
     r = try_fallocate (uf, &uf->can_punch_hole, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                        count, offset);
   /* 2. Zero in place: unwritten extents on a file system; on a block device write-zeroes,
    *    which the kernel emulates by writing zero pages when the device lacks it. */
-  if (r == 0 && (!uf->is_bdev || uf->fast_zeroout || !(flags & UF_ZERO_FAST)))
+  if (r == 0 && (!uf->is_bdev || uf->fast_zeroout || !(flags & URING_FILE_ZERO_FAST)))
     r = try_fallocate (uf, &uf->can_zero_range, FALLOC_FL_ZERO_RANGE, count, offset);
   /* 3. A file system with holes but no ZERO_RANGE: punch, then allocate again (the client
    *    did not allow holes). If allocating fails, fall through to writing zeros. */
@@ -703,7 +713,7 @@ zero_by_fallocate (struct uf *uf, uint32_t count, uint64_t offset, unsigned flag
 }
 
 static int
-do_zero (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+do_zero (struct uring_file *uf, uint32_t count, uint64_t offset, unsigned flags)
 {
   uint64_t end = offset + count, s = offset, e = end;
   int r;
@@ -719,7 +729,7 @@ do_zero (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
   if (r < 0)
     return r;
   if (r == 0) {
-    if (flags & UF_ZERO_FAST)
+    if (flags & URING_FILE_ZERO_FAST)
       return ncr_error (ENOTSUP, "fast zero: only writing zeros would work here");
     s = e = offset;           /* write the whole range */
   }
@@ -727,13 +737,13 @@ do_zero (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
     return r;
   if (end > e && e >= s && (r = write_zeros (uf, (uint32_t) (end - e), e)) < 0)
     return r;
-  if (flags & UF_FUA)
-    return uf_flush (uf);
+  if (flags & URING_FILE_FUA)
+    return uring_file_flush (uf);
   return 0;
 }
 
 int
-uf_cache (struct uf *uf, uint32_t count, uint64_t offset)
+uring_file_cache (struct uring_file *uf, uint32_t count, uint64_t offset)
 {
   int r = posix_fadvise (uf->fd, (off_t) offset, count, POSIX_FADV_WILLNEED);
   if (r != 0)
@@ -742,8 +752,8 @@ uf_cache (struct uf *uf, uint32_t count, uint64_t offset)
 }
 
 int
-uf_extents (struct uf *uf, uint32_t count, uint64_t offset, bool req_one,
-            uf_extent_fn fn, void *opaque)
+uring_file_extents (struct uring_file *uf, uint32_t count, uint64_t offset, bool req_one,
+                    uring_file_extent_fn fn, void *opaque)
 {
   uint64_t end = offset + count;
 
@@ -785,36 +795,37 @@ uf_extents (struct uf *uf, uint32_t count, uint64_t offset, bool req_one,
  * bracketing rules are in uring-readahead.h): change_begin before it, change_end (which
  * passes the change's result through) after it. Without readahead, nothing to tell. */
 static inline void
-change_begin (const struct uf *uf)
+change_begin (const struct uring_file *uf)
 {
   if (uf->ra)
-    ura_write_begin ();
+    uring_ra_write_begin ();
 }
 
 static inline int
-change_end (const struct uf *uf, int r, uint64_t offset, uint32_t count)
+change_end (const struct uring_file *uf, int r, uint64_t offset, uint32_t count)
 {
   if (uf->ra)
-    ura_write_end (offset, count);
+    uring_ra_write_end (offset, count);
   return r;
 }
 
 int
-uf_pwrite (struct uf *uf, const void *buf, uint32_t count, uint64_t offset, unsigned flags)
+uring_file_pwrite (struct uring_file *uf, const void *buf, uint32_t count, uint64_t offset,
+                   unsigned flags)
 {
   change_begin (uf);
   return change_end (uf, do_pwrite (uf, buf, count, offset, flags), offset, count);
 }
 
 int
-uf_trim (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+uring_file_trim (struct uring_file *uf, uint32_t count, uint64_t offset, unsigned flags)
 {
   change_begin (uf);
   return change_end (uf, do_trim (uf, count, offset, flags), offset, count);
 }
 
 int
-uf_zero (struct uf *uf, uint32_t count, uint64_t offset, unsigned flags)
+uring_file_zero (struct uring_file *uf, uint32_t count, uint64_t offset, unsigned flags)
 {
   change_begin (uf);
   return change_end (uf, do_zero (uf, count, offset, flags), offset, count);

@@ -14,7 +14,7 @@
 #include "errors.h"
 #include "uring-map.h"
 
-struct umap {
+struct uring_map {
   char *base;
   uint64_t len;
   dev_t dev;
@@ -35,7 +35,7 @@ static struct sigaction previous;
 static bool installed;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct umap *current;  /* the mapping later umap_get calls share */
+static struct uring_map *current;  /* the mapping later uring_map_get calls share */
 
 static void
 on_sigbus (int sig, siginfo_t *si, void *uc)
@@ -84,7 +84,7 @@ install_handler (void)
 
 /* Called with `lock` held. */
 static void
-drop (struct umap *m)
+drop (struct uring_map *m)
 {
   if (--m->refs == 0) {
     munmap (m->base, m->len);
@@ -93,9 +93,9 @@ drop (struct umap *m)
 }
 
 int
-umap_get (struct umap **mp, int fd, const struct stat *st, uint64_t size)
+uring_map_get (struct uring_map **mp, int fd, const struct stat *st, uint64_t size)
 {
-  struct umap *m;
+  struct uring_map *m;
   void *base;
   int err;
 
@@ -127,7 +127,7 @@ umap_get (struct umap **mp, int fd, const struct stat *st, uint64_t size)
     pthread_mutex_unlock (&lock);
     return ncr_error (ENOMEM, "out of memory");
   }
-  *m = (struct umap) { .base = base, .len = size, .dev = st->st_dev, .ino = st->st_ino,
+  *m = (struct uring_map) { .base = base, .len = size, .dev = st->st_dev, .ino = st->st_ino,
                        .refs = 2 };
   if (current)
     drop (current);
@@ -138,7 +138,7 @@ umap_get (struct umap **mp, int fd, const struct stat *st, uint64_t size)
 }
 
 void
-umap_put (struct umap *m)
+uring_map_put (struct uring_map *m)
 {
   if (m == NULL)
     return;
@@ -148,13 +148,13 @@ umap_put (struct umap *m)
 }
 
 uint64_t
-umap_size (const struct umap *m)
+uring_map_size (const struct uring_map *m)
 {
   return m->len;
 }
 
 int
-umap_read (const struct umap *m, void *buf, size_t len, uint64_t offset)
+uring_map_read (const struct uring_map *m, void *buf, size_t len, uint64_t offset)
 {
   struct guard g = { .lo = m->base + offset, .hi = m->base + offset + len };
 
@@ -171,7 +171,7 @@ umap_read (const struct umap *m, void *buf, size_t len, uint64_t offset)
 /* When the plugin is unloaded: the last mapping goes, and SIGBUS goes back to the handler
  * it had, which must not point into unmapped code. */
 __attribute__ ((destructor)) static void
-umap_fini (void)
+uring_map_fini (void)
 {
   pthread_mutex_lock (&lock);
   if (current) {

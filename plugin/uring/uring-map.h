@@ -4,7 +4,7 @@
  * pread). One mapping per file for the whole process, kept between connections.
  *
  * A mapped page that cannot be read (the file was truncated under us, or an I/O error)
- * raises SIGBUS in the copying thread; umap_read catches it and returns -EFAULT, and the
+ * raises SIGBUS in the copying thread; uring_map_read catches it and returns -EFAULT, and the
  * caller reads the range again with pread, which reports the real error. SIGBUS from
  * anywhere else goes to whatever handled it before (by default: a core dump).
  * No nbdkit dependency: functions return 0 or -errno with a message in ncr_last_error(). */
@@ -15,17 +15,17 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-struct umap;
+struct uring_map;
 
 /* A reference to the mapping of the file open as FD (ST: its fstat), covering at least
  * SIZE bytes: the one already made for this file (same device and inode, big enough), or a
  * new one, which then replaces it for later callers. */
-int umap_get (struct umap **mp, int fd, const struct stat *st, uint64_t size);
-void umap_put (struct umap *m);
-uint64_t umap_size (const struct umap *m);
+int uring_map_get (struct uring_map **mp, int fd, const struct stat *st, uint64_t size);
+void uring_map_put (struct uring_map *m);
+uint64_t uring_map_size (const struct uring_map *m);
 
-/* Copy LEN bytes at OFFSET (OFFSET + LEN <= umap_size) to BUF: 0, or -EFAULT when a page
+/* Copy LEN bytes at OFFSET (OFFSET + LEN <= uring_map_size) to BUF: 0, or -EFAULT when a page
  * could not be read (BUF is then partly written). */
-int umap_read (const struct umap *m, void *buf, size_t len, uint64_t offset);
+int uring_map_read (const struct uring_map *m, void *buf, size_t len, uint64_t offset);
 
 #endif /* NBDCRYPT_URING_MAP_H */

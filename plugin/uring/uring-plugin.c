@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* nbdkit nbdcrypt-uring plugin: serves a file or block device through io_uring (uring-file.c). Glue. */
+/* nbdkit nbdcrypt-uring plugin: serves a file or block device through io_uring (uring-file.c).
+ * Glue. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -21,7 +22,7 @@
 static char *filename;
 static bool direct;
 static unsigned queue_depth = DEFAULT_QUEUE_DEPTH;
-static enum uq_engine engine = UQ_PER_THREAD;
+static enum uring_queue_engine engine = URING_QUEUE_PER_THREAD;
 static uint64_t split_size;
 static uint64_t readahead = DEFAULT_READAHEAD;
 static int use_mmap = -1;     /* mmap=: -1 unset (on when buffered) */
@@ -95,11 +96,11 @@ uring_config (const char *key, const char *value)
   }
   if (strcmp (key, "ring") == 0) {
     if (strcmp (value, "per-thread") == 0)
-      engine = UQ_PER_THREAD;
+      engine = URING_QUEUE_PER_THREAD;
     else if (strcmp (value, "shared") == 0)
-      engine = UQ_SHARED;
+      engine = URING_QUEUE_SHARED;
     else if (strcmp (value, "none") == 0)
-      engine = UQ_SYNC;
+      engine = URING_QUEUE_SYNC;
     else {
       nbdkit_error ("ring=%s: expected per-thread, shared or none", value);
       return -1;
@@ -114,46 +115,46 @@ uring_config (const char *key, const char *value)
 static int
 uring_config_complete (void)
 {
-  struct uf *uf;
+  struct uring_file *uf;
   int r;
 
   if (filename == NULL) {
     nbdkit_error ("you must supply the file=<FILE> parameter (a file or a block device)");
     return -1;
   }
-  if (engine != UQ_SYNC && uq_probe () < 0) {
+  if (engine != URING_QUEUE_SYNC && uring_queue_probe () < 0) {
     /* Not fatal: the same semantics, one blocking syscall per request. Say so loudly. */
     fprintf (stderr, "nbdkit: uring: warning: %s: falling back to pread/pwrite\n",
              ncr_last_error ());
     nbdkit_debug ("io_uring unavailable (%s): falling back to pread/pwrite",
                   ncr_last_error ());
-    engine = UQ_SYNC;
+    engine = URING_QUEUE_SYNC;
   }
   if (use_mmap == 1 && direct) {
     nbdkit_error ("mmap=true reads through the page cache: it needs direct=false");
     return -1;
   }
   use_mmap = !direct && use_mmap != 0;
-  struct uf_config cfg = {
-    .path = filename, .direct = direct, .readonly = true, .engine = UQ_SYNC, .depth = 1,
+  struct uring_file_config cfg = {
+    .path = filename, .direct = direct, .readonly = true, .engine = URING_QUEUE_SYNC, .depth = 1,
     .split_size = split_size, .readahead = readahead, .mmap = use_mmap,
   };
-  r = uf_open (&uf, &cfg);
+  r = uring_file_open (&uf, &cfg);
   if (r < 0)
     return fail (r);
-  if (uf_map_error (uf))
+  if (uring_file_map_error (uf))
     nbdkit_debug ("uring: buffered reads use pread: %s", ncr_last_error ());
-  uf_close (uf);
+  uring_file_close (uf);
   nbdkit_debug ("uring: file=%s direct=%d queue-depth=%u split-size=%" PRIu64
                 " readahead=%" PRIu64 " ring=%s mmap=%d", filename, direct, queue_depth,
-                split_size, direct ? readahead : 0, uq_engine_name (engine), use_mmap);
+                split_size, direct ? readahead : 0, uring_queue_engine_name (engine), use_mmap);
   return 0;
 }
 
 static void
 uring_dump_plugin (void)
 {
-  printf ("uring_io_uring=%s\n", uq_probe () == 0 ? "yes" : "no");
+  printf ("uring_io_uring=%s\n", uring_queue_probe () == 0 ? "yes" : "no");
   printf ("uring_default_queue_depth=%d\n", DEFAULT_QUEUE_DEPTH);
   printf ("uring_default_readahead=%d\n", DEFAULT_READAHEAD);
 }
@@ -161,13 +162,13 @@ uring_dump_plugin (void)
 static void *
 uring_open (int readonly)
 {
-  struct uf *uf;
-  struct uf_config cfg = {
+  struct uring_file *uf;
+  struct uring_file_config cfg = {
     .path = filename, .direct = direct, .readonly = readonly,
     .engine = engine, .depth = queue_depth, .split_size = split_size,
     .readahead = readahead, .mmap = use_mmap,
   };
-  int r = uf_open (&uf, &cfg);
+  int r = uring_file_open (&uf, &cfg);
 
   if (r < 0) {
     fail (r);
@@ -179,35 +180,36 @@ uring_open (int readonly)
 static void
 uring_close (void *handle)
 {
-  struct uf *uf = handle;
-  struct uq_stats st;
+  struct uring_file *uf = handle;
+  struct uring_queue_stats st;
 
-  uq_get_stats (uf_queue (uf), &st);
+  uring_queue_get_stats (uring_file_queue (uf), &st);
   nbdkit_debug ("uring: %s: %" PRIu64 " operations in %" PRIu64 " batches, %" PRIu64
                 " io_uring_enter calls, %" PRIu64 " resubmitted, %u rings, fixed files %s",
-                uq_engine_name (uq_engine (uf_queue (uf))), st.ops, st.batches, st.enters,
+                uring_queue_engine_name (uring_queue_engine (uring_file_queue (uf))), st.ops,
+                st.batches, st.enters,
                 st.resubmits, st.rings, st.fixed_files ? "yes" : "no");
-  if (uf_readahead (uf)) {
-    struct ura_stats rs;
-    ura_get_stats (uf_readahead (uf), &rs);
+  if (uring_file_readahead (uf)) {
+    struct uring_ra_stats rs;
+    uring_ra_get_stats (uring_file_readahead (uf), &rs);
     nbdkit_debug ("uring: readahead: %" PRIu64 " reads served (%" PRIu64 " waited), %" PRIu64
                   " chunks prefetched, %" PRIu64 " discarded, %" PRIu64 " never read",
                   rs.hits, rs.waits, rs.prefetches, rs.discarded, rs.unused);
   }
-  uf_close (uf);
+  uring_file_close (uf);
 }
 
 static int64_t
 uring_get_size (void *handle)
 {
-  int64_t r = uf_size (handle);
+  int64_t r = uring_file_size (handle);
   return r < 0 ? fail ((int) r) : r;
 }
 
 static int
 uring_block_size (void *handle, uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
 {
-  unsigned a = uf_direct_alignment (handle);
+  unsigned a = uring_file_direct_alignment (handle);
 
   /* Any size works (unaligned direct I/O is bounced), but aligned requests are cheaper. */
   *minimum = 1;
@@ -219,7 +221,7 @@ uring_block_size (void *handle, uint32_t *minimum, uint32_t *preferred, uint32_t
 static int
 uring_can_write (void *handle)
 {
-  return uf_can_write (handle);
+  return uring_file_can_write (handle);
 }
 
 static int
@@ -245,7 +247,7 @@ uring_can_zero (void *handle UNUSED)
 static int
 uring_can_fast_zero (void *handle UNUSED)
 {
-  /* uf_zero fails with ENOTSUP instead of falling back to writing zeros when asked to. */
+  /* uring_file_zero fails with ENOTSUP instead of falling back to writing zeros when asked to. */
   return 1;
 }
 
@@ -259,20 +261,20 @@ static int
 uring_can_cache (void *handle)
 {
   /* With direct=true reads never use the page cache, so filling it would only waste memory. */
-  return uf_direct_alignment (handle) > 1 ? NBDKIT_CACHE_NONE : NBDKIT_CACHE_NATIVE;
+  return uring_file_direct_alignment (handle) > 1 ? NBDKIT_CACHE_NONE : NBDKIT_CACHE_NATIVE;
 }
 
 static int
 uring_can_extents (void *handle)
 {
-  return uf_can_extents (handle);
+  return uring_file_can_extents (handle);
 }
 
 static int
 uring_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
              uint32_t flags UNUSED)
 {
-  int r = uf_pread (handle, buf, count, offset);
+  int r = uring_file_pread (handle, buf, count, offset);
   return r < 0 ? fail (r) : 0;
 }
 
@@ -280,31 +282,32 @@ static int
 uring_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset,
               uint32_t flags)
 {
-  int r = uf_pwrite (handle, buf, count, offset, flags & NBDKIT_FLAG_FUA ? UF_FUA : 0);
+  int r = uring_file_pwrite (handle, buf, count, offset,
+                             flags & NBDKIT_FLAG_FUA ? URING_FILE_FUA : 0);
   return r < 0 ? fail (r) : 0;
 }
 
 static int
 uring_flush (void *handle, uint32_t flags UNUSED)
 {
-  int r = uf_flush (handle);
+  int r = uring_file_flush (handle);
   return r < 0 ? fail (r) : 0;
 }
 
 static int
 uring_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  int r = uf_trim (handle, count, offset, flags & NBDKIT_FLAG_FUA ? UF_FUA : 0);
+  int r = uring_file_trim (handle, count, offset, flags & NBDKIT_FLAG_FUA ? URING_FILE_FUA : 0);
   return r < 0 ? fail (r) : 0;
 }
 
 static int
 uring_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  unsigned f = (flags & NBDKIT_FLAG_MAY_TRIM ? UF_ZERO_MAY_TRIM : 0) |
-               (flags & NBDKIT_FLAG_FAST_ZERO ? UF_ZERO_FAST : 0) |
-               (flags & NBDKIT_FLAG_FUA ? UF_FUA : 0);
-  int r = uf_zero (handle, count, offset, f);
+  unsigned f = (flags & NBDKIT_FLAG_MAY_TRIM ? URING_FILE_ZERO_MAY_TRIM : 0) |
+               (flags & NBDKIT_FLAG_FAST_ZERO ? URING_FILE_ZERO_FAST : 0) |
+               (flags & NBDKIT_FLAG_FUA ? URING_FILE_FUA : 0);
+  int r = uring_file_zero (handle, count, offset, f);
 
   if (r == -ENOTSUP && (flags & NBDKIT_FLAG_FAST_ZERO)) {
     /* Not an error: the client asked to be told, and will write zeros itself. */
@@ -327,15 +330,15 @@ static int
 uring_extents (void *handle, uint32_t count, uint64_t offset, uint32_t flags,
                struct nbdkit_extents *extents)
 {
-  int r = uf_extents (handle, count, offset, flags & NBDKIT_FLAG_REQ_ONE,
-                      add_extent, extents);
+  int r = uring_file_extents (handle, count, offset, flags & NBDKIT_FLAG_REQ_ONE,
+                              add_extent, extents);
   return r < 0 ? fail (r) : 0;
 }
 
 static int
 uring_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags UNUSED)
 {
-  int r = uf_cache (handle, count, offset);
+  int r = uring_file_cache (handle, count, offset);
   return r < 0 ? fail (r) : 0;
 }
 

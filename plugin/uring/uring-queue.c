@@ -35,23 +35,23 @@
 
 struct ring {
   struct io_uring uring;
-  pid_t owner;                /* UQ_PER_THREAD: the thread that created and alone submits */
+  pid_t owner;                /* per-thread engine: the thread that created and alone submits */
   bool fixed;                 /* descriptors registered: SQEs use IOSQE_FIXED_FILE */
   struct ring *next;
 };
 
-struct uq {
-  enum uq_engine engine;
+struct uring_queue {
+  enum uring_queue_engine engine;
   unsigned depth;
-  int fds[UQ_MAX_FDS];
+  int fds[URING_QUEUE_MAX_FDS];
   unsigned nfds;
   uint64_t id;                /* never reused, so a stale per-thread cache cannot match */
 
-  pthread_mutex_t lock;       /* the ring list; UQ_SHARED: the submission queue */
+  pthread_mutex_t lock;       /* the ring list; URING_QUEUE_SHARED: the submission queue */
   struct ring *rings;
   unsigned nrings;
 
-  /* UQ_SHARED */
+  /* URING_QUEUE_SHARED */
   struct ring *shared;
   pthread_t reaper;
   bool reaper_running;
@@ -77,35 +77,35 @@ static __thread struct {
 } thread_cache;
 
 const char *
-uq_engine_name (enum uq_engine engine)
+uring_queue_engine_name (enum uring_queue_engine engine)
 {
   switch (engine) {
-  case UQ_PER_THREAD: return "per-thread";
-  case UQ_SHARED: return "shared";
-  case UQ_SYNC: return "sync";
+  case URING_QUEUE_PER_THREAD: return "per-thread";
+  case URING_QUEUE_SHARED: return "shared";
+  case URING_QUEUE_SYNC: return "sync";
   }
   return "?";
 }
 
-enum uq_engine
-uq_engine (const struct uq *q)
+enum uring_queue_engine
+uring_queue_engine (const struct uring_queue *q)
 {
   return q->engine;
 }
 
 static const char *
-op_name (enum uq_opcode opcode)
+op_name (enum uring_queue_opcode opcode)
 {
   switch (opcode) {
-  case UQ_READ: return "read";
-  case UQ_WRITE: return "write";
-  case UQ_FDATASYNC: return "fdatasync";
+  case URING_QUEUE_READ: return "read";
+  case URING_QUEUE_WRITE: return "write";
+  case URING_QUEUE_FDATASYNC: return "fdatasync";
   }
   return "?";
 }
 
 int
-uq_probe (void)
+uring_queue_probe (void)
 {
   struct io_uring ring;
   int r = io_uring_queue_init (2, &ring, 0);
@@ -124,7 +124,7 @@ uq_probe (void)
 
 /* Set up one ring, trying the cheapest completion mode the kernel offers first. */
 static int
-ring_new (struct uq *q, const unsigned *flag_sets, size_t nsets, struct ring **rp)
+ring_new (struct uring_queue *q, const unsigned *flag_sets, size_t nsets, struct ring **rp)
 {
   struct ring *r = calloc (1, sizeof *r);
   int err = -EINVAL;
@@ -157,7 +157,8 @@ ring_free (struct ring *r)
 }
 
 static void
-prep_sqe (struct uq *q, struct ring *r, struct io_uring_sqe *sqe, struct uq_op *op)
+prep_sqe (struct uring_queue *q, struct ring *r, struct io_uring_sqe *sqe,
+          struct uring_queue_op *op)
 {
   int fd = r->fixed ? (int) op->fd_index : q->fds[op->fd_index];
   char *buf = (char *) op->buf + op->done;
@@ -167,14 +168,14 @@ prep_sqe (struct uq *q, struct ring *r, struct io_uring_sqe *sqe, struct uq_op *
   if (len > MAX_SQE_BYTES)
     len = MAX_SQE_BYTES;
   switch (op->opcode) {
-  case UQ_READ:
+  case URING_QUEUE_READ:
     io_uring_prep_read (sqe, fd, buf, (unsigned) len, off);
     break;
-  case UQ_WRITE:
+  case URING_QUEUE_WRITE:
     io_uring_prep_write (sqe, fd, buf, (unsigned) len, off);
     sqe->rw_flags = op->rw_flags;
     break;
-  case UQ_FDATASYNC:
+  case URING_QUEUE_FDATASYNC:
     io_uring_prep_fsync (sqe, fd, IORING_FSYNC_DATASYNC);
     break;
   }
@@ -186,7 +187,7 @@ prep_sqe (struct uq *q, struct ring *r, struct io_uring_sqe *sqe, struct uq_op *
 /* Account for one completion: record the error, or the progress, and say whether the
  * operation has to go round again (short transfer, -EAGAIN, -EINTR). */
 static void
-op_complete (struct uq_op *op, int64_t res)
+op_complete (struct uring_queue_op *op, int64_t res)
 {
   op->again = false;
   if (res == -EAGAIN || res == -EINTR) {
@@ -200,30 +201,31 @@ op_complete (struct uq_op *op, int64_t res)
     op->error = (int) -res;
     return;
   }
-  if (op->opcode == UQ_FDATASYNC)
+  if (op->opcode == URING_QUEUE_FDATASYNC)
     return;
   if (res == 0) {
     uint64_t need = op->min_len ? op->min_len : op->len;
-    if (op->opcode == UQ_READ && op->done >= need)
+    if (op->opcode == URING_QUEUE_READ && op->done >= need)
       return;                 /* end of file after everything that was needed */
-    if (op->opcode == UQ_READ || ++op->retries > MAX_RETRIES)
-      op->error = op->opcode == UQ_READ ? ENODATA : EIO;
+    if (op->opcode == URING_QUEUE_READ || ++op->retries > MAX_RETRIES)
+      op->error = op->opcode == URING_QUEUE_READ ? ENODATA : EIO;
     else
       op->again = true;
     return;
   }
   /* The kernel filled the buffer behind memcheck's back (no read syscall to see). */
-  if (op->opcode == UQ_READ)
+  if (op->opcode == URING_QUEUE_READ)
     VALGRIND_MAKE_MEM_DEFINED ((char *) op->buf + op->done, res);
   op->done += (uint64_t) res;
   if (op->done < op->len)
     op->again = true;
 }
 
-/* ---- UQ_PER_THREAD ------------------------------------------------------------------------ */
+/* ---- URING_QUEUE_PER_THREAD
+ * ------------------------------------------------------------------------ */
 
 static int
-thread_ring (struct uq *q, struct ring **rp)
+thread_ring (struct uring_queue *q, struct ring **rp)
 {
   static const unsigned flag_sets[] = {
     IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,   /* 6.1+ */
@@ -263,7 +265,7 @@ thread_ring (struct uq *q, struct ring **rp)
 
 /* A ring whose io_uring_enter failed for good is dropped; the thread makes a new one. */
 static void
-thread_ring_discard (struct uq *q, struct ring *dead)
+thread_ring_discard (struct uring_queue *q, struct ring *dead)
 {
   struct ring **pp;
 
@@ -281,7 +283,7 @@ thread_ring_discard (struct uq *q, struct ring *dead)
 
 /* Submit the round and wait for all of it in (usually) one io_uring_enter. */
 static int
-per_thread_round (struct uq *q, struct uq_op **round, size_t n)
+per_thread_round (struct uring_queue *q, struct uring_queue_op **round, size_t n)
 {
   struct ring *r;
   struct io_uring *ring;
@@ -326,7 +328,8 @@ per_thread_round (struct uq *q, struct uq_op **round, size_t n)
   return 0;
 }
 
-/* ---- UQ_SHARED ---------------------------------------------------------------------------- */
+/* ---- URING_QUEUE_SHARED
+ * ---------------------------------------------------------------------------- */
 
 static void
 futex_wait (_Atomic uint32_t *addr, uint32_t val)
@@ -341,11 +344,11 @@ futex_wake (_Atomic uint32_t *addr)
 }
 
 /* The completion thread: reaps every CQE, wakes each batch's caller when its last op is done.
- * A CQE with no data is the stop request from uq_free. */
+ * A CQE with no data is the stop request from uring_queue_free. */
 static void *
 reaper_main (void *arg)
 {
-  struct uq *q = arg;
+  struct uring_queue *q = arg;
   struct io_uring *ring = &q->shared->uring;
 
   for (;;) {
@@ -360,7 +363,7 @@ reaper_main (void *arg)
       continue;
     }
     io_uring_for_each_cqe (ring, head, cqe) {
-      struct uq_op *op = io_uring_cqe_get_data (cqe);
+      struct uring_queue_op *op = io_uring_cqe_get_data (cqe);
       seen++;
       if (op == NULL) {
         stop = true;
@@ -387,7 +390,7 @@ reaper_main (void *arg)
 }
 
 static int
-shared_round (struct uq *q, struct uq_op **round, size_t n)
+shared_round (struct uring_queue *q, struct uring_queue_op **round, size_t n)
 {
   struct io_uring *ring = &q->shared->uring;
   struct waiter w;
@@ -425,13 +428,14 @@ shared_round (struct uq *q, struct uq_op **round, size_t n)
   return 0;
 }
 
-/* ---- UQ_SYNC ------------------------------------------------------------------------------ */
+/* ---- URING_QUEUE_SYNC
+ * ------------------------------------------------------------------------------ */
 
 static int
-sync_round (struct uq *q, struct uq_op **round, size_t n)
+sync_round (struct uring_queue *q, struct uring_queue_op **round, size_t n)
 {
   for (size_t i = 0; i < n; i++) {
-    struct uq_op *op = round[i];
+    struct uring_queue_op *op = round[i];
     int fd = q->fds[op->fd_index];
     char *buf = (char *) op->buf + op->done;
     uint64_t len = op->len - op->done;
@@ -441,15 +445,15 @@ sync_round (struct uq *q, struct uq_op **round, size_t n)
     if (len > MAX_SQE_BYTES)
       len = MAX_SQE_BYTES;
     switch (op->opcode) {
-    case UQ_READ:
+    case URING_QUEUE_READ:
       r = pread (fd, buf, len, off);
       break;
-    case UQ_WRITE: {
+    case URING_QUEUE_WRITE: {
       struct iovec iov = { .iov_base = buf, .iov_len = len };
       r = pwritev2 (fd, &iov, 1, off, op->rw_flags);
       break;
     }
-    case UQ_FDATASYNC:
+    case URING_QUEUE_FDATASYNC:
       r = fdatasync (fd);
       break;
     }
@@ -462,11 +466,11 @@ sync_round (struct uq *q, struct uq_op **round, size_t n)
 /* ---- common ------------------------------------------------------------------------------- */
 
 int
-uq_run (struct uq *q, struct uq_op *ops, size_t n)
+uring_queue_run (struct uring_queue *q, struct uring_queue_op *ops, size_t n)
 {
-  struct uq_op *on_stack[ROUND_ON_STACK];
-  CLEANUP_FREE struct uq_op **heap = NULL;
-  struct uq_op **round = on_stack;
+  struct uring_queue_op *on_stack[ROUND_ON_STACK];
+  CLEANUP_FREE struct uring_queue_op **heap = NULL;
+  struct uring_queue_op **round = on_stack;
   size_t cap = n < q->depth ? n : q->depth;
   size_t nround = 0, next = 0;
   uint64_t batches = 0, resubmits = 0;
@@ -477,7 +481,8 @@ uq_run (struct uq *q, struct uq_op *ops, size_t n)
     ops[i].retries = 0;
     ops[i].again = false;
     if (ops[i].fd_index >= q->nfds)
-      return ncr_error (EINVAL, "uq_run: descriptor index %u out of range", ops[i].fd_index);
+      return ncr_error (EINVAL, "uring_queue_run: descriptor index %u out of range",
+                        ops[i].fd_index);
   }
   if (cap > ROUND_ON_STACK) {
     heap = malloc (cap * sizeof *heap);
@@ -495,9 +500,9 @@ uq_run (struct uq *q, struct uq_op *ops, size_t n)
     if (nround == 0)
       break;
     switch (q->engine) {
-    case UQ_PER_THREAD: ret = per_thread_round (q, round, nround); break;
-    case UQ_SHARED: ret = shared_round (q, round, nround); break;
-    case UQ_SYNC: ret = sync_round (q, round, nround); break;
+    case URING_QUEUE_PER_THREAD: ret = per_thread_round (q, round, nround); break;
+    case URING_QUEUE_SHARED: ret = shared_round (q, round, nround); break;
+    case URING_QUEUE_SYNC: ret = sync_round (q, round, nround); break;
     }
     if (ret < 0)
       return ret;
@@ -527,15 +532,16 @@ uq_run (struct uq *q, struct uq_op *ops, size_t n)
 }
 
 int
-uq_new (struct uq **qp, const struct uq_config *config)
+uring_queue_new (struct uring_queue **qp, const struct uring_queue_config *config)
 {
-  struct uq *q;
+  struct uring_queue *q;
   int err;
 
   if (config->depth < 1 || config->depth > 4096)
     return ncr_error (EINVAL, "queue depth %u is out of range (1-4096)", config->depth);
-  if (config->nfds < 1 || config->nfds > UQ_MAX_FDS)
-    return ncr_error (EINVAL, "%u descriptors: between 1 and %d", config->nfds, UQ_MAX_FDS);
+  if (config->nfds < 1 || config->nfds > URING_QUEUE_MAX_FDS)
+    return ncr_error (EINVAL, "%u descriptors: between 1 and %d", config->nfds,
+                      URING_QUEUE_MAX_FDS);
   q = calloc (1, sizeof *q);
   if (q == NULL)
     return ncr_error (errno, "calloc: %s", strerror (errno));
@@ -547,7 +553,7 @@ uq_new (struct uq **qp, const struct uq_config *config)
   pthread_mutex_init (&q->lock, NULL);
   pthread_cond_init (&q->space, NULL);
 
-  if (q->engine == UQ_SHARED) {
+  if (q->engine == URING_QUEUE_SHARED) {
     /* No COOP_TASKRUN here: completions are posted by task work in the submitting thread,
      * which sleeps on a futex, so it must be woken (signal-style) to run it. */
     static const unsigned flag_sets[] = { 0 };
@@ -581,7 +587,7 @@ uq_new (struct uq **qp, const struct uq_config *config)
 }
 
 void
-uq_free (struct uq *q)
+uring_queue_free (struct uring_queue *q)
 {
   if (q == NULL)
     return;
@@ -614,7 +620,7 @@ uq_free (struct uq *q)
 }
 
 void
-uq_get_stats (struct uq *q, struct uq_stats *st)
+uring_queue_get_stats (struct uring_queue *q, struct uring_queue_stats *st)
 {
   memset (st, 0, sizeof *st);
   st->ops = atomic_load (&q->ops);

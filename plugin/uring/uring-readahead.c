@@ -47,8 +47,8 @@ struct slot {
   bool consumed;              /* READY: read to its end; free it when the copiers are done */
 };
 
-struct ura {
-  struct ura_config c;
+struct uring_readahead {
+  struct uring_ra_config c;
   unsigned nslots;
   pthread_mutex_t lock;
   uint64_t frontier;          /* furthest end of the stream's reads */
@@ -59,20 +59,20 @@ struct ura {
   pthread_t reaper;
   struct slot *slots;
   char *region;               /* the chunks' memory */
-  struct ura_stats st;
-  struct ura *next;           /* all_uras */
+  struct uring_ra_stats st;
+  struct uring_readahead *next;           /* all_uras */
 };
 
 /* Writes of the whole process (every connection): see uring-readahead.h. */
 static _Atomic uint64_t writes_started, writes_ended;
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ura *all_uras;          /* those with prefetch buffers */
+static struct uring_readahead *all_uras;          /* those with prefetch buffers */
 static _Atomic unsigned nactive;
 
 int
-ura_new (struct ura **rap, const struct ura_config *c)
+uring_ra_new (struct uring_readahead **rap, const struct uring_ra_config *c)
 {
-  struct ura *ra;
+  struct uring_readahead *ra;
 
   if (c->chunk == 0 || c->window < c->chunk || c->window % c->chunk || c->align == 0 ||
       c->chunk % c->align)
@@ -90,7 +90,7 @@ ura_new (struct ura **rap, const struct ura_config *c)
 static void *
 reaper_main (void *arg)
 {
-  struct ura *ra = arg;
+  struct uring_readahead *ra = arg;
   bool stop = false;
 
   for (;;) {
@@ -139,7 +139,7 @@ reaper_main (void *arg)
 
 /* The slots and their chunks' memory (nothing in flight any more). */
 static void
-free_slots (struct ura *ra)
+free_slots (struct uring_readahead *ra)
 {
   for (unsigned i = 0; i < ra->nslots; i++)
     pthread_cond_destroy (&ra->slots[i].landed);
@@ -151,7 +151,7 @@ free_slots (struct ura *ra)
 
 /* Buffers, ring and reaper, on the first stream. Called with ra->lock held. */
 static bool
-start (struct ura *ra)
+start (struct uring_readahead *ra)
 {
   sigset_t all, old;
   int err;
@@ -199,13 +199,13 @@ start (struct ura *ra)
 }
 
 void
-ura_free (struct ura *ra)
+uring_ra_free (struct uring_readahead *ra)
 {
   if (ra == NULL)
     return;
   if (ra->started) {
     pthread_mutex_lock (&all_lock);
-    for (struct ura **pp = &all_uras; *pp != NULL; pp = &(*pp)->next)
+    for (struct uring_readahead **pp = &all_uras; *pp != NULL; pp = &(*pp)->next)
       if (*pp == ra) {
         *pp = ra->next;
         break;
@@ -231,7 +231,7 @@ ura_free (struct ura *ra)
 }
 
 static struct slot *
-find (struct ura *ra, uint64_t off)
+find (struct uring_readahead *ra, uint64_t off)
 {
   for (unsigned i = 0; i < ra->nslots; i++)
     if (ra->slots[i].state != FREE && ra->slots[i].off == off)
@@ -242,7 +242,7 @@ find (struct ura *ra, uint64_t off)
 /* A slot for a new prefetch: a free one, or a finished one outside [lo, hi) (behind the
  * stream, or ahead of it after a jump). */
 static struct slot *
-reclaim (struct ura *ra, uint64_t lo, uint64_t hi)
+reclaim (struct uring_readahead *ra, uint64_t lo, uint64_t hi)
 {
   struct slot *best = NULL;
 
@@ -261,7 +261,7 @@ reclaim (struct ura *ra, uint64_t lo, uint64_t hi)
 
 /* Keep [frontier, frontier + window) in flight. Called with ra->lock held. */
 static void
-prefetch (struct ura *ra)
+prefetch (struct uring_readahead *ra)
 {
   uint64_t chunk = ra->c.chunk;
   uint64_t from = ra->frontier / chunk * chunk;
@@ -308,7 +308,7 @@ prefetch (struct ura *ra)
       r = io_uring_submit (&ra->ring);
     while (r == -EINTR);
     if (r < 0) {
-      /* The SQEs stay queued in the ring and go in with ura_free's stop request, so their
+      /* The SQEs stay queued in the ring and go in with uring_ra_free's stop request, so their
        * slots stay PENDING until then; nobody waits for them (serve checks 'broken'). */
       ra->broken = true;
       for (unsigned i = 0; i < ra->nslots; i++)
@@ -321,7 +321,7 @@ prefetch (struct ura *ra)
 /* Copy [offset, end) out of the chunks covering it, if they are all there (waiting for the
  * ones in flight). Called with ra->lock held. */
 static bool
-serve (struct ura *ra, char *buf, uint64_t offset, uint64_t end)
+serve (struct uring_readahead *ra, char *buf, uint64_t offset, uint64_t end)
 {
   uint64_t chunk = ra->c.chunk;
   uint64_t first = offset / chunk * chunk;
@@ -384,7 +384,7 @@ serve (struct ura *ra, char *buf, uint64_t offset, uint64_t end)
 }
 
 int
-ura_read (struct ura *ra, void *buf, uint64_t len, uint64_t offset)
+uring_ra_read (struct uring_readahead *ra, void *buf, uint64_t len, uint64_t offset)
 {
   uint64_t end = offset + len;
   bool hit = false;
@@ -419,19 +419,19 @@ ura_read (struct ura *ra, void *buf, uint64_t len, uint64_t offset)
 }
 
 void
-ura_write_begin (void)
+uring_ra_write_begin (void)
 {
   atomic_fetch_add (&writes_started, 1);
 }
 
 void
-ura_write_end (uint64_t offset, uint64_t len)
+uring_ra_write_end (uint64_t offset, uint64_t len)
 {
   uint64_t end = offset + len;
 
   if (atomic_load (&nactive) > 0) {
     pthread_mutex_lock (&all_lock);
-    for (struct ura *ra = all_uras; ra != NULL; ra = ra->next) {
+    for (struct uring_readahead *ra = all_uras; ra != NULL; ra = ra->next) {
       pthread_mutex_lock (&ra->lock);
       for (unsigned i = 0; i < ra->nslots; i++) {
         struct slot *s = &ra->slots[i];
@@ -452,7 +452,7 @@ ura_write_end (uint64_t offset, uint64_t len)
 }
 
 void
-ura_get_stats (struct ura *ra, struct ura_stats *st)
+uring_ra_get_stats (struct uring_readahead *ra, struct uring_ra_stats *st)
 {
   pthread_mutex_lock (&ra->lock);
   *st = ra->st;

@@ -3,14 +3,16 @@
  *
  * With O_DIRECT the kernel does no readahead, so a sequential reader only ever has its own
  * requests in flight, and a client with a few 1 MiB requests outstanding leaves the device
- * mostly idle between them. One struct ura per open file (per NBD connection) watches the
+ * mostly idle between them. One struct uring_readahead per open file (per NBD connection) watches
+ * the
  * reads; once it sees a sequential stream it keeps WINDOW bytes beyond the furthest read in
  * flight, in CHUNK-sized aligned buffers, read through a ring of its own whose completions a
  * helper thread reaps. A read wholly covered by prefetched chunks (done, or still in flight:
  * then it waits) is copied from them instead of reading the device.
  *
  * Writes never lose to stale prefetched data: every write, zero and trim of the file, from any
- * connection of the process, is bracketed by ura_write_begin / ura_write_end. A prefetch that
+ * connection of the process, is bracketed by uring_ra_write_begin / uring_ra_write_end. A prefetch
+ * that
  * was issued while a write was in flight, or during which a write began, is discarded when it
  * completes; chunks overlapping a finished write are dropped (in every connection's ura)
  * before that write returns. Writers outside this process are not seen (like any cache). */
@@ -21,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ura_config {
+struct uring_ra_config {
   int fd;                     /* O_DIRECT descriptor */
   uint64_t window;            /* bytes kept in flight ahead of the stream (power of two) */
   uint64_t chunk;             /* prefetch unit, divides window, multiple of align */
@@ -29,7 +31,7 @@ struct ura_config {
   uint64_t limit;             /* never prefetch at or beyond this offset (direct_end) */
 };
 
-struct ura_stats {
+struct uring_ra_stats {
   uint64_t hits;              /* reads served from prefetched chunks */
   uint64_t waits;             /* ... of which waited for a chunk still in flight */
   uint64_t prefetches;        /* chunks read ahead */
@@ -37,21 +39,21 @@ struct ura_stats {
   uint64_t unused;            /* chunks evicted without ever being read */
 };
 
-struct ura;
+struct uring_readahead;
 
-int ura_new (struct ura **rap, const struct ura_config *config);
-void ura_free (struct ura *ra);
+int uring_ra_new (struct uring_readahead **rap, const struct uring_ra_config *config);
+void uring_ra_free (struct uring_readahead *ra);
 
 /* A read of [offset, offset+len) (within the limit) into BUF. Returns 1 if it was served from
  * prefetched data, 0 if the caller must read it itself. Either way the read is noted for
  * stream detection and, in a stream, prefetches are started (before the caller's own read,
  * so they run alongside it). Never fails: readahead trouble only means no readahead. */
-int ura_read (struct ura *ra, void *buf, uint64_t len, uint64_t offset);
+int uring_ra_read (struct uring_readahead *ra, void *buf, uint64_t len, uint64_t offset);
 
 /* Any write to the file (all connections): begin before touching the file, end after. */
-void ura_write_begin (void);
-void ura_write_end (uint64_t offset, uint64_t len);
+void uring_ra_write_begin (void);
+void uring_ra_write_end (uint64_t offset, uint64_t len);
 
-void ura_get_stats (struct ura *ra, struct ura_stats *stats);
+void uring_ra_get_stats (struct uring_readahead *ra, struct uring_ra_stats *stats);
 
 #endif /* NBDCRYPT_URING_READAHEAD_H */

@@ -21,7 +21,7 @@ for ss in 4096 512; do
     start_nbdkit "ranges-$ss" --filter="$NBDCRYPT_FILTER" sh "$here/slow-sector-plugin.sh" \
     key-file="$key" sector-size=$ss
   echo "== sector-size $ss, the read of sector 12 returns 3 s late"
-  /usr/bin/python3 "$here/test-filter-write-ranges.py" "$uri" "$disk" "$key" $ss
+  "$PYTHON" "$here/test-filter-write-ranges.py" "$uri" "$disk" "$key" $ss
   stop_nbdkit "ranges-$ss"
 done
 echo "$0: OK"

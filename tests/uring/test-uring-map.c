@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Description: uring-map on its own: reads from the mapping match the file; a second
- * umap_get of the same file shares the mapping, another file (or a bigger size) replaces it
+ * uring_map_get of the same file shares the mapping, another file (or a bigger size) replaces it
  * for later callers while earlier holders keep theirs; a read of pages cut off by truncation
  * returns -EFAULT (SIGBUS caught) and the thread reads on normally afterwards, from several
- * threads at once; a SIGBUS outside a umap_read reaches the handler installed before. */
+ * threads at once; a SIGBUS outside a uring_map_read reaches the handler installed before. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -64,7 +64,7 @@ make_file (const char *dir, const char *name, char *path, size_t pathlen, size_t
 }
 
 struct reader {
-  struct umap *m;
+  struct uring_map *m;
   int efault, ok;
 };
 
@@ -76,9 +76,9 @@ reader_thread (void *arg)
   unsigned char buf[PAGE];
 
   for (int i = 0; i < 200; i++) {
-    if (umap_read (r->m, buf, PAGE, (PAGES - 1) * PAGE) == -EFAULT)
+    if (uring_map_read (r->m, buf, PAGE, (PAGES - 1) * PAGE) == -EFAULT)
       r->efault++;
-    if (umap_read (r->m, buf, PAGE, PAGE) == 0 && memcmp (buf, expect + PAGE, PAGE) == 0)
+    if (uring_map_read (r->m, buf, PAGE, PAGE) == 0 && memcmp (buf, expect + PAGE, PAGE) == 0)
       r->ok++;
   }
   return NULL;
@@ -89,7 +89,7 @@ static const char *tmp;
 static char path[256];
 static int fd = -1;
 static struct stat st;
-static struct umap *a, *b;
+static struct uring_map *a, *b;
 
 /* Reads from the mapping match the file, across page boundaries too. */
 static void
@@ -101,14 +101,15 @@ test_umap_reads (void)
   fd = make_file (tmp, "umap", path, sizeof path, PAGES * PAGE, 1);
   REQUIRE (fd >= 0);
   fstat (fd, &st);
-  CHECK_MSG (umap_get (&a, fd, &st, 0) == -EINVAL && a == NULL, "size 0 refused");
-  r = umap_get (&a, fd, &st, PAGES * PAGE);
-  if (!CHECK_MSG (r == 0, "umap_get %d", r))
+  CHECK_MSG (uring_map_get (&a, fd, &st, 0) == -EINVAL && a == NULL, "size 0 refused");
+  r = uring_map_get (&a, fd, &st, PAGES * PAGE);
+  if (!CHECK_MSG (r == 0, "uring_map_get %d", r))
     exit (1);
-  CHECK_MSG (umap_size (a) == PAGES * PAGE, "size %llu", (unsigned long long) umap_size (a));
-  CHECK_MSG (umap_read (a, buf, PAGES * PAGE, 0) == 0 &&
+  CHECK_MSG (uring_map_size (a) == PAGES * PAGE, "size %llu",
+             (unsigned long long) uring_map_size (a));
+  CHECK_MSG (uring_map_read (a, buf, PAGES * PAGE, 0) == 0 &&
              memcmp (buf, expect, PAGES * PAGE) == 0, "whole file");
-  CHECK_MSG (umap_read (a, buf, 5, PAGE - 2) == 0 && memcmp (buf, expect + PAGE - 2, 5) == 0,
+  CHECK_MSG (uring_map_read (a, buf, 5, PAGE - 2) == 0 && memcmp (buf, expect + PAGE - 2, 5) == 0,
              "across a page boundary");
 }
 
@@ -120,23 +121,23 @@ test_umap_sharing (void)
   static unsigned char buf[PAGES * PAGE];
   char path2[256];
   struct stat st2;
-  struct umap *c, *d;
+  struct uring_map *c, *d;
   int fd2;
 
-  CHECK_MSG (umap_get (&b, fd, &st, PAGE) == 0 && b == a, "same file shares the mapping");
+  CHECK_MSG (uring_map_get (&b, fd, &st, PAGE) == 0 && b == a, "same file shares the mapping");
   CHECK_MSG (pwrite (fd, "written", 7, 3 * PAGE) == 7, "pwrite");
   memcpy (expect + 3 * PAGE, "written", 7);
-  CHECK_MSG (umap_read (b, buf, 7, 3 * PAGE) == 0 && memcmp (buf, "written", 7) == 0,
+  CHECK_MSG (uring_map_read (b, buf, 7, 3 * PAGE) == 0 && memcmp (buf, "written", 7) == 0,
              "a write through the descriptor is seen");
 
   fd2 = make_file (tmp, "umap2", path2, sizeof path2, PAGE, 2);
   fstat (fd2, &st2);
-  CHECK_MSG (umap_get (&c, fd2, &st2, PAGE) == 0 && c != a, "another file, another mapping");
-  CHECK_MSG (umap_read (a, buf, 7, 3 * PAGE) == 0 && memcmp (buf, "written", 7) == 0,
+  CHECK_MSG (uring_map_get (&c, fd2, &st2, PAGE) == 0 && c != a, "another file, another mapping");
+  CHECK_MSG (uring_map_read (a, buf, 7, 3 * PAGE) == 0 && memcmp (buf, "written", 7) == 0,
              "the old mapping still reads");
-  CHECK_MSG (umap_get (&d, fd2, &st2, PAGE) == 0 && d == c, "the new one is shared now");
-  umap_put (d);
-  umap_put (c);
+  CHECK_MSG (uring_map_get (&d, fd2, &st2, PAGE) == 0 && d == c, "the new one is shared now");
+  uring_map_put (d);
+  uring_map_put (c);
   close (fd2);
   unlink (path2);
   /* The expected bytes of file 1 were overwritten by make_file: restore them. */
@@ -153,9 +154,9 @@ test_umap_truncated (void)
   struct reader rd[4];
 
   CHECK_MSG (ftruncate (fd, PAGES * PAGE / 2) == 0, "ftruncate");
-  CHECK_MSG (umap_read (a, buf, PAGE, (PAGES - 1) * PAGE) == -EFAULT, "cut page");
-  CHECK_MSG (umap_read (a, buf, PAGES * PAGE, 0) == -EFAULT, "read across the cut");
-  CHECK_MSG (umap_read (a, buf, PAGE, 0) == 0 && memcmp (buf, expect, PAGE) == 0, "kept page");
+  CHECK_MSG (uring_map_read (a, buf, PAGE, (PAGES - 1) * PAGE) == -EFAULT, "cut page");
+  CHECK_MSG (uring_map_read (a, buf, PAGES * PAGE, 0) == -EFAULT, "read across the cut");
+  CHECK_MSG (uring_map_read (a, buf, PAGE, 0) == 0 && memcmp (buf, expect, PAGE) == 0, "kept page");
   for (int i = 0; i < 4; i++) {
     rd[i] = (struct reader) { .m = a };
     pthread_create (&t[i], NULL, reader_thread, &rd[i]);
@@ -167,7 +168,7 @@ test_umap_truncated (void)
   }
   CHECK_MSG (ftruncate (fd, PAGES * PAGE) == 0, "ftruncate");
   memset (expect + PAGES * PAGE / 2, 0, PAGES * PAGE / 2);
-  CHECK_MSG (umap_read (a, buf, PAGES * PAGE, 0) == 0 &&
+  CHECK_MSG (uring_map_read (a, buf, PAGES * PAGE, 0) == 0 &&
              memcmp (buf, expect, PAGES * PAGE) == 0, "grown back");
 }
 
@@ -175,11 +176,11 @@ test_umap_truncated (void)
 static void
 test_umap_bigger_size (void)
 {
-  struct umap *c;
+  struct uring_map *c;
 
-  CHECK_MSG (umap_get (&c, fd, &st, 2 * PAGES * PAGE) == 0 && c != a &&
-             umap_size (c) == 2 * PAGES * PAGE, "bigger size, new mapping");
-  umap_put (c);
+  CHECK_MSG (uring_map_get (&c, fd, &st, 2 * PAGES * PAGE) == 0 && c != a &&
+             uring_map_size (c) == 2 * PAGES * PAGE, "bigger size, new mapping");
+  uring_map_put (c);
 }
 
 /* Touches the page past p's file end (p == NULL: raises SIGBUS): did the earlier handler get
@@ -198,7 +199,7 @@ foreign_sigbus_seen (volatile unsigned char *p)
   return foreign_seen;
 }
 
-/* A SIGBUS outside umap_read (a mapping of our own, past the end of its file) reaches the
+/* A SIGBUS outside uring_map_read (a mapping of our own, past the end of its file) reaches the
  * handler installed before, as does one sent by kill. */
 static void
 test_umap_foreign_sigbus (void)
@@ -221,7 +222,7 @@ main (void)
   struct sigaction sa;
 
   tmp = getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp";
-  /* The handler installed before the first umap_get. */
+  /* The handler installed before the first uring_map_get. */
   memset (&sa, 0, sizeof sa);
   sa.sa_handler = foreign_handler;
   sa.sa_flags = SA_NODEFER;
@@ -234,8 +235,8 @@ main (void)
   RUN (test_umap_bigger_size);
   RUN (test_umap_foreign_sigbus);
 
-  umap_put (b);
-  umap_put (a);
+  uring_map_put (b);
+  uring_map_put (a);
   close (fd);
   unlink (path);
   return check_exit ();
