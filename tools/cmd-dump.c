@@ -48,8 +48,8 @@ print_json (const struct volume_headers *hs, const struct volume_header *h, uint
   char uuid[37], wdek[2 * VH_MAX_WRAPPED_DEK + 1], kcv[2 * VH_KCV_LEN + 1];
 
   volume_uuid_str (h->uuid, uuid);
-  vc_hex (h->wrapped_dek, h->wrapped_dek_len, wdek);
-  vc_hex (h->kcv, VH_KCV_LEN, kcv);
+  tool_hex (h->wrapped_dek, h->wrapped_dek_len, wdek);
+  tool_hex (h->kcv, VH_KCV_LEN, kcv);
   printf ("{\"uuid\": \"%s\", \"version\": %d, \"cipher\": \"%s\", \"sector_size\": %u, "
           "\"data_offset\": %llu, \"data_size\": %llu, \"kek_provider\": \"%s\", \"kek_id\": ",
           uuid, h->version, h->cipher, h->sector_size, (unsigned long long) h->data_offset,
@@ -81,7 +81,7 @@ print_text (const struct volume_headers *hs, const struct volume_header *h, uint
   char uuid[37], wdek[2 * VH_MAX_WRAPPED_DEK + 1];
 
   volume_uuid_str (h->uuid, uuid);
-  vc_hex (h->wrapped_dek, h->wrapped_dek_len, wdek);
+  tool_hex (h->wrapped_dek, h->wrapped_dek_len, wdek);
   printf ("nbdcrypt volume, header version %d\n"
           "uuid:          %s\n"
           "cipher:        %s\n"
@@ -118,8 +118,8 @@ dump_key (struct volume_target *t, const struct volume_header *h, const char *km
 
   if (secmem_protect_process (false) < 0)
     return -1;
-  if ((r = vc_provider_for_header (cmd, h, kms_config, kek_file, &kp)) < 0 ||
-      (r = volume_open (vt_read_cb, t, vt_size (t), kp, 0, &v)) < 0)
+  if ((r = tool_provider_for_header (cmd, h, kms_config, kek_file, &kp)) < 0 ||
+      (r = volume_open (target_read_cb, t, target_size (t), kp, 0, &v)) < 0)
     goto done;
   fd = open (out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd == -1) {
@@ -132,7 +132,7 @@ dump_key (struct volume_target *t, const struct volume_header *h, const char *km
     goto done;
   }
   if (v->warning[0])
-    vc_warn (cmd, "%s", v->warning);
+    tool_warn (cmd, "%s", v->warning);
   fprintf (stderr, "nbdcrypt dump: wrote the %zu-byte volume key (%s) to %s; dm-crypt: "
            "cryptsetup open --type plain --cipher aes-xts-plain64 --key-size %zu "
            "--sector-size %u%s --offset %llu --key-file %s TARGET NAME\n",
@@ -178,33 +178,33 @@ cmd_dump (int argc, char **argv)
     return 2;
   }
   if (key_out == NULL && (kms_config || kek_file)) {
-    vc_err (cmd, "a key is only needed with --dump-volume-key");
+    tool_err (cmd, "a key is only needed with --dump-volume-key");
     return 2;
   }
-  if ((r = vt_open (argv[optind], false, &t)) < 0 ||
-      (r = volume_read_headers (vt_read_cb, t, vt_size (t), &hs)) < 0) {
-    vc_err (cmd, "%s: %s", argv[optind], ncr_last_error ());
+  if ((r = target_open (argv[optind], false, &t)) < 0 ||
+      (r = volume_read_headers (target_read_cb, t, target_size (t), &hs)) < 0) {
+    tool_err (cmd, "%s: %s", argv[optind], ncr_last_error ());
     goto out;
   }
   for (unsigned i = 0; i < 2; i++)
     if (hs.status[i])
-      vc_warn (cmd, "header copy %c is invalid: %s", 'A' + i, hs.reason[i]);
+      tool_warn (cmd, "header copy %c is invalid: %s", 'A' + i, hs.reason[i]);
   if (hs.conflict)
-    vc_warn (cmd, "header copies A and B belong to different volumes (%s); shown: copy %c "
-             "(highest sequence); the volume will not open until 'nbdcrypt verify --repair "
+    tool_warn (cmd, "header copies A and B belong to different volumes (%s); shown: copy %c "
+               "(highest sequence); the volume will not open until 'nbdcrypt verify --repair "
              "--use-copy A|B' rewrites one from the other", hs.conflict_why, 'A' + hs.newest);
   if (key_out) {
     if (dump_key (t, &hs.copy[hs.newest], kms_config, kek_file, key_out) < 0) {
-      vc_err (cmd, "%s", ncr_last_error ());
+      tool_err (cmd, "%s", ncr_last_error ());
       goto out;
     }
   }
   else if (json)
-    print_json (&hs, &hs.copy[hs.newest], vt_size (t));
+    print_json (&hs, &hs.copy[hs.newest], target_size (t));
   else
-    print_text (&hs, &hs.copy[hs.newest], vt_size (t));
+    print_text (&hs, &hs.copy[hs.newest], target_size (t));
   status = 0;
  out:
-  vt_close (t);
+  target_close (t);
   return status;
 }

@@ -82,31 +82,31 @@ cmd_format (int argc, char **argv)
     case O_NAME: name = optarg; break;
     case O_KEK_FILE: kek_file = optarg; break;
     case O_WRAP:
-      if (vc_parse_wrap (optarg, &wrap) < 0) {
-        vc_err (cmd, "%s", ncr_last_error ());
+      if (tool_parse_wrap (optarg, &wrap) < 0) {
+        tool_err (cmd, "%s", ncr_last_error ());
         return 2;
       }
       break;
     case O_CIPHER: cipher_name = optarg; break;
     case O_SECTOR:
-      if (vc_parse_uint ("--sector-size", optarg, UINT32_MAX, &sector_size) < 0) {
-        vc_err (cmd, "%s", ncr_last_error ());
+      if (tool_parse_uint ("--sector-size", optarg, UINT32_MAX, &sector_size) < 0) {
+        tool_err (cmd, "%s", ncr_last_error ());
         return 2;
       }
       if (sector_size != 512 && sector_size != 4096) {
-        vc_err (cmd, "--sector-size must be 512 or 4096, not '%s'", optarg);
+        tool_err (cmd, "--sector-size must be 512 or 4096, not '%s'", optarg);
         return 2;
       }
       break;
     case O_OFFSET:
       if (ncr_parse_size (optarg, UINT64_MAX, &data_offset) < 0) {
-        vc_err (cmd, "--data-offset: %s", ncr_last_error ());
+        tool_err (cmd, "--data-offset: %s", ncr_last_error ());
         return 2;
       }
       if (data_offset % 4096 || data_offset < VH_MIN_DATA_OFFSET ||
           data_offset > VH_MAX_DATA_OFFSET) {
-        vc_err (cmd, "--data-offset must be a multiple of 4096 between 1M and 1G, not '%s'",
-                optarg);
+        tool_err (cmd, "--data-offset must be a multiple of 4096 between 1M and 1G, not '%s'",
+                  optarg);
         return 2;
       }
       break;
@@ -120,48 +120,48 @@ cmd_format (int argc, char **argv)
     return 2;
   }
   if (ncr_cipher_from_name (cipher_name, &cipher) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     return 2;
   }
   if (kek_file && (kek_id_opt || name || wrap != KEY_WRAP_AES_KWP)) {
-    vc_err (cmd, "--kek-file takes no --kek-id, --name or --wrap kms (those are for a KMS)");
+    tool_err (cmd, "--kek-file takes no --kek-id, --name or --wrap kms (those are for a KMS)");
     return 2;
   }
   if (kms_config && !!kek_id_opt == create) {
-    vc_err (cmd, "with --kms-config give exactly one of --kek-id UID or --create-kek");
+    tool_err (cmd, "with --kms-config give exactly one of --kek-id UID or --create-kek");
     return 2;
   }
   if (secmem_protect_process (false) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     return 1;
   }
 
-  if ((r = vt_open (argv[optind], true, &t)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if ((r = target_open (argv[optind], true, &t)) < 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     return 1;
   }
-  if (vt_size (t) < data_offset + sector_size) {
-    vc_err (cmd, "%s is %llu bytes: too small for a %llu-byte header area plus data",
-            argv[optind], (unsigned long long) vt_size (t), (unsigned long long) data_offset);
+  if (target_size (t) < data_offset + sector_size) {
+    tool_err (cmd, "%s is %llu bytes: too small for a %llu-byte header area plus data",
+              argv[optind], (unsigned long long) target_size (t), (unsigned long long) data_offset);
     goto out;
   }
   /* Nothing is lost by a typo: anything recognisable, or any byte where the header goes. */
-  if ((r = vc_detect_data (t, data_offset, what, sizeof what, &found)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if ((r = tool_detect_data (t, data_offset, what, sizeof what, &found)) < 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
   if (found && !force) {
-    vc_err (cmd, "%s already holds %s; refusing to overwrite it (use --force if you mean it)",
-            argv[optind], what);
+    tool_err (cmd, "%s already holds %s; refusing to overwrite it (use --force if you mean it)",
+              argv[optind], what);
     goto out;
   }
 
   if (kek_file && create && (r = keyprov_file_create (kek_file)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
-  if ((r = vc_open_provider (cmd, kms_config, kek_file, &kp)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if ((r = tool_open_provider (cmd, kms_config, kek_file, &kp)) < 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
   if (kek_id_opt)
@@ -174,7 +174,7 @@ cmd_format (int argc, char **argv)
       (r = volume_new_dek (cipher, &dek, &dek_len)) < 0 ||
       (r = volume_make_header (kp, kek_id, key_wrap_name (wrap), cipher,
                                (unsigned) sector_size, data_offset, dek, dek_len, &h)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
 
@@ -183,30 +183,30 @@ cmd_format (int argc, char **argv)
   {
     CLEANUP_FREE uint8_t *zero = calloc (1, 1 << 20);
     if (zero == NULL) {
-      vc_err (cmd, "out of memory");
+      tool_err (cmd, "out of memory");
       goto out;
     }
     for (uint64_t off = 0; off < data_offset && r == 0; off += 1 << 20)
-      r = vt_pwrite (t, zero, MIN (data_offset - off, (uint64_t) 1 << 20), off);
+      r = target_pwrite (t, zero, MIN (data_offset - off, (uint64_t) 1 << 20), off);
     if (r == 0)
-      r = vt_flush (t);
+      r = target_flush (t);
   }
-  if (r < 0 || (r = vc_write_headers (t, &h, 1)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if (r < 0 || (r = tool_write_headers (t, &h, 1)) < 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
   volume_uuid_str (h.uuid, uuid);
   printf ("formatted %s: uuid %s, %s, %u-byte sectors, data at %llu, %llu bytes usable\n"
           "KEK: %s %s (wrap %s)\n",
           argv[optind], uuid, h.cipher, h.sector_size, (unsigned long long) h.data_offset,
-          (unsigned long long) ((vt_size (t) - h.data_offset) / h.sector_size * h.sector_size),
+          (unsigned long long) ((target_size (t) - h.data_offset) / h.sector_size * h.sector_size),
           h.kek_provider, h.kek_id, h.wrap);
   status = 0;
 
  out:
   keyprov_free (kp);
-  if (t && vt_close (t) < 0 && status == 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if (t && target_close (t) < 0 && status == 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     status = 1;
   }
   return status;

@@ -72,11 +72,11 @@ backup (const char *target, const char *file)
   char why[400], uuid_s[37];
   int fd, r = 0;
 
-  if (vt_open (target, false, &t) < 0)
+  if (target_open (target, false, &t) < 0)
     return fail ("backup", ncr_last_error ());
   for (unsigned i = 0; i < 2 && r == 0; i++)
-    r = vt_pread (t, buf + i * VH_AREA_SIZE, VH_AREA_SIZE, copy_offset[i]);
-  vt_close (t);
+    r = target_pread (t, buf + i * VH_AREA_SIZE, VH_AREA_SIZE, copy_offset[i]);
+  target_close (t);
   if (r < 0)
     return fail ("backup", ncr_last_error ());
   if (parse_areas (buf, uuid, why, sizeof why) == 0) {
@@ -130,16 +130,16 @@ restore (const char *target, const char *file, bool force)
     return 1;
   }
   volume_uuid_str (uuid, uuid_s);
-  if (vt_open (target, true, &t) < 0)
+  if (target_open (target, true, &t) < 0)
     return fail ("restore", ncr_last_error ());
-  if (vt_size (t) < VH_MIN_DATA_OFFSET) {
-    vt_close (t);
+  if (target_size (t) < VH_MIN_DATA_OFFSET) {
+    target_close (t);
     return fail ("restore", "the target is smaller than the header area (1 MiB)");
   }
-  if (volume_read_headers (vt_read_cb, t, vt_size (t), &hs) == 0 &&
+  if (volume_read_headers (target_read_cb, t, target_size (t), &hs) == 0 &&
       memcmp (hs.copy[hs.newest].uuid, uuid, VH_UUID_LEN) != 0 && !force) {
     volume_uuid_str (hs.copy[hs.newest].uuid, cur_s);
-    vt_close (t);
+    target_close (t);
     fprintf (stderr, "nbdcrypt header restore: %s holds the valid header of another volume "
              "(%s; the backup is of %s): restoring would make its data unreadable. Check the "
              "target; add --force only if that volume is to be replaced\n", target, cur_s,
@@ -148,16 +148,16 @@ restore (const char *target, const char *file, bool force)
   }
   r = 0;
   for (unsigned i = 0; i < 2 && r == 0; i++)
-    r = vt_pwrite (t, buf + i * VH_AREA_SIZE, VH_AREA_SIZE, copy_offset[i]);
+    r = target_pwrite (t, buf + i * VH_AREA_SIZE, VH_AREA_SIZE, copy_offset[i]);
   if (r == 0)
-    r = vt_flush (t);
+    r = target_flush (t);
   if (r < 0) {
     char msg[512];
     snprintf (msg, sizeof msg, "%s", ncr_last_error ());
-    vt_close (t);
+    target_close (t);
     return fail ("restore", msg);
   }
-  if (vt_close (t) < 0)
+  if (target_close (t) < 0)
     return fail ("restore", ncr_last_error ());
   printf ("restored the header of volume %s from %s to %s\n", uuid_s, file, target);
   return 0;

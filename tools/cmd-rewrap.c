@@ -68,8 +68,8 @@ cmd_rewrap (int argc, char **argv)
     case O_NAME: name = optarg; break;
     case O_NEW_FILE: new_file = optarg; break;
     case O_WRAP:
-      if (vc_parse_wrap (optarg, &w) < 0) {
-        vc_err (cmd, "%s", ncr_last_error ());
+      if (tool_parse_wrap (optarg, &w) < 0) {
+        tool_err (cmd, "%s", ncr_last_error ());
         return 2;
       }
       wrap = key_wrap_name (w);
@@ -83,32 +83,33 @@ cmd_rewrap (int argc, char **argv)
     return 2;
   }
   if ((!!new_id + !!new_file + (create && !new_file)) != 1) {
-    vc_err (cmd, "give the new KEK: exactly one of --new-kek-id UID, --create-kek, "
-            "--new-kek-file PATH");
+    tool_err (cmd, "give the new KEK: exactly one of --new-kek-id UID, --create-kek, "
+              "--new-kek-file PATH");
     return 2;
   }
   if (!new_file && kms_config == NULL) {
-    vc_err (cmd, "--new-kek-id and --create-kek need --kms-config FILE");
+    tool_err (cmd, "--new-kek-id and --create-kek need --kms-config FILE");
     return 2;
   }
   if (new_file && wrap && w != KEY_WRAP_AES_KWP) {
-    vc_err (cmd, "a KEK file supports only --wrap local");
+    tool_err (cmd, "a KEK file supports only --wrap local");
     return 2;
   }
   if (secmem_protect_process (false) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     return 1;
   }
 
-  if ((r = vt_open (argv[optind], true, &t)) < 0 ||
-      (r = volume_read_headers (vt_read_cb, t, vt_size (t), &hs)) < 0 ||
-      (r = vc_provider_for_header (cmd, &hs.copy[hs.newest], kms_config, kek_file, &old_kp)) < 0 ||
-      (r = volume_open (vt_read_cb, t, vt_size (t), old_kp, 0, &v)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if ((r = target_open (argv[optind], true, &t)) < 0 ||
+      (r = volume_read_headers (target_read_cb, t, target_size (t), &hs)) < 0 ||
+      (r = tool_provider_for_header (cmd, &hs.copy[hs.newest], kms_config, kek_file,
+                                     &old_kp)) < 0 ||
+      (r = volume_open (target_read_cb, t, target_size (t), old_kp, 0, &v)) < 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
   if (v->warning[0])
-    vc_warn (cmd, "%s", v->warning);
+    tool_warn (cmd, "%s", v->warning);
 
   if (wrap == NULL)
     wrap = keyprov_kind (old_kp) == KEYPROV_KMIP && !new_file ? v->hdr.wrap :
@@ -116,16 +117,16 @@ cmd_rewrap (int argc, char **argv)
   /* The new KEK's provider: a file, or the KMS (reusing the old provider if it is the KMS). */
   if (new_file) {
     if (create && (r = keyprov_file_create (new_file)) < 0) {
-      vc_err (cmd, "%s", ncr_last_error ());
+      tool_err (cmd, "%s", ncr_last_error ());
       goto out;
     }
-    r = vc_open_provider (cmd, NULL, new_file, &new_kp);
+    r = tool_open_provider (cmd, NULL, new_file, &new_kp);
     if (r == 0)
       r = keyprov_default_kek_id (new_kp, kek_id, sizeof kek_id);
   }
   else {
     if (keyprov_kind (old_kp) != KEYPROV_KMIP)
-      r = vc_open_provider (cmd, kms_config, NULL, &new_kp);
+      r = tool_open_provider (cmd, kms_config, NULL, &new_kp);
     if (r == 0 && new_id)
       snprintf (kek_id, sizeof kek_id, "%s", new_id);
     else if (r == 0)
@@ -133,7 +134,7 @@ cmd_rewrap (int argc, char **argv)
   }
   if (r < 0 ||
       (r = volume_rewrap_header (v, new_kp ? new_kp : old_kp, kek_id, wrap, &nh)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
 
@@ -146,8 +147,8 @@ cmd_rewrap (int argc, char **argv)
   uint64_t seq_b = hs.status[1] == 0 ? hs.copy[1].sequence : 0;
   nh.sequence = (seq_a > seq_b ? seq_a : seq_b) + 1;
   first = 1 - v->used_copy;
-  if ((r = vc_write_headers (t, &nh, first)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if ((r = tool_write_headers (t, &nh, first)) < 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
   printf ("rewrapped %s: KEK %s %s -> %s %s (wrap %s), sequence %llu\n", argv[optind],
@@ -159,8 +160,8 @@ cmd_rewrap (int argc, char **argv)
   volume_free (v);
   keyprov_free (new_kp);
   keyprov_free (old_kp);
-  if (t && vt_close (t) < 0 && status == 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if (t && target_close (t) < 0 && status == 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     status = 1;
   }
   return status;

@@ -55,14 +55,14 @@ check_kek (const struct volume_headers *hs, int *pick, bool fixed, const char *k
   char first[512];
   int r;
 
-  r = vc_provider_for_header (cmd, h, kms_config, kek_file, kp);
+  r = tool_provider_for_header (cmd, h, kms_config, kek_file, kp);
   if (r == 0)
     r = keyprov_kek_state (*kp, h->kek_id, &st);
   if (r < 0 && !fixed && !hs->conflict && hs->status[1 - *pick] == 0 &&
       strcmp (o->kek_id, h->kek_id) != 0 && !keyprov_error_is_transient (r)) {
     struct keyprov *okp = NULL;
     snprintf (first, sizeof first, "%s", ncr_last_error ());
-    if (vc_provider_for_header (cmd, o, kms_config, kek_file, &okp) == 0 &&
+    if (tool_provider_for_header (cmd, o, kms_config, kek_file, &okp) == 0 &&
         keyprov_kek_state (okp, o->kek_id, &st) == 0) {
       keyprov_free (*kp);
       *kp = okp;
@@ -104,7 +104,7 @@ repair (struct volume_target *t, const struct volume_headers *hs, const struct v
       seq = hs->copy[other].sequence;
     fixed.sequence = seq + 1;
     if ((r = volume_header_seal (&fixed, v->dek, v->dek_len)) < 0 ||
-        (r = vc_write_headers (t, &fixed, other)) < 0)
+        (r = tool_write_headers (t, &fixed, other)) < 0)
       return r;
     printf ("upgraded the header to version %u (both copies, sequence %llu)\n", VH_VERSION,
             (unsigned long long) fixed.sequence);
@@ -114,8 +114,8 @@ repair (struct volume_target *t, const struct volume_headers *hs, const struct v
     return 0;
   fixed.copy_index = (uint8_t) other;
   if ((r = volume_header_encode (&fixed, buf, sizeof buf)) < 0 ||
-      (r = vt_pwrite (t, buf, sizeof buf, volume_header_copy_offset (other))) < 0 ||
-      (r = vt_flush (t)) < 0)
+      (r = target_pwrite (t, buf, sizeof buf, volume_header_copy_offset (other))) < 0 ||
+      (r = target_flush (t)) < 0)
     return r;
   printf ("repaired header copy %c (rewritten from copy %c)\n", 'A' + other, 'A' + used);
   return 0;
@@ -155,13 +155,13 @@ cmd_verify (int argc, char **argv)
       else if (strcasecmp (optarg, "B") == 0)
         use_copy = 1;
       else {
-        vc_err (cmd, "--use-copy takes A or B, not '%s'", optarg);
+        tool_err (cmd, "--use-copy takes A or B, not '%s'", optarg);
         return 2;
       }
       break;
     case O_TIMEOUT:
-      if (vc_parse_uint ("--timeout", optarg, 86400, &timeout) < 0) {
-        vc_err (cmd, "%s", ncr_last_error ());
+      if (tool_parse_uint ("--timeout", optarg, 86400, &timeout) < 0) {
+        tool_err (cmd, "%s", ncr_last_error ());
         return 2;
       }
       break;
@@ -174,12 +174,12 @@ cmd_verify (int argc, char **argv)
     return 2;
   }
   if (secmem_protect_process (false) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     return 1;
   }
-  if ((r = vt_open (argv[optind], repair_opt, &t)) < 0 ||
-      (r = volume_read_headers (vt_read_cb, t, vt_size (t), &hs)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if ((r = target_open (argv[optind], repair_opt, &t)) < 0 ||
+      (r = volume_read_headers (target_read_cb, t, target_size (t), &hs)) < 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
   for (unsigned i = 0; i < 2; i++) {
@@ -196,28 +196,28 @@ cmd_verify (int argc, char **argv)
   if (hs.conflict)
     printf ("header copies A and B belong to different volumes: %s\n", hs.conflict_why);
   if (use_copy >= 0 && hs.status[use_copy] != 0) {
-    vc_err (cmd, "--use-copy %c: that copy is not valid (%s)", 'A' + use_copy,
-            hs.reason[use_copy]);
+    tool_err (cmd, "--use-copy %c: that copy is not valid (%s)", 'A' + use_copy,
+              hs.reason[use_copy]);
     goto out;
   }
   pick = use_copy >= 0 ? use_copy : hs.newest;
   if (check_kek (&hs, &pick, use_copy >= 0, kms_config, kek_file, (unsigned) timeout, &kp) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
-  r = use_copy >= 0 ? volume_open_copy (vt_read_cb, t, vt_size (t), kp, (unsigned) timeout,
+  r = use_copy >= 0 ? volume_open_copy (target_read_cb, t, target_size (t), kp, (unsigned) timeout,
                                         (unsigned) use_copy, &v)
-                    : volume_open (vt_read_cb, t, vt_size (t), kp, (unsigned) timeout, &v);
+                    : volume_open (target_read_cb, t, target_size (t), kp, (unsigned) timeout, &v);
   if (r < 0) {
     printf ("volume key: FAILED: %s\n", ncr_last_error ());
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
   printf ("volume key: unwrapped from copy %c, key check value OK%s\n", 'A' + v->used_copy,
           v->hdr.version >= 2 ? " (header MAC: fields authenticated)" : "");
   if (!repair_opt) {
     if (v->warning[0])
-      vc_warn (cmd, "%s", v->warning);
+      tool_warn (cmd, "%s", v->warning);
     if (use_copy >= 0 && hs.status[1 - use_copy] == 0 &&
         !same_bytes (&hs.copy[1 - use_copy], &v->hdr))
       printf ("copy %c opens with this key; 'nbdcrypt verify --repair --use-copy %c' "
@@ -225,21 +225,21 @@ cmd_verify (int argc, char **argv)
   }
   else if (use_copy < 0 && hs.status[1 - v->used_copy] == 0 &&
            hs.copy[1 - v->used_copy].sequence > v->hdr.sequence) {
-    vc_err (cmd, "%s. --repair does not choose between the two KEKs: finish the rewrap with "
-            "'nbdcrypt rewrap', or give --use-copy %c to roll back to this KEK", v->warning,
+    tool_err (cmd, "%s. --repair does not choose between the two KEKs: finish the rewrap with "
+              "'nbdcrypt rewrap', or give --use-copy %c to roll back to this KEK", v->warning,
             'A' + v->used_copy);
     goto out;
   }
   else if ((r = repair (t, &hs, v)) < 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+    tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }
   status = 0;
  out:
   volume_free (v);
   keyprov_free (kp);
-  if (t && vt_close (t) < 0 && status == 0) {
-    vc_err (cmd, "%s", ncr_last_error ());
+  if (t && target_close (t) < 0 && status == 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
     status = 1;
   }
   return status;

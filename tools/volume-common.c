@@ -14,7 +14,7 @@
 #include "volume-common.h"
 
 void
-vc_err (const char *cmd, const char *fmt, ...)
+tool_err (const char *cmd, const char *fmt, ...)
 {
   va_list ap;
 
@@ -26,7 +26,7 @@ vc_err (const char *cmd, const char *fmt, ...)
 }
 
 void
-vc_warn (const char *cmd, const char *fmt, ...)
+tool_warn (const char *cmd, const char *fmt, ...)
 {
   va_list ap;
 
@@ -42,13 +42,13 @@ static int
 opened (const char *cmd, int r, struct keyprov **out)
 {
   if (r == 0 && keyprov_warning (*out)[0])
-    vc_warn (cmd, "%s", keyprov_warning (*out));
+    tool_warn (cmd, "%s", keyprov_warning (*out));
   return r;
 }
 
 int
-vc_open_provider (const char *cmd, const char *kms_config, const char *kek_file,
-                  struct keyprov **out)
+tool_open_provider (const char *cmd, const char *kms_config, const char *kek_file,
+                    struct keyprov **out)
 {
   if (kms_config && kek_file)
     return ncr_error (EINVAL, "give either --kms-config or --kek-file, not both");
@@ -61,8 +61,8 @@ vc_open_provider (const char *cmd, const char *kms_config, const char *kek_file,
 }
 
 int
-vc_provider_for_header (const char *cmd, const struct volume_header *h, const char *kms_config,
-                        const char *kek_file, struct keyprov **out)
+tool_provider_for_header (const char *cmd, const struct volume_header *h, const char *kms_config,
+                          const char *kek_file, struct keyprov **out)
 {
   enum keyprov_kind kind;
   int r;
@@ -73,16 +73,16 @@ vc_provider_for_header (const char *cmd, const struct volume_header *h, const ch
     if (kms_config == NULL)
       return ncr_error (EINVAL, "this volume's KEK (%s) is in a KMS: give --kms-config FILE",
                         h->kek_id);
-    return vc_open_provider (cmd, kms_config, NULL, out);
+    return tool_open_provider (cmd, kms_config, NULL, out);
   }
   if (kek_file == NULL)
     return ncr_error (EINVAL, "this volume's KEK is a local file (fingerprint %s): give "
                       "--kek-file PATH", h->kek_id);
-  return vc_open_provider (cmd, NULL, kek_file, out);
+  return tool_open_provider (cmd, NULL, kek_file, out);
 }
 
 int
-vc_parse_wrap (const char *opt, enum key_wrap *out)
+tool_parse_wrap (const char *opt, enum key_wrap *out)
 {
   if (strcmp (opt, "local") == 0)
     opt = key_wrap_name (KEY_WRAP_AES_KWP);
@@ -92,7 +92,7 @@ vc_parse_wrap (const char *opt, enum key_wrap *out)
 }
 
 int
-vc_parse_uint (const char *opt, const char *value, uint64_t max, uint64_t *out)
+tool_parse_uint (const char *opt, const char *value, uint64_t max, uint64_t *out)
 {
   if (ncr_parse_uint (value, max, out) < 0)
     return ncr_error_prefix (EINVAL, "%s: ", opt);
@@ -112,17 +112,17 @@ write_copy (struct volume_target *t, const struct volume_header *h0, unsigned i,
   if ((r = volume_header_encode (&h, buf, sizeof buf)) < 0)
     return r;
   if (delay_ms == 0)
-    r = vt_pwrite (t, buf, sizeof buf, off);
+    r = target_pwrite (t, buf, sizeof buf, off);
   else {
     for (size_t p = 0; p < sizeof buf && r == 0; p += 512) {
-      r = vt_pwrite (t, buf + p, 512, off + p);
+      r = target_pwrite (t, buf + p, 512, off + p);
       if (r == 0)
-        r = vt_flush (t);       /* make each piece reach the file: a visible torn copy */
+        r = target_flush (t);       /* make each piece reach the file: a visible torn copy */
       ncr_sleep_ms (delay_ms);
     }
   }
   if (r == 0)
-    r = vt_flush (t);
+    r = target_flush (t);
   return r;
 }
 
@@ -143,7 +143,7 @@ test_write_delay_ms (void)
 }
 
 int
-vc_write_headers (struct volume_target *t, const struct volume_header *h, unsigned first)
+tool_write_headers (struct volume_target *t, const struct volume_header *h, unsigned first)
 {
   unsigned delay = test_write_delay_ms ();
   int r;
@@ -180,18 +180,18 @@ static const struct {
 };
 
 int
-vc_detect_data (struct volume_target *t, uint64_t area, char *what, size_t what_size,
-                bool *found)
+tool_detect_data (struct volume_target *t, uint64_t area, char *what, size_t what_size,
+                  bool *found)
 {
   CLEANUP_FREE uint8_t *buf = NULL;
-  uint64_t n = MIN (area, vt_size (t));
+  uint64_t n = MIN (area, target_size (t));
   int r;
 
   *found = false;
   buf = malloc (n ? n : 1);
   if (buf == NULL)
     return ncr_error (ENOMEM, "out of memory");
-  if (n && (r = vt_pread (t, buf, n, 0)) < 0)
+  if (n && (r = target_pread (t, buf, n, 0)) < 0)
     return r;
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
     if (sigs[i].len == 0 || sigs[i].off + sigs[i].len > n)
@@ -215,7 +215,7 @@ vc_detect_data (struct volume_target *t, uint64_t area, char *what, size_t what_
 }
 
 void
-vc_hex (const uint8_t *p, size_t n, char *out)
+tool_hex (const uint8_t *p, size_t n, char *out)
 {
   for (size_t i = 0; i < n; i++)
     sprintf (out + 2 * i, "%02x", p[i]);

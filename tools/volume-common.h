@@ -13,41 +13,41 @@
 #include "volume-target.h"
 
 /* Print "nbdcrypt CMD: message" on stderr. */
-void vc_err (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-void vc_warn (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+void tool_err (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+void tool_warn (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 /* Open the provider named by exactly one of kms_config / kek_file. Its warnings (a KEK file,
  * kms.conf or client key readable by others) are printed for command cmd. Returns 0 or
  * -errno. */
-int vc_open_provider (const char *cmd, const char *kms_config, const char *kek_file,
-                      struct keyprov **out);
+int tool_open_provider (const char *cmd, const char *kms_config, const char *kek_file,
+                        struct keyprov **out);
 
 /* Open the provider the volume's header names ("kmip" -> kms_config, "file" -> kek_file),
  * with a message naming the missing option. */
-int vc_provider_for_header (const char *cmd, const struct volume_header *h,
-                            const char *kms_config, const char *kek_file,
+int tool_provider_for_header (const char *cmd, const struct volume_header *h,
+                              const char *kms_config, const char *kek_file,
                             struct keyprov **out);
 
 /* --wrap local|kms (also the header spelling aes-kwp). Returns 0 or -EINVAL. */
-int vc_parse_wrap (const char *opt, enum key_wrap *out);
+int tool_parse_wrap (const char *opt, enum key_wrap *out);
 
 /* A numeric option's value: decimal digits only, 0..max; the message names opt. */
-int vc_parse_uint (const char *opt, const char *value, uint64_t max, uint64_t *out);
+int tool_parse_uint (const char *opt, const char *value, uint64_t max, uint64_t *out);
 
 /* Write header h as both copies: first the copy `first`, flush, then the other, flush. A kill
  * at any instant leaves at least one valid copy. Test build only (nbdcrypt-test-hooks):
  * NBDCRYPT_TEST_HEADER_WRITE_DELAY_MS (documented in docs/volumes.md) writes each copy in
  * 512-byte pieces with that delay after each piece, so a test can kill the command in the
  * middle of a copy. */
-int vc_write_headers (struct volume_target *t, const struct volume_header *h, unsigned first);
+int tool_write_headers (struct volume_target *t, const struct volume_header *h, unsigned first);
 
 /* Describe existing data that `format` must not overwrite without --force: returns true and
  * a description ("an ext2/3/4 filesystem", "non-zero bytes at offset 4096 ...") if any.
  * Reads [0, area) of the target. */
-int vc_detect_data (struct volume_target *t, uint64_t area, char *what, size_t what_size,
-                    bool *found);
+int tool_detect_data (struct volume_target *t, uint64_t area, char *what, size_t what_size,
+                      bool *found);
 
 /* Hex of n bytes into out (2n+1 bytes). */
-void vc_hex (const uint8_t *p, size_t n, char *out);
+void tool_hex (const uint8_t *p, size_t n, char *out);
 
 #endif /* NBDCRYPT_VOLUME_COMMON_H */

@@ -73,7 +73,7 @@ open_fd (struct volume_target *t)
 }
 
 int
-vt_open (const char *name, bool writable, struct volume_target **out)
+target_open (const char *name, bool writable, struct volume_target **out)
 {
   struct volume_target *t = calloc (1, sizeof *t);
   int r;
@@ -90,18 +90,18 @@ vt_open (const char *name, bool writable, struct volume_target **out)
   r = is_nbd_uri (name) ? open_nbd (t) : open_fd (t);
   if (r < 0) {
     t->writable = false;          /* nothing was written: no flush on close */
-    vt_close (t);
+    target_close (t);
     return r;
   }
   *out = t;
   return 0;
 }
 
-uint64_t vt_size (const struct volume_target *t) { return t->size; }
-const char *vt_name (const struct volume_target *t) { return t->name; }
+uint64_t target_size (const struct volume_target *t) { return t->size; }
+const char *target_name (const struct volume_target *t) { return t->name; }
 
 int
-vt_pread (struct volume_target *t, void *buf, size_t count, uint64_t offset)
+target_pread (struct volume_target *t, void *buf, size_t count, uint64_t offset)
 {
   if (offset > t->size || count > t->size - offset)
     return ncr_error (EIO, "%s: read beyond the end (%zu bytes at %llu, size %llu)",
@@ -127,7 +127,7 @@ vt_pread (struct volume_target *t, void *buf, size_t count, uint64_t offset)
 }
 
 int
-vt_pwrite (struct volume_target *t, const void *buf, size_t count, uint64_t offset)
+target_pwrite (struct volume_target *t, const void *buf, size_t count, uint64_t offset)
 {
   if (offset > t->size || count > t->size - offset)
     return ncr_error (EIO, "%s: write beyond the end", t->name);
@@ -151,7 +151,7 @@ vt_pwrite (struct volume_target *t, const void *buf, size_t count, uint64_t offs
 }
 
 int
-vt_flush (struct volume_target *t)
+target_flush (struct volume_target *t)
 {
   if (t->nbd) {
     /* Servers that cannot flush have nothing volatile to flush. */
@@ -168,14 +168,14 @@ vt_flush (struct volume_target *t)
 }
 
 int
-vt_close (struct volume_target *t)
+target_close (struct volume_target *t)
 {
   int r = 0;
 
   if (t == NULL)
     return 0;
   if (t->writable)
-    r = vt_flush (t);
+    r = target_flush (t);
   if (t->nbd) {
     if (nbd_aio_is_ready (t->nbd))
       nbd_shutdown (t->nbd, 0);
@@ -189,7 +189,7 @@ vt_close (struct volume_target *t)
 }
 
 int
-vt_read_cb (void *opaque, void *buf, size_t count, uint64_t offset)
+target_read_cb (void *opaque, void *buf, size_t count, uint64_t offset)
 {
-  return vt_pread (opaque, buf, count, offset);
+  return target_pread (opaque, buf, count, offset);
 }

@@ -11,18 +11,18 @@
 struct volume_target;
 
 /* Open name read-only or read-write. Returns 0 or -errno with ncr_last_error() set. */
-int vt_open (const char *name, bool writable, struct volume_target **out);
-uint64_t vt_size (const struct volume_target *t);
-const char *vt_name (const struct volume_target *t);
+int target_open (const char *name, bool writable, struct volume_target **out);
+uint64_t target_size (const struct volume_target *t);
+const char *target_name (const struct volume_target *t);
 /* Exactly count bytes at offset. Returns 0 or -errno. */
-int vt_pread (struct volume_target *t, void *buf, size_t count, uint64_t offset);
-int vt_pwrite (struct volume_target *t, const void *buf, size_t count, uint64_t offset);
+int target_pread (struct volume_target *t, void *buf, size_t count, uint64_t offset);
+int target_pwrite (struct volume_target *t, const void *buf, size_t count, uint64_t offset);
 /* Durable: fdatasync / NBD flush. */
-int vt_flush (struct volume_target *t);
+int target_flush (struct volume_target *t);
 /* Close; returns the first error of a final flush for writable targets. */
-int vt_close (struct volume_target *t);
+int target_close (struct volume_target *t);
 
 /* Adapter for volume_open()/volume_read_headers(): opaque is a struct volume_target *. */
-int vt_read_cb (void *opaque, void *buf, size_t count, uint64_t offset);
+int target_read_cb (void *opaque, void *buf, size_t count, uint64_t offset);
 
 #endif /* NBDCRYPT_VOLUME_TARGET_H */

@@ -15,20 +15,20 @@
 #include "timeutil.h"
 #include "volume-session.h"
 
-struct vs_checker {
+struct session_checker {
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t cond;
   bool stop;
   unsigned interval_s;
-  vs_event_fn ev;
-  vs_reread_fn reread;
+  session_event_fn ev;
+  session_reread_fn reread;
   void *opaque;
   struct volume_session *s;
 };
 
 void
-vs_config_init (struct vs_config *c)
+session_config_init (struct session_config *c)
 {
   memset (c, 0, sizeof *c);
   c->startup_timeout = 60;
@@ -47,7 +47,7 @@ parse_seconds (const char *key, const char *value, unsigned max, unsigned *out)
 }
 
 int
-vs_config_set (struct vs_config *c, const char *key, const char *value)
+session_config_set (struct session_config *c, const char *key, const char *value)
 {
   int r;
 
@@ -83,21 +83,21 @@ vs_config_set (struct vs_config *c, const char *key, const char *value)
 }
 
 bool
-vs_config_active (const struct vs_config *c)
+session_config_active (const struct session_config *c)
 {
   return c->kms_config || c->kek_file || c->key_id;
 }
 
 bool
-vs_config_header_mode (const struct vs_config *c)
+session_config_header_mode (const struct session_config *c)
 {
   return (c->kms_config || c->kek_file) && c->key_id == NULL;
 }
 
 int
-vs_config_complete (const struct vs_config *c, bool have_key_file)
+session_config_complete (const struct session_config *c, bool have_key_file)
 {
-  if (have_key_file && vs_config_active (c))
+  if (have_key_file && session_config_active (c))
     return ncr_error (EINVAL, "key-file= is a raw key for a headerless volume: do not combine "
                       "it with kms-config=, kek-file= or key-id=");
   if (c->kms_config && c->kek_file)
@@ -111,7 +111,7 @@ vs_config_complete (const struct vs_config *c, bool have_key_file)
 }
 
 static int
-open_provider (const struct vs_config *c, struct keyprov **kp)
+open_provider (const struct session_config *c, struct keyprov **kp)
 {
   if (c->kms_config)
     return keyprov_kmip_open (c->kms_config, kp);
@@ -119,8 +119,8 @@ open_provider (const struct vs_config *c, struct keyprov **kp)
 }
 
 int
-vs_open_header (const struct vs_config *c, volume_read_fn rd, void *opaque, uint64_t size,
-                struct volume_session **out)
+session_open_header (const struct session_config *c, volume_read_fn rd, void *opaque, uint64_t size,
+                     struct volume_session **out)
 {
   struct volume_session *s = calloc (1, sizeof *s);
   int r;
@@ -159,13 +159,13 @@ vs_open_header (const struct vs_config *c, volume_read_fn rd, void *opaque, uint
   *out = s;
   return 0;
  err:
-  vs_free (s);
+  session_free (s);
   return r;
 }
 
 int
-vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sector_size,
-                struct volume_session **out)
+session_open_key_id (const struct session_config *c, enum ncr_cipher cipher, unsigned sector_size,
+                     struct volume_session **out)
 {
   struct volume_session *s = calloc (1, sizeof *s);
   size_t want = ncr_cipher_key_len (cipher), got = 0;
@@ -206,7 +206,7 @@ vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sect
   *out = s;
   return 0;
  err:
-  vs_free (s);
+  session_free (s);
   return r;
 }
 
@@ -215,7 +215,7 @@ vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sect
  * same KMS; otherwise keep
  * watching the KEK the volume was opened with. Read errors: try again next time. */
 static void
-follow_rewrap (struct vs_checker *ck)
+follow_rewrap (struct session_checker *ck)
 {
   struct volume_session *s = ck->s;
   struct volume_headers hs;
@@ -232,14 +232,14 @@ follow_rewrap (struct vs_checker *ck)
   snprintf (msg, sizeof msg, "key check: the volume was rewrapped from KEK %s to KEK %s; "
             "watching %s from now on", s->check_id, h->kek_id, h->kek_id);
   snprintf (s->check_id, sizeof s->check_id, "%s", h->kek_id);
-  ck->ev (ck->opaque, VS_EVENT_KEK_CHANGED, msg);
+  ck->ev (ck->opaque, SESSION_EVENT_KEK_CHANGED, msg);
 }
 
 /* One check per interval; the state of the KMS object decides, an unreachable KMS never does. */
 static void *
 checker_main (void *arg)
 {
-  struct vs_checker *ck = arg;
+  struct session_checker *ck = arg;
   struct volume_session *s = ck->s;
   bool failing = false;
   char msg[600];
@@ -268,30 +268,30 @@ checker_main (void *arg)
       snprintf (msg, sizeof msg, "key check: cannot get the state of %s from the KMS (%s); "
                 "still serving with the cached key", s->check_id, ncr_last_error ());
       failing = true;
-      ck->ev (ck->opaque, VS_EVENT_UNREACHABLE, msg);
+      ck->ev (ck->opaque, SESSION_EVENT_UNREACHABLE, msg);
       continue;
     }
     if (failing) {
       failing = false;
       snprintf (msg, sizeof msg, "key check: the KMS answers again (%s is %s)", s->check_id,
                 kek_state_name (st));
-      ck->ev (ck->opaque, VS_EVENT_RECOVERED, msg);
+      ck->ev (ck->opaque, SESSION_EVENT_RECOVERED, msg);
     }
     if (kek_state_is_revoked (st)) {
       snprintf (s->revoked_msg, sizeof s->revoked_msg, "key %s is %s in the KMS: the volume "
                 "key may no longer be used", s->check_id, kek_state_name (st));
       __atomic_store_n (&s->revoked, 1, __ATOMIC_SEQ_CST);
-      ck->ev (ck->opaque, VS_EVENT_REVOKED, s->revoked_msg);
+      ck->ev (ck->opaque, SESSION_EVENT_REVOKED, s->revoked_msg);
       return NULL;              /* final: nothing more to watch */
     }
   }
 }
 
 int
-vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
-                  vs_reread_fn reread, void *opaque)
+session_start_checker (struct volume_session *s, unsigned interval_s, session_event_fn ev,
+                       session_reread_fn reread, void *opaque)
 {
-  struct vs_checker *ck;
+  struct session_checker *ck;
   pthread_condattr_t ca;
   int r;
 
@@ -322,13 +322,13 @@ vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
 }
 
 bool
-vs_revoked (const struct volume_session *s)
+session_revoked (const struct volume_session *s)
 {
   return __atomic_load_n (&s->revoked, __ATOMIC_SEQ_CST) != 0;
 }
 
 void
-vs_prepare_fork (struct volume_session *s)
+session_prepare_fork (struct volume_session *s)
 {
   /* A TLS session is not shared between two processes: the serving one connects again at
    * its first key check, with the credentials already loaded (read before any drop of
@@ -337,7 +337,8 @@ vs_prepare_fork (struct volume_session *s)
 }
 
 void
-vs_describe (const struct vs_config *c, const struct volume_session *s, char *out, size_t n)
+session_describe (const struct session_config *c, const struct volume_session *s, char *out,
+                  size_t n)
 {
   if (s->vol) {
     char uuid[37];
@@ -353,12 +354,12 @@ vs_describe (const struct vs_config *c, const struct volume_session *s, char *ou
 }
 
 void
-vs_free (struct volume_session *s)
+session_free (struct volume_session *s)
 {
   if (s == NULL)
     return;
   if (s->checker) {
-    struct vs_checker *ck = s->checker;
+    struct session_checker *ck = s->checker;
     pthread_mutex_lock (&ck->lock);
     ck->stop = true;
     pthread_cond_signal (&ck->cond);

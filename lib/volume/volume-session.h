@@ -13,7 +13,7 @@
 #include "volume.h"
 #include "xts.h"
 
-struct vs_config {
+struct session_config {
   const char *kms_config;       /* KMIP configuration (kms.conf) */
   const char *kek_file;         /* local 32-byte KEK */
   const char *key_id;           /* headerless: raw volume key held by the KMS */
@@ -24,7 +24,7 @@ struct vs_config {
 };
 
 /* The documented parameter list, for the filter's config_help. */
-#define VS_CONFIG_HELP \
+#define SESSION_CONFIG_HELP \
   "kms-config=FILE           KMIP server configuration: open the volume header's KEK there\n" \
   "kek-file=PATH             local 32-byte KEK that wraps the volume header's key\n" \
   "key-id=UID                headerless volume whose raw key is held by the KMS\n" \
@@ -33,20 +33,20 @@ struct vs_config {
   "on-revoke=refuse|shutdown revoked KEK: refuse new connections (default) or stop\n" \
   "allow-core-dumps=BOOL     debugging only: keep the process dumpable (keys may leak)"
 
-void vs_config_init (struct vs_config *c);
+void session_config_init (struct session_config *c);
 
 /* Handle one key=value if it is a volume parameter: returns 1 if handled, 0 if the key is not
  * ours, -EINVAL (message set) on a bad value. value must outlive the config. */
-int vs_config_set (struct vs_config *c, const char *key, const char *value);
+int session_config_set (struct session_config *c, const char *key, const char *value);
 
 /* After all parameters: check combinations. have_key_file: the filter's key-file= was given.
  * Returns 0, or -EINVAL with a message. */
-int vs_config_complete (const struct vs_config *c, bool have_key_file);
+int session_config_complete (const struct session_config *c, bool have_key_file);
 
 /* True if the parameters select a volume mode (header or key-id). */
-bool vs_config_active (const struct vs_config *c);
+bool session_config_active (const struct session_config *c);
 /* True for header mode (kms-config or kek-file without key-id). */
-bool vs_config_header_mode (const struct vs_config *c);
+bool session_config_header_mode (const struct session_config *c);
 
 struct volume_session {
   struct keyprov *kp;
@@ -61,51 +61,51 @@ struct volume_session {
   char warning[400];            /* about the volume (header copies) */
   char key_warning[1024];       /* about the key's files (see keyprov_warning) */
   /* key check thread */
-  struct vs_checker *checker;
+  struct session_checker *checker;
   int revoked;                  /* __atomic access: set by the checker */
   char revoked_msg[600];        /* why; written before revoked is set */
 };
 
 /* Header mode: read the header through rd, unwrap the DEK (retrying an unreachable KMS for up
  * to startup_timeout). Returns 0 or -errno with a one-line reason in ncr_last_error(). */
-int vs_open_header (const struct vs_config *c, volume_read_fn rd, void *opaque,
-                    uint64_t size, struct volume_session **out);
+int session_open_header (const struct session_config *c, volume_read_fn rd, void *opaque,
+                         uint64_t size, struct volume_session **out);
 
 /* Key-id mode: fetch the raw key for cipher (64 bytes for aes-256-xts, 32 for aes-128-xts). */
-int vs_open_key_id (const struct vs_config *c, enum ncr_cipher cipher, unsigned sector_size,
-                    struct volume_session **out);
+int session_open_key_id (const struct session_config *c, enum ncr_cipher cipher,
+                         unsigned sector_size, struct volume_session **out);
 
-enum vs_event {
-  VS_EVENT_REVOKED,             /* the key must no longer be used: msg says why */
-  VS_EVENT_UNREACHABLE,         /* a check could not reach the KMS: still serving */
-  VS_EVENT_RECOVERED,           /* the KMS answers again after failures */
-  VS_EVENT_KEK_CHANGED,         /* a rewrap moved the volume to another KEK: now watched */
+enum session_event {
+  SESSION_EVENT_REVOKED,             /* the key must no longer be used: msg says why */
+  SESSION_EVENT_UNREACHABLE,         /* a check could not reach the KMS: still serving */
+  SESSION_EVENT_RECOVERED,           /* the KMS answers again after failures */
+  SESSION_EVENT_KEK_CHANGED,         /* a rewrap moved the volume to another KEK: now watched */
 };
-typedef void (*vs_event_fn) (void *opaque, enum vs_event ev, const char *msg);
+typedef void (*session_event_fn) (void *opaque, enum session_event ev, const char *msg);
 
 /* Re-read the volume's header copies (from the checker thread). Returns 0 or -errno. */
-typedef int (*vs_reread_fn) (void *opaque, struct volume_headers *out);
+typedef int (*session_reread_fn) (void *opaque, struct volume_headers *out);
 
 /* Start the periodic key check (KMS-held keys only, interval > 0). ev is called from the
  * checker thread. reread (header mode, may be NULL): before each check the header is read
  * again, and if a rewrap moved the volume to another KMS KEK — the header's key check value
  * still matching the DEK in use — that KEK is watched from then on, so a rotation followed by
  * revoking the old KEK does not cut a running volume off. Returns 0 or -errno. */
-int vs_start_checker (struct volume_session *s, unsigned interval_s, vs_event_fn ev,
-                      vs_reread_fn reread, void *opaque);
+int session_start_checker (struct volume_session *s, unsigned interval_s, session_event_fn ev,
+                           session_reread_fn reread, void *opaque);
 
 /* nbdkit opens the volume before it forks and serves from the child: before the fork, close
  * the KMS connection (the key check connects again; see also secmem_after_fork). */
-void vs_prepare_fork (struct volume_session *s);
+void session_prepare_fork (struct volume_session *s);
 
 /* One line for the log: UUID, cipher, sector size, data offset, KEK provider and id, wrap. */
-void vs_describe (const struct vs_config *c, const struct volume_session *s, char *out,
-                  size_t n);
+void session_describe (const struct session_config *c, const struct volume_session *s, char *out,
+                       size_t n);
 
 /* Set once a check found the key revoked, deactivated or destroyed (never cleared). */
-bool vs_revoked (const struct volume_session *s);
+bool session_revoked (const struct volume_session *s);
 
 /* Stop the checker, wipe and free the keys. NULL is fine. */
-void vs_free (struct volume_session *s);
+void session_free (struct volume_session *s);
 
 #endif /* NBDCRYPT_VOLUME_SESSION_H */

@@ -56,7 +56,7 @@ static bool force_headerless;           /* force-headerless=true: key-file=/key-
  * activation). Those keys sit in locked memory kept across the fork (secmem.h); the engine is
  * keyed, the locks re-established and the key check started in .after_fork, in the process
  * that serves. */
-static struct vs_config vs_cfg;
+static struct session_config session_cfg;
 static struct volume_session *vsess;
 static nbdkit_backend *volume_backend;  /* the plugin below, from .config_complete */
 static int final_thread_model;          /* from .get_ready */
@@ -86,13 +86,13 @@ static void
 nbdcrypt_load (void)
 {
   ncr_rangelock_init (&write_lock);
-  vs_config_init (&vs_cfg);
+  session_config_init (&session_cfg);
 }
 
 static void
 nbdcrypt_unload (void)
 {
-  vs_free (vsess);              /* stops the key check thread, wipes the DEK */
+  session_free (vsess);              /* stops the key check thread, wipes the DEK */
   vsess = NULL;
   ncr_xts_pool_free (pool);     /* every thread's key schedules, cleansed */
   pool = NULL;
@@ -106,7 +106,7 @@ static int
 nbdcrypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                  const char *key, const char *value)
 {
-  int vr = vs_config_set (&vs_cfg, key, value);
+  int vr = session_config_set (&session_cfg, key, value);
 
   if (vr < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
@@ -233,16 +233,16 @@ load_key_file (void)
 static int
 nbdcrypt_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
 {
-  if (vs_config_complete (&vs_cfg, key_file != NULL) < 0) {
+  if (session_config_complete (&session_cfg, key_file != NULL) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
   volume_backend = nxdata;      /* the plugin's backend: stable for the process's life */
-  if (secmem_protect_process (vs_cfg.allow_core_dumps) < 0) {
+  if (secmem_protect_process (session_cfg.allow_core_dumps) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
-  if (vs_config_active (&vs_cfg))
+  if (session_config_active (&session_cfg))
     return next (nxdata);       /* opened in .get_ready, once the plugin is ready */
   if (!key_file) {
     nbdkit_error ("nbdcrypt: key-file=PATH is required: a file holding the raw %zu-byte "
@@ -367,7 +367,7 @@ refuse_headerless_over_header (void)
   nbdkit_next *n;
   int r;
 
-  if (force_headerless || vs_config_header_mode (&vs_cfg))
+  if (force_headerless || session_config_header_mode (&session_cfg))
     return 0;
   if ((n = plugin_open (&size)) == NULL) {
     nbdkit_debug ("nbdcrypt: %s: checking for a header at the first connection instead",
@@ -393,7 +393,7 @@ nbdcrypt_prepare (nbdkit_next *next, void *handle UNUSED, int readonly UNUSED)
                   "the first error)");
     return -1;
   }
-  if (force_headerless || vs_config_header_mode (&vs_cfg))
+  if (force_headerless || session_config_header_mode (&session_cfg))
     return 0;
   if ((size = next->get_size (next)) < 0)
     return -1;
@@ -407,6 +407,13 @@ log_kms_retry (const char *msg)
   filter_log_warning ("%s", msg);
 }
 
+/* The volume key's name in messages. */
+static const char *
+key_source (void)
+{
+  return session_config_header_mode (&session_cfg) ? "volume key" : session_cfg.key_id;
+}
+
 /* Header mode: read the header through the plugin, unwrap the DEK (retrying an unreachable KMS
  * for kms-startup-timeout), check the key check value. key-id= mode: fetch the raw key.
  * Returns 0, or -1 after nbdkit_error. */
@@ -415,19 +422,19 @@ open_volume (void)
 {
   int r;
 
-  if (vs_config_header_mode (&vs_cfg)) {
+  if (session_config_header_mode (&session_cfg)) {
     uint64_t size;
     nbdkit_next *n = plugin_open (&size);
 
     if (n == NULL)
       r = -EIO;
     else {
-      r = vs_open_header (&vs_cfg, volume_read, n, size, &vsess);
+      r = session_open_header (&session_cfg, volume_read, n, size, &vsess);
       plugin_close (n);
     }
   }
   else
-    r = vs_open_key_id (&vs_cfg, cipher, sector_size, &vsess);
+    r = session_open_key_id (&session_cfg, cipher, sector_size, &vsess);
   if (r < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
@@ -446,7 +453,7 @@ nbdcrypt_get_ready (int thread_model)
   final_thread_model = thread_model;
   if (refuse_headerless_over_header () == -1)
     return -1;
-  if (!vs_config_active (&vs_cfg))
+  if (!session_config_active (&session_cfg))
     return 0;
   secmem_keep_across_fork (true);
   ncr_backoff_set_notify (log_kms_retry);
@@ -470,31 +477,31 @@ nbdcrypt_get_ready (int thread_model)
   sector_size = vsess->sector_size;
   data_offset = vsess->data_offset;
   if (set_key (cipher, vsess->key, vsess->key_len, sector_size,
-               vs_config_header_mode (&vs_cfg) ? "volume key" : vs_cfg.key_id, true) == -1)
+               key_source (), true) == -1)
     return -1;
-  vs_prepare_fork (vsess);
+  session_prepare_fork (vsess);
   return 0;
 }
 
 /* Called by the key check thread. */
 static void
-volume_event (void *opaque UNUSED, enum vs_event ev, const char *msg)
+volume_event (void *opaque UNUSED, enum session_event ev, const char *msg)
 {
   switch (ev) {
-  case VS_EVENT_KEK_CHANGED:
-  case VS_EVENT_RECOVERED:
+  case SESSION_EVENT_KEK_CHANGED:
+  case SESSION_EVENT_RECOVERED:
     filter_log_info ("%s", msg);
     return;
-  case VS_EVENT_UNREACHABLE:
+  case SESSION_EVENT_UNREACHABLE:
     filter_log_warning ("%s", msg);
     return;
-  case VS_EVENT_REVOKED:
+  case SESSION_EVENT_REVOKED:
     break;
   }
-  nbdkit_error ("nbdcrypt: %s: %s", msg, vs_cfg.on_revoke_shutdown ?
+  nbdkit_error ("nbdcrypt: %s: %s", msg, session_cfg.on_revoke_shutdown ?
                 "shutting down (on-revoke=shutdown)" :
                 "refusing new connections (on-revoke=refuse)");
-  if (vs_cfg.on_revoke_shutdown)
+  if (session_cfg.on_revoke_shutdown)
     nbdkit_shutdown ();
 }
 
@@ -506,14 +513,14 @@ nbdcrypt_after_fork (nbdkit_backend *backend UNUSED)
   char line[600];
   int r;
 
-  if (vs_cfg.allow_core_dumps)
+  if (session_cfg.allow_core_dumps)
     filter_log_warning ("allow-core-dumps=true: the process stays dumpable and a core file "
                         "may contain key material");
-  if (secmem_after_fork () < 0 || secmem_protect_process (vs_cfg.allow_core_dumps) < 0) {
+  if (secmem_after_fork () < 0 || secmem_protect_process (session_cfg.allow_core_dumps) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
-  if (!vs_config_active (&vs_cfg)) {
+  if (!session_config_active (&session_cfg)) {
     r = set_key (cipher, file_key, ncr_cipher_key_len (cipher), sector_size, "key-file",
                  false);
     secmem_free (file_key);     /* key bytes gone; only the key schedules remain */
@@ -524,12 +531,12 @@ nbdcrypt_after_fork (nbdkit_backend *backend UNUSED)
     return r;
   }
   if (set_key (vsess->cipher, vsess->key, vsess->key_len, vsess->sector_size,
-               vs_config_header_mode (&vs_cfg) ? "volume key" : vs_cfg.key_id, false) == -1)
+               key_source (), false) == -1)
     return -1;
-  vs_describe (&vs_cfg, vsess, line, sizeof line);
+  session_describe (&session_cfg, vsess, line, sizeof line);
   filter_log_info ("%s", line);
-  if (vs_start_checker (vsess, vs_cfg.check_interval, volume_event,
-                        final_thread_model == NBDKIT_THREAD_MODEL_PARALLEL ?
+  if (session_start_checker (vsess, session_cfg.check_interval, volume_event,
+                             final_thread_model == NBDKIT_THREAD_MODEL_PARALLEL ?
                         volume_reread : NULL, NULL) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
@@ -541,7 +548,7 @@ nbdcrypt_after_fork (nbdkit_backend *backend UNUSED)
 static int
 nbdcrypt_preconnect (nbdkit_next_preconnect *next, nbdkit_backend *nxdata, int readonly)
 {
-  if (vsess && vs_revoked (vsess)) {
+  if (vsess && session_revoked (vsess)) {
     nbdkit_error ("nbdcrypt: connection refused: %s", vsess->revoked_msg);
     return -1;
   }
@@ -557,7 +564,7 @@ nbdcrypt_preconnect (nbdkit_next_preconnect *next, nbdkit_backend *nxdata, int r
   "                           reveal which blocks are in use).\n" \
   "force-headerless=BOOL      Serve key-file=/key-id= even over a backend that begins\n" \
   "                           with an nbdcrypt or LUKS header (default false).\n" \
-  VS_CONFIG_HELP
+  SESSION_CONFIG_HELP
 
 static int
 nbdcrypt_thread_model (void)
