@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xts.h"
+#include "cipher.h"
 
 struct vaes_xts;
 
