@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The crypto backend on OpenSSL 3: the only file in lib/ that talks to OpenSSL. Random bytes,
- * constant-time compare, wipe, SHA-256 and HMAC (backend.h); keyed AES-ECB, AES-XTS and
- * AES key wrap contexts for the engines and keywrap.c (crypto-internal.h).
+/* The crypto backend on OpenSSL 3, the one file in lib/crypto that includes OpenSSL: random
+ * bytes, constant-time compare, wipe, SHA-256 and HMAC for every layer (backend.h); keyed
+ * AES-ECB, AES-XTS and AES key wrap contexts for the engines and keywrap.c
+ * (crypto-internal.h). Swapping or auditing the crypto library is this file's work.
  *
  * AES goes through the provider's dispatch table. For XTS: per data unit, an IV-only init
  * and one update, without the EVP layer's ~60 ns of bookkeeping per EVP_CipherInit_ex (a

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The cryptographic primitives for the layers above lib/crypto: random bytes, constant-time
- * compare, wipe, SHA-256, HMAC-SHA256. All come from backend-openssl.c, the one file that
- * talks to OpenSSL; lib/crypto's engines use its AES contexts too (crypto-internal.h). */
+/* The cryptographic primitives for every layer: random bytes, constant-time compare, wipe,
+ * SHA-256, HMAC-SHA256, so that no other file needs to include OpenSSL. They come from
+ * backend-openssl.c; lib/crypto's engines use its AES contexts too (crypto-internal.h). */
 #ifndef NBDCRYPT_BACKEND_H
 #define NBDCRYPT_BACKEND_H
 

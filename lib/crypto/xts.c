@@ -34,8 +34,8 @@
  * bytes. vaes-xts keeps them in secmem (locked, not in core dumps, wiped in forked children
  * and on free); the OpenSSL implementations in provider contexts whose pages are locked and
  * not dumped, but not wiped on fork (backend-openssl.c says why). With VAES no OpenSSL
- * context is made at all. NBDCRYPT_XTS_IMPL=NAME in the environment forces one implementation (to test
- * the fallbacks on a CPU that has VAES). */
+ * context is made at all. NBDCRYPT_XTS_IMPL=NAME in the environment forces one
+ * implementation (to test the fallbacks on a CPU that has VAES). */
 #include "xts.h"
 
 #include <errno.h>
