@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* AES key wrap with padding (RFC 5649) under a 256-bit KEK, through OpenSSL. */
+/* AES key wrap with padding (RFC 5649) under a 128-, 192- or 256-bit KEK, through OpenSSL. */
 #ifndef NBDCRYPT_KEYWRAP_H
 #define NBDCRYPT_KEYWRAP_H
 

@@ -3,6 +3,8 @@
  *
  * Each allocation is its own anonymous mapping so that madvise() flags apply to it alone
  * and nothing else shares its pages. A small header in front records the mapping size. */
+#include "secmem.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -12,7 +14,6 @@
 #include <unistd.h>
 
 #include "errors.h"
-#include "secmem.h"
 
 #define SECMEM_HEADER SECMEM_ALIGN  /* keeps the returned pointer SECMEM_ALIGN-aligned */
 

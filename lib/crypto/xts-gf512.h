@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* XTS tweak arithmetic on four 128-bit lanes at once (AVX-512 + VPCLMULQDQ), shared by the
- * batched ECB construction (xts.c) and the VAES engine (xts-vaes.c). x86-64 only; include it
- * after <immintrin.h>. Internal to the XTS engine. */
+ * batched ECB construction (xts.c) and the VAES engine (xts-vaes.c). x86-64 only (empty
+ * elsewhere). Internal to lib/crypto; kept apart from crypto-internal.h so that only these two
+ * files compile the AVX-512 intrinsics. */
 #ifndef NBDCRYPT_XTS_GF512_H
 #define NBDCRYPT_XTS_GF512_H
 
 #if defined(__x86_64__)
+#include <immintrin.h>
+
 #define XTS_GF512_TARGET __attribute__ ((target ("avx512f,avx512bw,avx512vl,vpclmulqdq")))
 
 /* Each 128-bit lane times x^k in GF(2^128) mod x^128 + x^7 + x^2 + x + 1, k = the per-lane

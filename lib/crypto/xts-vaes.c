@@ -13,15 +13,15 @@
  * the two bytes shifted out by 0x87 (x^128 = x^7 + x^2 + x + 1). Units that are not a
  * multiple of 256 bytes (the NIST vectors' 16- and 32-byte units) finish with masked loads
  * and stores, so nothing past the unit is touched. */
+#include "crypto-internal.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
+#include "backend.h"
 #include "errors.h"
 #include "secmem.h"
-#include "xts-vaes.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -104,7 +104,7 @@ setup (struct vaes_xts *x, const uint8_t *key, size_t half)
     x->dec[i] = _mm512_broadcast_i32x4 (_mm_aesimc_si128 (rk[nr - i]));
   x->dec[nr] = _mm512_broadcast_i32x4 (rk[0]);
   expand_key (key + half, half, x->tweak);
-  OPENSSL_cleanse (rk, sizeof rk);
+  crypto_wipe (rk, sizeof rk);
 }
 
 int

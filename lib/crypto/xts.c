@@ -23,8 +23,8 @@
  *
  * Which way is fastest depends on the sector size (measured with perf/engine-bench): for
  * 4096-byte sectors OpenSSL's fused XTS assembly wins once its per-sector IV setup is cheap,
- * which xts-ossl.c arranges; for 512-byte sectors the batched ECB construction wins (the
- * per-sector setup would be a fifth of the work). Without AVX-512 the portable XOR pass is
+ * which backend-openssl.c arranges; for 512-byte sectors the batched ECB construction wins
+ * (the per-sector setup would be a fifth of the work). Without AVX-512 the portable XOR pass is
  * slower than OpenSSL's XTS at both sizes, so that is used. On CPUs with VAES (512-bit AES
  * rounds, xts-vaes.c) that beats all of these at both sizes (about 1.6x OpenSSL's XTS at
  * 512 B and 1.9x at 4 KiB on the AMD EPYC box, perf/engine-bench), so it is picked first.
@@ -33,26 +33,21 @@
  * Key memory: a context holds the key schedules of the one implementation it uses, and no key
  * bytes. vaes-xts keeps them in secmem (locked, not in core dumps, wiped in forked children
  * and on free); the OpenSSL implementations in provider contexts whose pages are locked and
- * not dumped, but not wiped on fork (xts-ossl.c says why). With VAES no OpenSSL context is
- * made at all. NBDCRYPT_XTS_IMPL=NAME in the environment forces one implementation (to test
- * the fallbacks on a CPU that has VAES). */
+ * not dumped, but not wiped on fork (backend-openssl.c says why). With VAES no OpenSSL
+ * context is made at all. NBDCRYPT_XTS_IMPL=NAME in the environment forces one
+ * implementation (to test the fallbacks on a CPU that has VAES). */
+#include "xts.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
+#include "backend.h"
+#include "crypto-internal.h"
 #include "errors.h"
 #include "xts-gf512.h"
-#include "xts-ossl.h"
-#include "xts-vaes.h"
-#include "xts.h"
 
 /* Bytes of data per pair of ECB calls: small enough to stay in the L1/L2 cache across the
  * three passes, large enough that the ~20 ns of an EVP call is noise (perf/engine-bench). */
@@ -68,51 +63,23 @@
 typedef void (*xor_tweaks_fn) (const uint8_t *initial, size_t units, size_t unit,
                                const uint8_t *in, uint8_t *out);
 
+/* OpenSSL's AES contexts (backend-openssl.c) of a context that uses them: for openssl-xts
+ * AES-XTS under the whole key, AES_ENC and AES_DEC; for ecb-* AES-ECB, AES_ENC and AES_DEC
+ * under K1 and AES_TWEAK (encrypt) under K2. */
+enum { AES_ENC, AES_DEC, AES_TWEAK, AES_N };
+
 struct ncr_xts {
   enum ncr_cipher cipher;
   unsigned unit;                /* data unit (sector) size in bytes, a multiple of 16 */
   size_t chunk;                 /* bytes per ECB call: a whole number of units */
-  /* Exactly one of these three holds the key schedules, the one impl uses. */
+  /* vx or aes[] holds the key schedules, whichever impl uses. */
   struct vaes_xts *vx;          /* vaes-xts: in secmem, shared by dup'd contexts */
-  struct ossl_xts *px;          /* openssl-xts: OpenSSL's XTS contexts, locked pages */
-  struct ossl_ecb *ecb;         /* ecb-*: AES-ECB contexts, no padding, locked pages */
+  struct crypto_aes *aes[AES_N];        /* openssl-xts, ecb-*: provider contexts, locked */
   uint8_t *initial;             /* ecb-*: per-unit sector numbers, then initial tweaks */
   xor_tweaks_fn xor_tweaks;     /* ecb-*: the tweak pass; NULL otherwise */
   bool use_vaes;                /* vx does the whole job */
   const char *impl;
 };
-
-int
-ncr_cipher_from_name (const char *name, enum ncr_cipher *out)
-{
-  if (strcmp (name, "aes-256-xts") == 0)
-    *out = NCR_CIPHER_AES_256_XTS;
-  else if (strcmp (name, "aes-128-xts") == 0)
-    *out = NCR_CIPHER_AES_128_XTS;
-  else
-    return ncr_error (EINVAL, "unknown cipher '%s' (use aes-256-xts or aes-128-xts)", name);
-  return 0;
-}
-
-const char *
-ncr_cipher_name (enum ncr_cipher c)
-{
-  return c == NCR_CIPHER_AES_128_XTS ? "aes-128-xts" : "aes-256-xts";
-}
-
-size_t
-ncr_cipher_key_len (enum ncr_cipher c)
-{
-  return c == NCR_CIPHER_AES_128_XTS ? 32 : 64;
-}
-
-int
-ncr_sector_size_valid (unsigned s)
-{
-  if (s != 512 && s != 4096)
-    return ncr_error (EINVAL, "sector size %u is not supported (use 512 or 4096)", s);
-  return 0;
-}
 
 /* ---- portable tweak passes ---- */
 
@@ -228,6 +195,7 @@ static const char *const impl_names[IMPL_N] = {
 static int
 build (struct ncr_xts *x, enum impl i, const uint8_t *key, size_t key_len)
 {
+  size_t half = key_len / 2;
   int r;
 
   switch (i) {
@@ -237,7 +205,8 @@ build (struct ncr_xts *x, enum impl i, const uint8_t *key, size_t key_len)
     x->use_vaes = true;
     break;
   case IMPL_OPENSSL_XTS:
-    if ((r = ossl_xts_new (x->cipher, key, key_len, &x->px)) < 0)
+    if ((r = crypto_aes_new (CRYPTO_AES_XTS, 1, key, key_len, &x->aes[AES_ENC])) < 0 ||
+        (r = crypto_aes_new (CRYPTO_AES_XTS, 0, key, key_len, &x->aes[AES_DEC])) < 0)
       return r;
     break;
   case IMPL_ECB_AVX512:
@@ -255,7 +224,9 @@ build (struct ncr_xts *x, enum impl i, const uint8_t *key, size_t key_len)
     x->initial = aligned_alloc (64, INITIAL_SIZE (x->unit));
     if (!x->initial)
       return ncr_error (ENOMEM, "out of memory");
-    if ((r = ossl_ecb_new (x->cipher, key, key_len, &x->ecb)) < 0)
+    if ((r = crypto_aes_new (CRYPTO_AES_ECB, 1, key, half, &x->aes[AES_ENC])) < 0 ||
+        (r = crypto_aes_new (CRYPTO_AES_ECB, 0, key, half, &x->aes[AES_DEC])) < 0 ||
+        (r = crypto_aes_new (CRYPTO_AES_ECB, 1, key + half, half, &x->aes[AES_TWEAK])) < 0)
       return r;
     break;
   default:
@@ -280,7 +251,7 @@ ncr_xts_new_impl (enum ncr_cipher c, const uint8_t *key, size_t key_len, unsigne
     return ncr_error (EINVAL, "%s needs a %zu-byte key, got %zu bytes",
                       ncr_cipher_name (c), ncr_cipher_key_len (c), key_len);
   /* IEEE 1619 / FIPS: K1 == K2 defeats XTS; OpenSSL's own XTS refuses it too. */
-  if (CRYPTO_memcmp (key, key + half, half) == 0)
+  if (crypto_ct_memcmp (key, key + half, half) == 0)
     return ncr_error (EINVAL, "invalid %s key: its two halves are equal", ncr_cipher_name (c));
 
   if (!name) {
@@ -364,16 +335,17 @@ ncr_xts_dup (const struct ncr_xts *x, struct ncr_xts **out)
     return ncr_error (ENOMEM, "out of memory");
   *d = *x;
   d->vx = NULL;
-  d->px = NULL;
-  d->ecb = NULL;
+  memset (d->aes, 0, sizeof d->aes);
   d->initial = NULL;
   if (x->vx)
     r = vaes_xts_dup (x->vx, &d->vx);           /* shared, read-only schedules */
-  if (r == 0 && x->px)
-    r = ossl_xts_dup (x->px, &d->px);
-  if (r == 0 && x->ecb) {
+  for (int i = 0; r == 0 && i < AES_N; i++)
+    if (x->aes[i])
+      r = crypto_aes_dup (x->aes[i], &d->aes[i]);
+  if (r == 0 && x->initial) {
     d->initial = aligned_alloc (64, INITIAL_SIZE (x->unit));
-    r = d->initial ? ossl_ecb_dup (x->ecb, &d->ecb) : ncr_error (ENOMEM, "out of memory");
+    if (!d->initial)
+      r = ncr_error (ENOMEM, "out of memory");
   }
   if (r < 0) {
     ncr_xts_free (d);
@@ -387,7 +359,7 @@ static int
 xts_crypt (struct ncr_xts *x, int enc, uint64_t sector,
            const uint8_t *in, uint8_t *out, size_t len)
 {
-  int k1 = enc ? OSSL_ECB_K1_ENC : OSSL_ECB_K1_DEC;
+  struct crypto_aes *k1 = x->aes[enc ? AES_ENC : AES_DEC];
 
   if (len % x->unit)
     return ncr_error (EINVAL, "length %zu is not a whole number of %u-byte sectors",
@@ -397,7 +369,7 @@ xts_crypt (struct ncr_xts *x, int enc, uint64_t sector,
     return 0;
   }
   if (!x->xor_tweaks)
-    return ossl_xts_crypt (x->px, enc, x->unit, sector, in, out, len);
+    return crypto_aes_xts (k1, x->unit, sector, in, out, len);
   while (len > 0) {
     size_t n = len < x->chunk ? len : x->chunk, units = n / x->unit;
 
@@ -405,10 +377,10 @@ xts_crypt (struct ncr_xts *x, int enc, uint64_t sector,
       store_le64 (x->initial + 16 * j, sector + j);
       memset (x->initial + 16 * j + 8, 0, 8);
     }
-    if (ossl_ecb_crypt (x->ecb, OSSL_ECB_K2_ENC, x->initial, units * 16) < 0)
+    if (crypto_aes_ecb (x->aes[AES_TWEAK], x->initial, units * 16) < 0)
       return ncr_error (EIO, "AES-XTS tweak encryption failed at sector %" PRIu64, sector);
     x->xor_tweaks (x->initial, units, x->unit, in, out);
-    if (ossl_ecb_crypt (x->ecb, k1, out, n) < 0)
+    if (crypto_aes_ecb (k1, out, n) < 0)
       return ncr_error (EIO, "AES-XTS failed at sector %" PRIu64, sector);
     x->xor_tweaks (x->initial, units, x->unit, out, out);
 
@@ -441,10 +413,11 @@ ncr_xts_key_memory (const struct ncr_xts *x, const void **p, size_t *n, int max)
     vaes_xts_key_memory (x->vx, &p[k], &n[k]);
     k++;
   }
-  if (x->px)
-    k += ossl_xts_key_memory (x->px, p + k, n + k, max - k);
-  if (x->ecb)
-    k += ossl_ecb_key_memory (x->ecb, p + k, n + k, max - k);
+  for (int i = 0; i < AES_N; i++)
+    if (x->aes[i] && k < max) {
+      crypto_aes_key_memory (x->aes[i], &p[k], &n[k]);
+      k++;
+    }
   return k;
 }
 
@@ -456,10 +429,10 @@ ncr_xts_free (struct ncr_xts *x)
   /* Each wipes its key schedules: secmem_free for VAES, OPENSSL_clear_free in the provider
    * for OpenSSL's contexts. */
   vaes_xts_free (x->vx);
-  ossl_xts_free (x->px);
-  ossl_ecb_free (x->ecb);
+  for (int i = 0; i < AES_N; i++)
+    crypto_aes_free (x->aes[i]);
   if (x->initial)
-    OPENSSL_cleanse (x->initial, INITIAL_SIZE (x->unit));
+    crypto_wipe (x->initial, INITIAL_SIZE (x->unit));
   free (x->initial);
   explicit_bzero (x, sizeof *x);
   free (x);

@@ -8,19 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum ncr_cipher {
-  NCR_CIPHER_AES_128_XTS,       /* 32-byte key */
-  NCR_CIPHER_AES_256_XTS,       /* 64-byte key */
-};
-
-/* "aes-128-xts" / "aes-256-xts" (also accepts the dm-crypt spelling "aes-xts-plain64" with
- * the key size deciding); returns 0 or -EINVAL. */
-int ncr_cipher_from_name (const char *name, enum ncr_cipher *out);
-const char *ncr_cipher_name (enum ncr_cipher c);
-size_t ncr_cipher_key_len (enum ncr_cipher c);
-
-/* Sector sizes: 512 or 4096. Returns 0 or -EINVAL with a message. */
-int ncr_sector_size_valid (unsigned sector_size);
+#include "cipher.h"
 
 struct ncr_xts;
 

@@ -9,10 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
+#include "backend.h"
 #include "cleanup.h"
 #include "errors.h"
 #include "filemode.h"
@@ -135,20 +132,14 @@ static const struct keyprov_ops file_ops = {
 static int
 fingerprint (const uint8_t *kek, char out[7 + 32 + 1])
 {
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned md_len = 0;
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
-  int ok;
+  const struct iovec parts[] = {
+    { (void *) fp_label, sizeof fp_label - 1 }, { (void *) kek, KEK_LEN },
+  };
+  uint8_t md[CRYPTO_SHA256_LEN];
+  int r;
 
-  if (ctx == NULL)
-    return ncr_error (ENOMEM, "out of memory");
-  ok = EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL) == 1 &&
-       EVP_DigestUpdate (ctx, fp_label, sizeof fp_label - 1) == 1 &&
-       EVP_DigestUpdate (ctx, kek, KEK_LEN) == 1 &&
-       EVP_DigestFinal_ex (ctx, md, &md_len) == 1;
-  EVP_MD_CTX_free (ctx);
-  if (!ok || md_len < 16)
-    return ncr_error (EIO, "SHA-256 failed");
+  if ((r = crypto_sha256 (parts, 2, md)) < 0)
+    return r;
   strcpy (out, "sha256:");
   for (unsigned i = 0; i < 16; i++)
     sprintf (out + 7 + 2 * i, "%02x", md[i]);
@@ -210,7 +201,7 @@ keyprov_file_create (const char *path)
 
   if (kek == NULL)
     return -errno;
-  if (RAND_priv_bytes (kek, KEK_LEN) != 1)
+  if (crypto_random_key (kek, KEK_LEN) < 0)
     return ncr_error (EIO, "the OS random generator failed");
   fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd == -1)

@@ -8,12 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
-
 #include "kmip/kmip.h"
 #include "kmip/ttlv.h"
 
+#include "backend.h"
 #include "cleanup.h"
 #include "errors.h"
 #include "filemode.h"
@@ -192,7 +190,7 @@ keyprov_kmip_wrap (struct keyprov *kp, const char *kek_id, enum key_wrap wrap,
     uint8_t *ct = NULL;
     size_t ct_len = 0;
 
-    if (RAND_bytes (iv, sizeof iv) != 1)
+    if (crypto_random_bytes (iv, sizeof iv) < 0)
       return ncr_error (EIO, "the OS random generator failed");
     r = kmip_encrypt (k->client, kek_id, KMIP_BLOCK_CIPHER_MODE_CBC, iv, sizeof iv, dek, dek_len,
                       &ct, &ct_len);
@@ -247,14 +245,14 @@ keyprov_kmip_unwrap (struct keyprov *kp, const char *kek_id, enum key_wrap wrap,
     if (r < 0)
       return keyprov_kmip_fail (r, "Decrypt", kek_id);
     if (pt_len > dek_size) {
-      OPENSSL_cleanse (pt, pt_len);
+      crypto_wipe (pt, pt_len);
       free (pt);
       return ncr_error (EKEYREJECTED, "KMS Decrypt under KEK %s gave %zu bytes, not a volume "
                         "key (wrong KEK?)", kek_id, pt_len);
     }
     memcpy (dek, pt, pt_len);
     *dek_len = pt_len;
-    OPENSSL_cleanse (pt, pt_len);
+    crypto_wipe (pt, pt_len);
     free (pt);
     return 0;
   }

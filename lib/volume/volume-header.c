@@ -5,15 +5,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 
 #include "cleanup.h"
 #include "errors.h"
-#include "mac.h"
+#include "backend.h"
 #include "volume-header.h"
 
 /* Byte offsets inside one 4096-byte copy; docs/format.md has the same table. */
@@ -159,11 +156,19 @@ volume_header_has_magic (const uint8_t *buf, size_t len)
   return len >= 8 && memcmp (buf, VH_MAGIC, 8) == 0;
 }
 
+/* SHA-256 of the area before the checksum field: what the checksum covers. */
+static int
+checksum (const uint8_t *buf, uint8_t out[CRYPTO_SHA256_LEN])
+{
+  struct iovec part = { .iov_base = (void *) buf, .iov_len = OFF_CHECKSUM };
+  return crypto_sha256 (&part, 1, out);
+}
+
 int
 volume_header_parse (const uint8_t *buf, size_t len, unsigned expected_copy,
                      struct volume_header *out)
 {
-  uint8_t sum[SHA256_DIGEST_LENGTH];
+  uint8_t sum[CRYPTO_SHA256_LEN];
   uint16_t version, kek_id_len, wdek_len;
   int r;
 
@@ -173,8 +178,9 @@ volume_header_parse (const uint8_t *buf, size_t len, unsigned expected_copy,
   if (!volume_header_has_magic (buf, len))
     return ncr_error (ENOENT, "no nbdcrypt header (magic not found)");
   /* Checksum before anything else: a torn write must read as "corrupt", never as values. */
-  SHA256 (buf, OFF_CHECKSUM, sum);
-  if (CRYPTO_memcmp (sum, buf + OFF_CHECKSUM, sizeof sum) != 0)
+  if ((r = checksum (buf, sum)) < 0)
+    return r;
+  if (crypto_ct_memcmp (sum, buf + OFF_CHECKSUM, sizeof sum) != 0)
     return ncr_error (EINVAL, "volume header: checksum mismatch (corrupt or torn write)");
   version = get16 (buf + OFF_VERSION);
   if (version < VH_VERSION_MIN || version > VH_VERSION)
@@ -255,8 +261,7 @@ volume_header_encode (const struct volume_header *h, uint8_t *buf, size_t len)
   memcpy (buf + OFF_KCV, h->kcv, VH_KCV_LEN);
   memcpy (buf + OFF_KEK_ID, h->kek_id, n);
   memcpy (buf + OFF_WDEK, h->wrapped_dek, h->wrapped_dek_len);
-  SHA256 (buf, OFF_CHECKSUM, buf + OFF_CHECKSUM);
-  return 0;
+  return checksum (buf, buf + OFF_CHECKSUM);
 }
 
 int
@@ -264,12 +269,10 @@ volume_kcv (const uint8_t *dek, size_t dek_len, const uint8_t uuid[VH_UUID_LEN],
             uint8_t out[VH_KCV_LEN])
 {
   uint8_t msg[sizeof kcv_label - 1 + VH_UUID_LEN];
-  unsigned out_len = VH_KCV_LEN;
 
   memcpy (msg, kcv_label, sizeof kcv_label - 1);
   memcpy (msg + sizeof kcv_label - 1, uuid, VH_UUID_LEN);
-  if (HMAC (EVP_sha256 (), dek, (int) dek_len, msg, sizeof msg, out, &out_len) == NULL ||
-      out_len != VH_KCV_LEN)
+  if (crypto_hmac_sha256 (dek, dek_len, msg, sizeof msg, out) < 0)
     return ncr_error (EIO, "HMAC-SHA256 for the key check value failed");
   return 0;
 }
@@ -282,8 +285,8 @@ volume_kcv_check (const uint8_t *dek, size_t dek_len, const struct volume_header
 
   /* (explicit wipe rather than CLEANUP_WIPE: clang flags its descriptor as unused) */
   r = volume_kcv (dek, dek_len, h->uuid, kcv);
-  diff = r == 0 ? CRYPTO_memcmp (kcv, h->kcv, VH_KCV_LEN) : 0;
-  OPENSSL_cleanse (kcv, sizeof kcv);
+  diff = r == 0 ? crypto_ct_memcmp (kcv, h->kcv, VH_KCV_LEN) : 0;
+  crypto_wipe (kcv, sizeof kcv);
   if (r < 0)
     return r;
   if (diff != 0)
@@ -307,10 +310,10 @@ header_mac (const uint8_t *dek, size_t dek_len, const struct volume_header *h,
   put64 (msg + 10, h->data_offset);
   memcpy (msg + 18, h->cipher, strnlen (h->cipher, NAME_FIELD));
   memcpy (msg + 18 + NAME_FIELD, h->uuid, VH_UUID_LEN);
-  r = ncr_hkdf_sha256 (dek, dek_len, NULL, 0, mac_info, key, sizeof key);
+  r = crypto_hkdf_sha256 (dek, dek_len, NULL, 0, mac_info, key, sizeof key);
   if (r == 0)
-    r = ncr_hmac_sha256 (key, sizeof key, msg, sizeof msg, out);
-  OPENSSL_cleanse (key, sizeof key);
+    r = crypto_hmac_sha256 (key, sizeof key, msg, sizeof msg, out);
+  crypto_wipe (key, sizeof key);
   return r;
 }
 
@@ -330,8 +333,8 @@ volume_header_check_key (const uint8_t *dek, size_t dek_len, const struct volume
   if (h->version < 2)
     return volume_kcv_check (dek, dek_len, h);
   r = header_mac (dek, dek_len, h, mac);
-  diff = r == 0 ? CRYPTO_memcmp (mac, h->kcv, VH_KCV_LEN) : 0;
-  OPENSSL_cleanse (mac, sizeof mac);
+  diff = r == 0 ? crypto_ct_memcmp (mac, h->kcv, VH_KCV_LEN) : 0;
+  crypto_wipe (mac, sizeof mac);
   if (r < 0)
     return r;
   if (diff != 0)
@@ -363,7 +366,7 @@ volume_header_same_volume (const struct volume_header *a, const struct volume_he
     snprintf (why, why_size, "flags 0x%x / 0x%x", a->flags, b->flags);
   /* Same version: the KCV or MAC is a function of the DEK and the fields above only, so
    * copies of one volume hold the same bytes; different bytes mean a different data key. */
-  else if (a->version == b->version && CRYPTO_memcmp (a->kcv, b->kcv, VH_KCV_LEN) != 0)
+  else if (a->version == b->version && crypto_ct_memcmp (a->kcv, b->kcv, VH_KCV_LEN) != 0)
     snprintf (why, why_size, "a different data key (key check value / header MAC)");
   else
     return true;

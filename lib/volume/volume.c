@@ -5,9 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 
+#include "backend.h"
 #include "cleanup.h"
 #include "errors.h"
 #include "secmem.h"
@@ -257,11 +256,11 @@ volume_new_dek (enum ncr_cipher c, uint8_t **dek_out, size_t *len_out)
     return -errno;
   /* XTS refuses equal key halves; with a working CSPRNG the loop runs once. */
   for (int tries = 0;; tries++) {
-    if (tries == 4 || RAND_priv_bytes (dek, (int) len) != 1) {
+    if (tries == 4 || crypto_random_key (dek, len) < 0) {
       secmem_free (dek);
       return ncr_error (EIO, "the OS random generator failed");
     }
-    if (CRYPTO_memcmp (dek, dek + len / 2, len / 2) != 0)
+    if (crypto_ct_memcmp (dek, dek + len / 2, len / 2) != 0)
       break;
   }
   *dek_out = dek;
@@ -305,7 +304,7 @@ volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap,
   out->data_offset = data_offset;
   out->sector_size = sector_size;
   snprintf (out->cipher, sizeof out->cipher, "%s", ncr_cipher_name (c));
-  if (RAND_bytes (out->uuid, VH_UUID_LEN) != 1)
+  if (crypto_random_bytes (out->uuid, VH_UUID_LEN) < 0)
     return ncr_error (EIO, "the OS random generator failed");
   out->uuid[6] = (out->uuid[6] & 0x0f) | 0x40;    /* RFC 4122 version 4 */
   out->uuid[8] = (out->uuid[8] & 0x3f) | 0x80;

@@ -7,7 +7,7 @@
 #include <errno.h>
 
 #include "keywrap.h"
-#include "xts-ossl.h"
+#include "crypto-internal.h"
 
 #include "check.h"
 
@@ -77,17 +77,18 @@ test_keywrap_xts_dek (void)
              memcmp (back, dek, 64) == 0, "64-byte round trip");
   CHECK_MSG (keywrap_unwrap (kek2, 32, w, wl, back, sizeof back, &bl) == -EKEYREJECTED,
              "wrong KEK accepted");
-  /* keywrap_* must run through the locked provider-context path (xts-ossl.c) wherever
+  /* keywrap_* must run through the locked provider-context path (backend-openssl.c) wherever
    * OpenSSL's default provider is in use, as here; the EVP fallback is for other setups.
    * Unwrap into an exact-size buffer (the provider itself wants in_len bytes of room). */
   {
     uint8_t w2[72], b2[64];
     size_t wl2 = 0, bl2 = 0;
-    int r1 = ossl_keywrap (1, kek, 32, dek, 64, w2, sizeof w2, &wl2);
-    int r2 = ossl_keywrap (0, kek, 32, w2, wl2, b2, sizeof b2, &bl2);
+    int r1 = crypto_aes_wrap_pad_locked (1, kek, 32, dek, 64, w2, sizeof w2, &wl2);
+    int r2 = crypto_aes_wrap_pad_locked (0, kek, 32, w2, wl2, b2, sizeof b2, &bl2);
     CHECK_MSG (r1 == 0 && wl2 == 72 && memcmp (w2, w, 72) == 0 && r2 == 0 && bl2 == 64 &&
                memcmp (b2, dek, 64) == 0 &&
-               ossl_keywrap (0, kek2, 32, w2, wl2, b2, sizeof b2, &bl2) == -EKEYREJECTED,
+               crypto_aes_wrap_pad_locked (0, kek2, 32, w2, wl2, b2, sizeof b2, &bl2)
+                 == -EKEYREJECTED,
                "locked-context key wrap (%d, %d)", r1, r2);
   }
   CHECK_MSG (keywrap_unwrap (kek, 32, w, 71, back, sizeof back, &bl) == -EINVAL &&
