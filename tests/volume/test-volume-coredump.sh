@@ -99,14 +99,23 @@ check_no_secrets () {  # check_no_secrets KEYFILE...: no file under $tmpdir hold
              -not -name contains.py -print0)
 }
 
-run_case () {  # run_case NAME EXPECT_CORE(yes|no) nbdkit-args...
+run_case () {  # run_case NAME EXPECT_CORE(yes|no) nbdkit-args...   (DAEMON=1: no -f)
   local name=$1 expect=$2; shift 2
   local dir=$tmpdir/$name pid locked vmlck
   mkdir -p "$dir"
-  # nbdkit -f keeps its working directory: core_pattern=core puts a core file there.
-  cd "$dir"
-  start_nbdkit "$name" "$@"
-  cd - >/dev/null
+  if [ "${DAEMON:-0}" = 1 ]; then
+    # nbdkit forks into the background (its working directory becomes /): the volume was
+    # opened before the fork and its keys locked again in the child that serves.
+    _nbdkit_pidfiles+=("$tmpdir/$name.pid")
+    ( sanitizer_env; exec nbdkit -U "$dir/sock" -P "$tmpdir/$name.pid" "$@" ) \
+      >"$tmpdir/$name.log" 2>&1 </dev/null
+    uri="nbd+unix:///?socket=$dir/sock"
+  else
+    # nbdkit -f keeps its working directory: core_pattern=core puts a core file there.
+    cd "$dir"
+    start_nbdkit "$name" "$@"
+    cd - >/dev/null
+  fi
   echo "$uri" > "$dir/uri"
   pid=$(cat "$tmpdir/$name.pid")
   nbdsh -u "$(cat "$dir/uri")" -c 'h.pwrite(b"x" * 4096, 0)'
@@ -121,6 +130,10 @@ run_case () {  # run_case NAME EXPECT_CORE(yes|no) nbdkit-args...
   for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   sleep 0.5
   cores=$(find "$tmpdir" -name 'core*' -type f | wc -l)
+  if [ "${DAEMON:-0}" = 1 ]; then     # its working directory was /
+    cores=$((cores + $(find / -maxdepth 1 -name 'core*' -type f -newer "$tmpdir/$name.log" |
+                       wc -l)))
+  fi
   if [ "$expect" = no ] && [ "$cores" != 0 ]; then
     echo "$0: FAIL: $name: a core file was written"; find "$tmpdir" -name 'core*'; exit 1
   fi
@@ -138,6 +151,11 @@ truncate -s 8M "$tmpdir/f.img"
 run_case file no --filter="$NBDCRYPT_FILTER" file "$tmpdir/f.img" kek-file="$tmpdir/f.kek"
 check_no_secrets "$tmpdir/f.kek" "$tmpdir/f.dek"
 
+# The same volume served by a daemon (nbdkit without -f).
+DAEMON=1 run_case file-daemon no --filter="$NBDCRYPT_FILTER" file "$tmpdir/f.img" \
+  kek-file="$tmpdir/f.kek"
+check_no_secrets "$tmpdir/f.kek" "$tmpdir/f.dek"
+
 # KMS volume (local wrap: the KEK passes through this process).
 kmip_start_server
 kmip_write_conf "$tmpdir/kms.conf"
@@ -150,7 +168,7 @@ run_case kms no --filter="$NBDCRYPT_FILTER" file "$tmpdir/k.img" kms-config="$tm
 # ($tmpdir/kms is the KMS's own state: its database holds the KEK by design.)
 check_no_secrets "$tmpdir/f.kek" "$tmpdir/f.dek" "$tmpdir/k.kek" "$tmpdir/k.dek"
 
-# Raw key file (keyed in .after_fork from a second read of the file).
+# Raw key file (read once before nbdkit forks, keyed in .after_fork).
 truncate -s 8M "$tmpdir/r.img"
 head -c 64 /dev/urandom >"$tmpdir/r.key"
 run_case raw no --filter="$NBDCRYPT_FILTER" file "$tmpdir/r.img" key-file="$tmpdir/r.key"

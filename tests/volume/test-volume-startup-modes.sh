@@ -92,4 +92,22 @@ if ! $asan; then
   echo "daemon: VmLck $vmlck kB, its key memory locked, not dumped, wiped on fork"
 fi
 stop_nbdkit d
+
+# -u: what only root may read (the KEK file, 0600) is read before nbdkit drops privileges.
+if id nobody >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  chmod 711 "$tmpdir"
+  mkdir -m 777 "$tmpdir/pub"
+  cp "$tmpdir/vol.img" "$tmpdir/pub/u.img"; chmod 666 "$tmpdir/pub/u.img"
+  chmod 600 "$tmpdir/kek"
+  _nbdkit_pidfiles+=("$tmpdir/pub/u.pid")
+  ( sanitizer_env; exec nbdkit -u nobody -U "$tmpdir/pub/u.sock" -P "$tmpdir/pub/u.pid" \
+      --filter="$F" file "$tmpdir/pub/u.img" kek-file="$tmpdir/kek" ) >"$tmpdir/u.log" 2>&1 ||
+    { echo "$0: FAIL: -u nobody with a root-only KEK file:" >&2; cat "$tmpdir/u.log" >&2; exit 1; }
+  upid=$(cat "$tmpdir/pub/u.pid")
+  uid=$(awk '/^Uid:/ {print $2}' "/proc/$upid/status")
+  [ "$uid" = "$(id -u nobody)" ] || { echo "$0: FAIL: the server runs as uid $uid" >&2; exit 1; }
+  nbdsh -u "nbd+unix:///?socket=$tmpdir/pub/u.sock" -c 'assert h.pread(8192, 4096) == b"z" * 8192'
+  kill "$upid"
+  echo "-u nobody: KEK file read as root before the drop; serving as uid $uid"
+fi
 echo "$0: OK"
