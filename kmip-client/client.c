@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "timeutil.h"
 
 struct kmip_client {
   pthread_mutex_t lock;
@@ -177,7 +178,7 @@ static int
 exchange (struct kmip_client *c, const uint8_t *req, size_t req_len, struct kmip_resp *resp,
           bool *retryable)
 {
-  int64_t deadline = kmip_now_ms () + c->cfg->timeout_ms;
+  int64_t deadline = (int64_t) ncr_now_ms () + c->cfg->timeout_ms;
   uint8_t hdr[KMIP_TTLV_HEADER_SIZE];
   uint8_t *buf;
   size_t total;

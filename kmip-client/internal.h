@@ -113,8 +113,6 @@ void kmip_tls_ctx_free (struct kmip_tls_ctx *ctx);
 int kmip_tls_connect (struct kmip_tls_ctx *ctx, const struct kmip_server_addr *addr,
                       unsigned timeout_ms, struct kmip_conn **connp);
 
-/* Monotonic clock in milliseconds. */
-int64_t kmip_now_ms (void);
 
 /* ---------------------------------------------------------------- exchanges (client.c)
  * One request/response exchange on a client handle (connect, failover, retry). */

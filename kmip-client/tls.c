@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "internal.h"
+#include "timeutil.h"
 
 struct kmip_tls_ctx {
   SSL_CTX *ssl_ctx;
@@ -35,15 +36,6 @@ struct tls_conn {
   char where[300];              /* "host:port" for messages */
   unsigned timeout_ms;
 };
-
-int64_t
-kmip_now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The first OpenSSL error on the queue as text, and clear the queue. */
 static const char *
@@ -225,7 +217,7 @@ static int
 wait_fd (int fd, short events, int64_t deadline)
 {
   for (;;) {
-    int64_t left = deadline - kmip_now_ms ();
+    int64_t left = deadline - (int64_t) ncr_now_ms ();
     struct pollfd p = { .fd = fd, .events = events };
     int n;
 
@@ -546,7 +538,7 @@ int
 kmip_tls_connect (struct kmip_tls_ctx *ctx, const struct kmip_server_addr *addr,
                   unsigned timeout_ms, struct kmip_conn **connp)
 {
-  int64_t deadline = kmip_now_ms () + timeout_ms;
+  int64_t deadline = (int64_t) ncr_now_ms () + timeout_ms;
   struct tls_conn *c;
   BIO *bio;
   int r, ssl_err = 0, saved = 0;

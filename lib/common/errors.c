@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Per-thread last-error message for the core library. */
+/* Per-thread last-error message: the one error module of the core library and of
+ * kmip-client (whose kmip_last_error reads the same message). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +53,12 @@ ncr_error_prefix (int errnum, const char *fmt, ...)
   r = set_error (errnum, current, fmt, ap);
   va_end (ap);
   return r;
+}
+
+void
+ncr_verror_record (const char *fmt, va_list ap)
+{
+  set_error (EIO, NULL, fmt, ap);
 }
 
 const char *
