@@ -13,16 +13,23 @@
 #include "timeutil.h"
 #include "volume-common.h"
 
+/* One line on stderr: "nbdcrypt CMD: [LEVEL]MESSAGE". */
+static void
+vmessage (const char *cmd, const char *level, const char *fmt, va_list ap)
+{
+  fprintf (stderr, "nbdcrypt %s: %s", cmd, level);
+  vfprintf (stderr, fmt, ap);
+  fputc ('\n', stderr);
+}
+
 void
 tool_err (const char *cmd, const char *fmt, ...)
 {
   va_list ap;
 
-  fprintf (stderr, "nbdcrypt %s: ", cmd);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  vmessage (cmd, "", fmt, ap);
   va_end (ap);
-  fputc ('\n', stderr);
 }
 
 void
@@ -30,11 +37,9 @@ tool_warn (const char *cmd, const char *fmt, ...)
 {
   va_list ap;
 
-  fprintf (stderr, "nbdcrypt %s: warning: ", cmd);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  vmessage (cmd, "warning: ", fmt, ap);
   va_end (ap);
-  fputc ('\n', stderr);
 }
 
 /* Open a provider and show what it found wrong with its files (group-readable KEK, ...). */

@@ -192,4 +192,15 @@ check_exit (void)
   return check_failures ? 1 : 0;
 }
 
+/* Hex text (known-answer vectors) to bytes; returns the number of bytes written to out. */
+static inline size_t
+check_unhex (const char *s, uint8_t *out)
+{
+  size_t n = 0;
+
+  for (; s[0] && s[1]; s += 2)
+    sscanf (s, "%2hhx", &out[n++]);
+  return n;
+}
+
 #endif /* NBDCRYPT_TESTS_CHECK_H */

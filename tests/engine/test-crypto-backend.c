@@ -12,26 +12,8 @@
 #include "crypto-internal.h"
 #include "errors.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      fprintf (stderr, "FAIL: " __VA_ARGS__);                           \
-      fprintf (stderr, " (%s:%d: %s)\n", __FILE__, __LINE__, #cond);    \
-      failures++;                                                       \
-    }                                                                   \
-  } while (0)
-
-static size_t
-unhex (const char *s, uint8_t *out)
-{
-  size_t n = 0;
-
-  for (; s[0] && s[1]; s += 2)
-    sscanf (s, "%2hhx", &out[n++]);
-  return n;
-}
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
 
 static void
 test_sha256 (void)
@@ -44,14 +26,14 @@ test_sha256 (void)
   struct iovec one[] = { { (void *) "abc", 3 } };
   struct iovec split[] = { { (void *) "a", 1 }, { (void *) "", 0 }, { (void *) "bc", 2 } };
 
-  unhex (abc_want, want);
-  CHECK (crypto_sha256 (one, 1, got) == 0 && memcmp (got, want, sizeof want) == 0,
+  check_unhex (abc_want, want);
+  CHECK_MSG (crypto_sha256 (one, 1, got) == 0 && memcmp (got, want, sizeof want) == 0,
          "SHA-256(\"abc\")");
   memset (got, 0, sizeof got);
-  CHECK (crypto_sha256 (split, 3, got) == 0 && memcmp (got, want, sizeof want) == 0,
+  CHECK_MSG (crypto_sha256 (split, 3, got) == 0 && memcmp (got, want, sizeof want) == 0,
          "SHA-256 of \"abc\" in three parts");
-  unhex (empty_want, want);
-  CHECK (crypto_sha256 (NULL, 0, got) == 0 && memcmp (got, want, sizeof want) == 0,
+  check_unhex (empty_want, want);
+  CHECK_MSG (crypto_sha256 (NULL, 0, got) == 0 && memcmp (got, want, sizeof want) == 0,
          "SHA-256 of the empty message");
 }
 
@@ -63,8 +45,8 @@ test_hmac_sha256 (void)
   static const char msg[] = "what do ya want for nothing?";
   uint8_t want[CRYPTO_SHA256_LEN], got[CRYPTO_SHA256_LEN];
 
-  unhex (want_hex, want);
-  CHECK (crypto_hmac_sha256 ((const uint8_t *) "Jefe", 4, msg, sizeof msg - 1, got) == 0 &&
+  check_unhex (want_hex, want);
+  CHECK_MSG (crypto_hmac_sha256 ((const uint8_t *) "Jefe", 4, msg, sizeof msg - 1, got) == 0 &&
          memcmp (got, want, sizeof want) == 0, "HMAC-SHA256 (RFC 4231 case 2)");
 }
 
@@ -73,31 +55,31 @@ static void
 test_aes_ecb (const char *name, const char *key_hex, const char *ct_hex)
 {
   uint8_t key[32], pt[16], ct[16], buf[16];
-  size_t key_len = unhex (key_hex, key);
+  size_t key_len = check_unhex (key_hex, key);
   struct crypto_aes *e = NULL, *d = NULL, *e2 = NULL;
   int r;
 
-  unhex ("00112233445566778899aabbccddeeff", pt);
-  unhex (ct_hex, ct);
+  check_unhex ("00112233445566778899aabbccddeeff", pt);
+  check_unhex (ct_hex, ct);
   r = crypto_aes_new (CRYPTO_AES_ECB, 1, key, key_len, &e);
   if (r == -ENOTSUP) {
     printf ("%s: OpenSSL's provider contexts cannot be locked here: not checked\n", name);
     return;
   }
-  CHECK (r == 0, "%s: encrypt context: %s", name, ncr_last_error ());
-  CHECK (crypto_aes_new (CRYPTO_AES_ECB, 0, key, key_len, &d) == 0,
+  CHECK_MSG (r == 0, "%s: encrypt context: %s", name, ncr_last_error ());
+  CHECK_MSG (crypto_aes_new (CRYPTO_AES_ECB, 0, key, key_len, &d) == 0,
          "%s: decrypt context: %s", name, ncr_last_error ());
   if (!e || !d)
     goto out;
   memcpy (buf, pt, 16);
-  CHECK (crypto_aes_ecb (e, buf, 16) == 0 && memcmp (buf, ct, 16) == 0, "%s encrypt", name);
-  CHECK (crypto_aes_ecb (d, buf, 16) == 0 && memcmp (buf, pt, 16) == 0, "%s decrypt", name);
-  CHECK (crypto_aes_dup (e, &e2) == 0, "%s: copy: %s", name, ncr_last_error ());
+  CHECK_MSG (crypto_aes_ecb (e, buf, 16) == 0 && memcmp (buf, ct, 16) == 0, "%s encrypt", name);
+  CHECK_MSG (crypto_aes_ecb (d, buf, 16) == 0 && memcmp (buf, pt, 16) == 0, "%s decrypt", name);
+  CHECK_MSG (crypto_aes_dup (e, &e2) == 0, "%s: copy: %s", name, ncr_last_error ());
   if (e2) {
-    CHECK (crypto_aes_ecb (e2, buf, 16) == 0 && memcmp (buf, ct, 16) == 0,
+    CHECK_MSG (crypto_aes_ecb (e2, buf, 16) == 0 && memcmp (buf, ct, 16) == 0,
            "%s encrypt by a copy", name);
   }
-  CHECK (crypto_aes_new (CRYPTO_AES_ECB, 1, key, 24, &e2) == -EINVAL,
+  CHECK_MSG (crypto_aes_new (CRYPTO_AES_ECB, 1, key, 24, &e2) == -EINVAL,
          "%s: a 24-byte ECB key is refused", name);
  out:
   crypto_aes_free (e);
@@ -112,30 +94,36 @@ test_compare_wipe_random (void)
 
   memset (a, 0x5a, sizeof a);
   memcpy (b, a, sizeof b);
-  CHECK (crypto_ct_memcmp (a, b, sizeof a) == 0, "equal buffers compare equal");
+  CHECK_MSG (crypto_ct_memcmp (a, b, sizeof a) == 0, "equal buffers compare equal");
   b[31] ^= 1;
-  CHECK (crypto_ct_memcmp (a, b, sizeof a) != 0, "a difference in the last byte is seen");
-  CHECK (crypto_ct_memcmp (a, b, 0) == 0, "zero bytes compare equal");
+  CHECK_MSG (crypto_ct_memcmp (a, b, sizeof a) != 0, "a difference in the last byte is seen");
+  CHECK_MSG (crypto_ct_memcmp (a, b, 0) == 0, "zero bytes compare equal");
   crypto_wipe (a, sizeof a);
-  CHECK (memcmp (a, zero, sizeof a) == 0, "wipe zeroes");
+  CHECK_MSG (memcmp (a, zero, sizeof a) == 0, "wipe zeroes");
 
   /* 256 random bits that are all zero, or twice the same, mean the generator is broken. */
-  CHECK (crypto_random_bytes (a, sizeof a) == 0 && crypto_random_bytes (b, sizeof b) == 0 &&
+  CHECK_MSG (crypto_random_bytes (a, sizeof a) == 0 && crypto_random_bytes (b, sizeof b) == 0 &&
          memcmp (a, zero, 32) != 0 && memcmp (a, b, 32) != 0, "random bytes");
-  CHECK (crypto_random_key (a, sizeof a) == 0 && crypto_random_key (b, sizeof b) == 0 &&
+  CHECK_MSG (crypto_random_key (a, sizeof a) == 0 && crypto_random_key (b, sizeof b) == 0 &&
          memcmp (a, zero, 32) != 0 && memcmp (a, b, 32) != 0, "random key bytes");
+}
+
+/* FIPS 197 appendix C.1 and C.3. */
+static void
+test_aes_ecb_fips197 (void)
+{
+  test_aes_ecb ("AES-128", "000102030405060708090a0b0c0d0e0f",
+                "69c4e0d86a7b0430d8cdb78070b4c55a");
+  test_aes_ecb ("AES-256", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+                "8ea2b7ca516745bfeafc49904b496089");
 }
 
 int
 main (void)
 {
-  test_sha256 ();
-  test_hmac_sha256 ();
-  test_aes_ecb ("AES-128", "000102030405060708090a0b0c0d0e0f",
-                "69c4e0d86a7b0430d8cdb78070b4c55a");
-  test_aes_ecb ("AES-256", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-                "8ea2b7ca516745bfeafc49904b496089");
-  test_compare_wipe_random ();
-  printf ("%s\n", failures ? "FAIL" : "PASS");
-  return failures ? 1 : 0;
+  RUN (test_sha256);
+  RUN (test_hmac_sha256);
+  RUN (test_aes_ecb_fips197);
+  RUN (test_compare_wipe_random);
+  return check_exit ();
 }

@@ -19,18 +19,9 @@
 
 #include "rangelock.h"
 
-static int failures;
 static struct ncr_rangelock lock;
 
-#define CHECK(cond, ...)                                                \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      fprintf (stderr, "FAIL (line %d): ", __LINE__);                   \
-      fprintf (stderr, __VA_ARGS__);                                    \
-      fprintf (stderr, "\n");                                           \
-      failures++;                                                       \
-    }                                                                   \
-  } while (0)
+#include "check.h"
 
 static void
 sleep_ms (int ms)
@@ -97,10 +88,10 @@ test_disjoint_never_wait (void)
 
   ncr_rangelock_acquire (&lock, &h, 0, 3, true);
   job_start (&j, 4, 7, true);
-  CHECK (job_holds_within (&j, SOON), "exclusive [4,7] waited for exclusive [0,3]");
+  CHECK_MSG (job_holds_within (&j, SOON), "exclusive [4,7] waited for exclusive [0,3]");
   job_finish (&j);
   job_start (&j, 100, 100, false);
-  CHECK (job_holds_within (&j, SOON), "shared [100] waited for exclusive [0,3]");
+  CHECK_MSG (job_holds_within (&j, SOON), "shared [100] waited for exclusive [0,3]");
   job_finish (&j);
   ncr_rangelock_release (&h);
 }
@@ -113,7 +104,7 @@ test_shared_coexist (void)
 
   ncr_rangelock_acquire (&lock, &h, 0, 9, false);
   job_start (&j, 5, 20, false);
-  CHECK (job_holds_within (&j, SOON), "shared [5,20] waited for shared [0,9]");
+  CHECK_MSG (job_holds_within (&j, SOON), "shared [5,20] waited for shared [0,9]");
   job_finish (&j);
   ncr_rangelock_release (&h);
 }
@@ -128,11 +119,11 @@ check_excludes (bool a, bool b, uint64_t bf, uint64_t bl)
 
   ncr_rangelock_acquire (&lock, &h, 10, 19, a);
   job_start (&j, bf, bl, b);
-  CHECK (!job_holds_within (&j, NOT_YET), "%s [%llu,%llu] got in beside %s [10,19]",
+  CHECK_MSG (!job_holds_within (&j, NOT_YET), "%s [%llu,%llu] got in beside %s [10,19]",
          b ? "exclusive" : "shared", (unsigned long long) bf, (unsigned long long) bl,
          a ? "exclusive" : "shared");
   ncr_rangelock_release (&h);
-  CHECK (job_holds_within (&j, SOON), "the waiter did not get the range once it was free");
+  CHECK_MSG (job_holds_within (&j, SOON), "the waiter did not get the range once it was free");
   job_finish (&j);
 }
 
@@ -156,18 +147,18 @@ test_arrival_order (void)
 
   ncr_rangelock_acquire (&lock, &h, 0, 7, false);
   job_start (&x, 4, 4, true);
-  CHECK (!job_holds_within (&x, NOT_YET), "exclusive [4] got in beside shared [0,7]");
+  CHECK_MSG (!job_holds_within (&x, NOT_YET), "exclusive [4] got in beside shared [0,7]");
   job_start (&s_behind, 4, 5, false);
-  CHECK (!job_holds_within (&s_behind, NOT_YET),
+  CHECK_MSG (!job_holds_within (&s_behind, NOT_YET),
          "shared [4,5] overtook the exclusive [4] waiting before it");
   job_start (&s_free, 0, 3, false);
-  CHECK (job_holds_within (&s_free, SOON), "shared [0,3] waited, sharing nothing with X");
+  CHECK_MSG (job_holds_within (&s_free, SOON), "shared [0,3] waited, sharing nothing with X");
   job_finish (&s_free);
   ncr_rangelock_release (&h);
-  CHECK (job_holds_within (&x, SOON), "X did not get [4] once it was free");
-  CHECK (!job_holds_within (&s_behind, NOT_YET), "shared [4,5] got in beside X");
+  CHECK_MSG (job_holds_within (&x, SOON), "X did not get [4] once it was free");
+  CHECK_MSG (!job_holds_within (&s_behind, NOT_YET), "shared [4,5] got in beside X");
   job_finish (&x);
-  CHECK (job_holds_within (&s_behind, SOON), "shared [4,5] did not follow X");
+  CHECK_MSG (job_holds_within (&s_behind, SOON), "shared [4,5] did not follow X");
   job_finish (&s_behind);
 }
 
@@ -189,7 +180,7 @@ test_scope_release (void)
   scoped_early_return (1);
   scoped_early_return (0);
   job_start (&j, 50, 59, true);
-  CHECK (job_holds_within (&j, SOON), "a scoped hold was still held after its scope ended");
+  CHECK_MSG (job_holds_within (&j, SOON), "a scoped hold was still held after its scope ended");
   job_finish (&j);
 }
 
@@ -238,23 +229,22 @@ test_stress (void)
   for (int i = 0; i < NTHR; i++)
     pthread_join (th[i], NULL);
   alarm (0);
-  CHECK (atomic_load (&violations) == 0,
+  CHECK_MSG (atomic_load (&violations) == 0,
          "%d times a holder met a conflicting holder of the same index",
          atomic_load (&violations));
-  CHECK (lock.head == NULL && lock.tail == NULL, "holds left in the lock after the stress");
+  CHECK_MSG (lock.head == NULL && lock.tail == NULL, "holds left in the lock after the stress");
 }
 
 int
 main (void)
 {
   ncr_rangelock_init (&lock);
-  test_disjoint_never_wait ();
-  test_shared_coexist ();
-  test_exclusive_excludes ();
-  test_arrival_order ();
-  test_scope_release ();
-  test_stress ();
+  RUN (test_disjoint_never_wait);
+  RUN (test_shared_coexist);
+  RUN (test_exclusive_excludes);
+  RUN (test_arrival_order);
+  RUN (test_scope_release);
+  RUN (test_stress);
   ncr_rangelock_destroy (&lock);
-  printf ("range lock: %s\n", failures ? "FAILED" : "OK");
-  return failures ? 1 : 0;
+  return check_exit ();
 }

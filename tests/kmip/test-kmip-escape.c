@@ -9,16 +9,8 @@
 
 #include "internal.h"
 
-static int failures;
-
-#define CHECK(expr)                                                          \
-  do {                                                                       \
-    if (!(expr)) {                                                           \
-      fprintf (stderr, "%s:%d: FAIL: %s (last error: %s)\n", __FILE__, __LINE__, \
-               #expr, kmip_last_error ());                                   \
-      failures++;                                                            \
-    }                                                                        \
-  } while (0)
+#define CHECK_LAST_ERROR kmip_last_error
+#include "check.h"
 
 static bool
 has_control_byte (const char *s)
@@ -50,10 +42,8 @@ test_escape_table (void)
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
     char out[64];
     kmip_escape_text (t[i].in, t[i].len, out, t[i].outsize);
-    if (strcmp (out, t[i].want) != 0) {
-      fprintf (stderr, "escape case %zu: got \"%s\", want \"%s\"\n", i, out, t[i].want);
-      failures++;
-    }
+    CHECK_MSG (strcmp (out, t[i].want) == 0, "escape case %zu: got \"%s\", want \"%s\"", i,
+               out, t[i].want);
     CHECK (strlen (out) < t[i].outsize);
   }
 }
@@ -154,13 +144,8 @@ test_answer_uid (void)
 int
 main (void)
 {
-  test_escape_table ();
-  test_result_message ();
-  test_answer_uid ();
-  if (failures) {
-    fprintf (stderr, "%d failure(s)\n", failures);
-    return 1;
-  }
-  printf ("test-kmip-escape: OK\n");
-  return 0;
+  RUN (test_escape_table);
+  RUN (test_result_message);
+  RUN (test_answer_uid);
+  return check_exit ();
 }

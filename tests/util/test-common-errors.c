@@ -6,25 +6,27 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include "util-check.h"
+#include "errors.h"
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
 
 
 static void
 returns_negative_errno (void)
 {
-  CHECK (ncr_error (EINVAL, "bad %d", 1) == -EINVAL, "ncr_error returns -errnum");
-  CHECK (strcmp (ncr_last_error (), "bad 1") == 0, "message recorded");
-  CHECK (ncr_error (0, "x") == -EIO && ncr_error (-3, "x") == -EIO, "non-positive -> -EIO");
+  CHECK_MSG (ncr_error (EINVAL, "bad %d", 1) == -EINVAL, "ncr_error returns -errnum");
+  CHECK_MSG (strcmp (ncr_last_error (), "bad 1") == 0, "message recorded");
+  CHECK_MSG (ncr_error (0, "x") == -EIO && ncr_error (-3, "x") == -EIO, "non-positive -> -EIO");
 }
 
 static void
 quotes_its_own_message (void)
 {
   ncr_error (EIO, "permission denied");
-  CHECK (ncr_error (EACCES, "%s", ncr_last_error ()) == -EACCES, "errno");
-  CHECK (strcmp (ncr_last_error (), "permission denied") == 0, "self copy unchanged");
+  CHECK_MSG (ncr_error (EACCES, "%s", ncr_last_error ()) == -EACCES, "errno");
+  CHECK_MSG (strcmp (ncr_last_error (), "permission denied") == 0, "self copy unchanged");
   ncr_error (EIO, "%s; and then %s", ncr_last_error (), ncr_last_error ());
-  CHECK (strcmp (ncr_last_error (), "permission denied; and then permission denied") == 0,
+  CHECK_MSG (strcmp (ncr_last_error (), "permission denied; and then permission denied") == 0,
          "self quoted twice");
 }
 
@@ -32,10 +34,10 @@ static void
 prefix_puts_context_first (void)
 {
   ncr_error (EACCES, "permission denied");
-  CHECK (ncr_error_prefix (EACCES, "opening %s: ", "vol.img") == -EACCES, "errno");
-  CHECK (strcmp (ncr_last_error (), "opening vol.img: permission denied") == 0, "prefixed");
+  CHECK_MSG (ncr_error_prefix (EACCES, "opening %s: ", "vol.img") == -EACCES, "errno");
+  CHECK_MSG (strcmp (ncr_last_error (), "opening vol.img: permission denied") == 0, "prefixed");
   ncr_error_prefix (EACCES, "kek-file=%s: ", ncr_last_error ());
-  CHECK (strcmp (ncr_last_error (), "kek-file=opening vol.img: permission denied: opening "
+  CHECK_MSG (strcmp (ncr_last_error (), "kek-file=opening vol.img: permission denied: opening "
                  "vol.img: permission denied") == 0, "prefix quoting the message itself");
 }
 
@@ -48,12 +50,12 @@ long_messages_are_cut (void)
   big[sizeof big - 1] = '\0';
   ncr_error (EIO, "%s", big);
   size_t n = strlen (ncr_last_error ());
-  CHECK (n > 500 && n < sizeof big, "cut at the buffer size (%zu)", n);
+  CHECK_MSG (n > 500 && n < sizeof big, "cut at the buffer size (%zu)", n);
   ncr_error_prefix (EIO, "%s", big);
-  CHECK (strlen (ncr_last_error ()) == n, "a long prefix is cut too");
+  CHECK_MSG (strlen (ncr_last_error ()) == n, "a long prefix is cut too");
   ncr_error (EIO, "short");
   ncr_error_prefix (EIO, "%s: ", big);
-  CHECK (strlen (ncr_last_error ()) == n, "prefix longer than the buffer");
+  CHECK_MSG (strlen (ncr_last_error ()) == n, "prefix longer than the buffer");
 }
 
 static void *
@@ -72,16 +74,16 @@ per_thread (void)
   ncr_error (EIO, "main message");
   pthread_create (&t, NULL, other_thread, NULL);
   pthread_join (t, NULL);
-  CHECK (strcmp (ncr_last_error (), "main message") == 0, "threads do not share messages");
+  CHECK_MSG (strcmp (ncr_last_error (), "main message") == 0, "threads do not share messages");
 }
 
 int
 main (void)
 {
-  returns_negative_errno ();
-  quotes_its_own_message ();
-  prefix_puts_context_first ();
-  long_messages_are_cut ();
-  per_thread ();
-  return done ("errors");
+  RUN (returns_negative_errno);
+  RUN (quotes_its_own_message);
+  RUN (prefix_puts_context_first);
+  RUN (long_messages_are_cut);
+  RUN (per_thread);
+  return check_exit ();
 }

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "filemode.h"
-#include "util-check.h"
+#include "errors.h"
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
 
 int
 main (void)
@@ -33,15 +35,15 @@ main (void)
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     buf[0] = '\0';
     chmod (path, cases[i].mode);
-    CHECK (ncr_secret_path_warning ("KEK file", path, buf, sizeof buf), "mode %o warns",
+    CHECK_MSG (ncr_secret_path_warning ("KEK file", path, buf, sizeof buf), "mode %o warns",
            (unsigned) cases[i].mode);
-    CHECK (strstr (buf, cases[i].who) && strstr (buf, "KEK file /tmp/") &&
+    CHECK_MSG (strstr (buf, cases[i].who) && strstr (buf, "KEK file /tmp/") &&
            strstr (buf, "chmod go-rwx /tmp/"), "message: %s", buf);
   }
   for (mode_t m = 0; m <= 0700; m += 0100) {
     buf[0] = '\0';
     chmod (path, m | 0030 | 0003);          /* write/exec for others: not "readable" */
-    CHECK (!ncr_secret_path_warning ("key", path, buf, sizeof buf) && buf[0] == '\0',
+    CHECK_MSG (!ncr_secret_path_warning ("key", path, buf, sizeof buf) && buf[0] == '\0',
            "mode %o does not warn", (unsigned) (m | 033));
   }
 
@@ -50,14 +52,14 @@ main (void)
   buf[0] = '\0';
   ncr_secret_path_warning ("KMS configuration", path, buf, sizeof buf);
   ncr_secret_path_warning ("client key", path, buf, sizeof buf);
-  CHECK (strstr (buf, "KMS configuration") && strstr (buf, "; client key"), "joined: %s", buf);
+  CHECK_MSG (strstr (buf, "KMS configuration") && strstr (buf, "; client key"), "joined: %s", buf);
   char small[20] = "";
-  CHECK (ncr_secret_path_warning ("key", path, small, sizeof small) &&
+  CHECK_MSG (ncr_secret_path_warning ("key", path, small, sizeof small) &&
          strlen (small) == sizeof small - 1, "cut");
 
   buf[0] = '\0';
-  CHECK (!ncr_secret_path_warning ("key", "/nonexistent/key", buf, sizeof buf), "missing");
-  CHECK (!ncr_secret_path_warning ("key", "/dev/null", buf, sizeof buf), "not a regular file");
+  CHECK_MSG (!ncr_secret_path_warning ("key", "/nonexistent/key", buf, sizeof buf), "missing");
+  CHECK_MSG (!ncr_secret_path_warning ("key", "/dev/null", buf, sizeof buf), "not a regular file");
   unlink (path);
-  return done ("filemode");
+  return check_exit ();
 }

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "parse.h"
-#include "util-check.h"
+#include "errors.h"
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
 
 static void
 booleans (void)
@@ -20,12 +22,12 @@ booleans (void)
   bool b;
 
   for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
-    CHECK (ncr_parse_bool (yes[i], &b) == 0 && b, "'%s' is true", yes[i]);
+    CHECK_MSG (ncr_parse_bool (yes[i], &b) == 0 && b, "'%s' is true", yes[i]);
   for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
-    CHECK (ncr_parse_bool (no[i], &b) == 0 && !b, "'%s' is false", no[i]);
+    CHECK_MSG (ncr_parse_bool (no[i], &b) == 0 && !b, "'%s' is false", no[i]);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    CHECK (ncr_parse_bool (bad[i], &b) == -EINVAL, "'%s' refused", bad[i]);
-    CHECK (strstr (ncr_last_error (), "is not a boolean"), "message for '%s'", bad[i]);
+    CHECK_MSG (ncr_parse_bool (bad[i], &b) == -EINVAL, "'%s' refused", bad[i]);
+    CHECK_MSG (strstr (ncr_last_error (), "is not a boolean"), "message for '%s'", bad[i]);
   }
 }
 
@@ -36,17 +38,17 @@ numbers (void)
                                      "99999999999999999999", "18446744073709551616" };
   uint64_t v;
 
-  CHECK (ncr_parse_uint ("4096", UINT64_MAX, &v) == 0 && v == 4096, "4096");
-  CHECK (ncr_parse_uint ("0", 10, &v) == 0 && v == 0, "0");
-  CHECK (ncr_parse_uint ("007", 10, &v) == 0 && v == 7, "leading zeros are digits");
-  CHECK (ncr_parse_uint ("18446744073709551615", UINT64_MAX, &v) == 0 && v == UINT64_MAX,
+  CHECK_MSG (ncr_parse_uint ("4096", UINT64_MAX, &v) == 0 && v == 4096, "4096");
+  CHECK_MSG (ncr_parse_uint ("0", 10, &v) == 0 && v == 0, "0");
+  CHECK_MSG (ncr_parse_uint ("007", 10, &v) == 0 && v == 7, "leading zeros are digits");
+  CHECK_MSG (ncr_parse_uint ("18446744073709551615", UINT64_MAX, &v) == 0 && v == UINT64_MAX,
          "UINT64_MAX");
-  CHECK (ncr_parse_uint ("86400", 86400, &v) == 0 && v == 86400, "max itself");
-  CHECK (ncr_parse_uint ("86401", 86400, &v) == -ERANGE &&
+  CHECK_MSG (ncr_parse_uint ("86400", 86400, &v) == 0 && v == 86400, "max itself");
+  CHECK_MSG (ncr_parse_uint ("86401", 86400, &v) == -ERANGE &&
          strstr (ncr_last_error (), "at most 86400"), "above max");
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    CHECK (ncr_parse_uint (bad[i], UINT64_MAX, &v) < 0, "'%s' refused", bad[i]);
-    CHECK (strstr (ncr_last_error (), bad[i]), "message quotes '%s'", bad[i]);
+    CHECK_MSG (ncr_parse_uint (bad[i], UINT64_MAX, &v) < 0, "'%s' refused", bad[i]);
+    CHECK_MSG (strstr (ncr_last_error (), bad[i]), "message quotes '%s'", bad[i]);
   }
 }
 
@@ -55,25 +57,25 @@ sizes (void)
 {
   uint64_t v;
 
-  CHECK (ncr_parse_size ("1M", UINT64_MAX, &v) == 0 && v == 1048576, "1M");
-  CHECK (ncr_parse_size ("4k", UINT64_MAX, &v) == 0 && v == 4096, "4k");
-  CHECK (ncr_parse_size ("2G", UINT64_MAX, &v) == 0 && v == 2ull << 30, "2G");
-  CHECK (ncr_parse_size ("12345", UINT64_MAX, &v) == 0 && v == 12345, "bytes");
-  CHECK (ncr_parse_size ("1Mx", UINT64_MAX, &v) == -EINVAL, "trailing junk");
-  CHECK (ncr_parse_size ("1MB", UINT64_MAX, &v) == -EINVAL, "two-letter suffix");
-  CHECK (ncr_parse_size ("M", UINT64_MAX, &v) == -EINVAL, "suffix alone");
-  CHECK (ncr_parse_size ("-1M", UINT64_MAX, &v) == -EINVAL, "negative");
-  CHECK (ncr_parse_size ("", UINT64_MAX, &v) == -EINVAL, "empty");
-  CHECK (ncr_parse_size ("17179869184G", UINT64_MAX, &v) == -ERANGE, "2^64 bytes overflows");
-  CHECK (ncr_parse_size ("2G", 1ull << 30, &v) == -ERANGE, "above max after the suffix");
-  CHECK (ncr_parse_size ("1G", 1ull << 30, &v) == 0 && v == 1ull << 30, "max after suffix");
+  CHECK_MSG (ncr_parse_size ("1M", UINT64_MAX, &v) == 0 && v == 1048576, "1M");
+  CHECK_MSG (ncr_parse_size ("4k", UINT64_MAX, &v) == 0 && v == 4096, "4k");
+  CHECK_MSG (ncr_parse_size ("2G", UINT64_MAX, &v) == 0 && v == 2ull << 30, "2G");
+  CHECK_MSG (ncr_parse_size ("12345", UINT64_MAX, &v) == 0 && v == 12345, "bytes");
+  CHECK_MSG (ncr_parse_size ("1Mx", UINT64_MAX, &v) == -EINVAL, "trailing junk");
+  CHECK_MSG (ncr_parse_size ("1MB", UINT64_MAX, &v) == -EINVAL, "two-letter suffix");
+  CHECK_MSG (ncr_parse_size ("M", UINT64_MAX, &v) == -EINVAL, "suffix alone");
+  CHECK_MSG (ncr_parse_size ("-1M", UINT64_MAX, &v) == -EINVAL, "negative");
+  CHECK_MSG (ncr_parse_size ("", UINT64_MAX, &v) == -EINVAL, "empty");
+  CHECK_MSG (ncr_parse_size ("17179869184G", UINT64_MAX, &v) == -ERANGE, "2^64 bytes overflows");
+  CHECK_MSG (ncr_parse_size ("2G", 1ull << 30, &v) == -ERANGE, "above max after the suffix");
+  CHECK_MSG (ncr_parse_size ("1G", 1ull << 30, &v) == 0 && v == 1ull << 30, "max after suffix");
 }
 
 int
 main (void)
 {
-  booleans ();
-  numbers ();
-  sizes ();
-  return done ("parse");
+  RUN (booleans);
+  RUN (numbers);
+  RUN (sizes);
+  return check_exit ();
 }

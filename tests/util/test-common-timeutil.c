@@ -9,7 +9,9 @@
 #include "cleanup.h"
 #include "minmax.h"
 #include "timeutil.h"
-#include "util-check.h"
+#include "errors.h"
+#define CHECK_LAST_ERROR ncr_last_error
+#include "check.h"
 
 static void
 sleeping (void)
@@ -18,7 +20,7 @@ sleeping (void)
 
   ncr_sleep_ms (120);
   uint64_t dt = ncr_now_ms () - t0;
-  CHECK (dt >= 120 && dt < 1000, "slept 120 ms: took %llu", (unsigned long long) dt);
+  CHECK_MSG (dt >= 120 && dt < 1000, "slept 120 ms: took %llu", (unsigned long long) dt);
 }
 
 static void
@@ -28,19 +30,19 @@ backoff (void)
   unsigned attempts = 1;
 
   ncr_backoff_init (&b, 0);
-  CHECK (!ncr_backoff_wait (&b), "timeout 0: one attempt only");
+  CHECK_MSG (!ncr_backoff_wait (&b), "timeout 0: one attempt only");
 
   /* 1.2 s: attempts at 0, 0.5 s, 1.2 s (the second delay, 1 s, is cut at the deadline). */
   ncr_backoff_init (&b, 1200);
   while (ncr_backoff_wait (&b))
     attempts++;
   uint64_t dt = ncr_backoff_elapsed_ms (&b);
-  CHECK (attempts == 3, "3 attempts in 1.2 s, got %u", attempts);
-  CHECK (dt >= 1200 && dt < 1700, "ends at the deadline: %llu ms", (unsigned long long) dt);
-  CHECK (b.delay_ms == 2000, "delays double: next %llu", (unsigned long long) b.delay_ms);
+  CHECK_MSG (attempts == 3, "3 attempts in 1.2 s, got %u", attempts);
+  CHECK_MSG (dt >= 1200 && dt < 1700, "ends at the deadline: %llu ms", (unsigned long long) dt);
+  CHECK_MSG (b.delay_ms == 2000, "delays double: next %llu", (unsigned long long) b.delay_ms);
   for (int i = 0; i < 10; i++)
     b.delay_ms = MIN (b.delay_ms * 2, (uint64_t) NCR_BACKOFF_MAX_MS);
-  CHECK (b.delay_ms == NCR_BACKOFF_MAX_MS, "capped at 8 s");
+  CHECK_MSG (b.delay_ms == NCR_BACKOFF_MAX_MS, "capped at 8 s");
 }
 
 static void
@@ -48,9 +50,9 @@ minmax (void)
 {
   int i = 0;
 
-  CHECK (MIN (i++, 10) == 0 && i == 1, "MIN evaluates once");
-  CHECK (MAX (i++, -5) == 1 && i == 2, "MAX evaluates once");
-  CHECK (MIN (MAX (3, 7), MIN (9, 8)) == 7, "nested");
+  CHECK_MSG (MIN (i++, 10) == 0 && i == 1, "MIN evaluates once");
+  CHECK_MSG (MAX (i++, -5) == 1 && i == 2, "MAX evaluates once");
+  CHECK_MSG (MIN (MAX (3, 7), MIN (9, 8)) == 7, "nested");
 }
 
 static int
@@ -69,11 +71,11 @@ scoped_rwlocks (void)
 {
   pthread_rwlock_t l = PTHREAD_RWLOCK_INITIALIZER;
 
-  CHECK (locked_return (&l, true) == EBUSY, "held exclusive inside the scope");
-  CHECK (pthread_rwlock_trywrlock (&l) == 0, "released after the scope");
+  CHECK_MSG (locked_return (&l, true) == EBUSY, "held exclusive inside the scope");
+  CHECK_MSG (pthread_rwlock_trywrlock (&l) == 0, "released after the scope");
   pthread_rwlock_unlock (&l);
-  CHECK (locked_return (&l, false) == EBUSY, "held shared inside the scope");
-  CHECK (pthread_rwlock_trywrlock (&l) == 0, "released after the scope");
+  CHECK_MSG (locked_return (&l, false) == EBUSY, "held shared inside the scope");
+  CHECK_MSG (pthread_rwlock_trywrlock (&l) == 0, "released after the scope");
   pthread_rwlock_unlock (&l);
   pthread_rwlock_destroy (&l);
 }
@@ -81,9 +83,9 @@ scoped_rwlocks (void)
 int
 main (void)
 {
-  sleeping ();
-  backoff ();
-  minmax ();
-  scoped_rwlocks ();
-  return done ("timeutil");
+  RUN (sleeping);
+  RUN (backoff);
+  RUN (minmax);
+  RUN (scoped_rwlocks);
+  return check_exit ();
 }

@@ -11,15 +11,6 @@
 
 #include "check.h"
 
-static size_t
-unhex (const char *s, uint8_t *out)
-{
-  size_t n = 0;
-  for (; s[0] && s[1]; s += 2)
-    sscanf (s, "%2hhx", &out[n++]);
-  return n;
-}
-
 /* RFC 5649 section 6: "Padded Key Wrap Examples", 192-bit KEK. */
 static const struct {
   const char *source, *kek, *key, *wrapped;
@@ -41,8 +32,8 @@ test_keywrap_rfc5649_vectors (void)
 {
   for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
     uint8_t kek[32], key[64], want[80], got[80], back[80];
-    size_t kek_len = unhex (vectors[i].kek, kek), key_len = unhex (vectors[i].key, key);
-    size_t want_len = unhex (vectors[i].wrapped, want), got_len = 0, back_len = 0;
+    size_t kek_len = check_unhex (vectors[i].kek, kek), key_len = check_unhex (vectors[i].key, key);
+    size_t want_len = check_unhex (vectors[i].wrapped, want), got_len = 0, back_len = 0;
     char what[120];
 
     snprintf (what, sizeof what, "wrap: %s", vectors[i].source);
