@@ -152,10 +152,8 @@ cmd_dump (int argc, char **argv)
   static const struct option opts[] = {
     { "json", no_argument, NULL, O_JSON },
     { "dump-volume-key", required_argument, NULL, O_KEY },
-    { "kms-config", required_argument, NULL, O_KMS },
-    { "kek-file", required_argument, NULL, O_KEK_FILE },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    TOOL_KEY_OPTIONS,
+    TOOL_END_OPTIONS,
   };
   const char *key_out = NULL, *kms_config = NULL, *kek_file = NULL;
   bool json = false;

@@ -55,8 +55,7 @@ cmd_format (int argc, char **argv)
     { "sector-size", required_argument, NULL, O_SECTOR },
     { "data-offset", required_argument, NULL, O_OFFSET },
     { "force", no_argument, NULL, O_FORCE },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    TOOL_END_OPTIONS,
   };
   const char *kms_config = NULL, *kek_id_opt = NULL, *name = NULL, *kek_file = NULL;
   const char *cipher_name = "aes-256-xts";

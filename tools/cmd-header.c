@@ -14,6 +14,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "volume-common.h"
 #include "errors.h"
 #include "volume-header.h"
 #include "volume-target.h"
@@ -168,8 +169,7 @@ cmd_header (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "force", no_argument, NULL, 'f' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    TOOL_END_OPTIONS,
   };
   bool force = false;
   const char *action;

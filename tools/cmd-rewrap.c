@@ -36,15 +36,13 @@ cmd_rewrap (int argc, char **argv)
 {
   enum { O_KMS = 256, O_KEK_FILE, O_NEW_ID, O_CREATE, O_NAME, O_NEW_FILE, O_WRAP };
   static const struct option opts[] = {
-    { "kms-config", required_argument, NULL, O_KMS },
-    { "kek-file", required_argument, NULL, O_KEK_FILE },
+    TOOL_KEY_OPTIONS,
     { "new-kek-id", required_argument, NULL, O_NEW_ID },
     { "create-kek", no_argument, NULL, O_CREATE },
     { "name", required_argument, NULL, O_NAME },
     { "new-kek-file", required_argument, NULL, O_NEW_FILE },
     { "wrap", required_argument, NULL, O_WRAP },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    TOOL_END_OPTIONS,
   };
   const char *kms_config = NULL, *kek_file = NULL, *new_id = NULL, *name = NULL;
   const char *new_file = NULL, *wrap = NULL;

@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "volume-common.h"
 #include "kmip/ttlv-print.h"
 
 /* Hex text is at most twice the binary plus whitespace; anything bigger than this cannot
@@ -66,8 +67,7 @@ cmd_ttlv (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "json", no_argument, NULL, 'j' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    TOOL_END_OPTIONS,
   };
   bool json = false;
   int c;

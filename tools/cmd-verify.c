@@ -126,13 +126,11 @@ cmd_verify (int argc, char **argv)
 {
   enum { O_KMS = 256, O_KEK_FILE, O_REPAIR, O_TIMEOUT, O_USE_COPY };
   static const struct option opts[] = {
-    { "kms-config", required_argument, NULL, O_KMS },
-    { "kek-file", required_argument, NULL, O_KEK_FILE },
+    TOOL_KEY_OPTIONS,
     { "repair", no_argument, NULL, O_REPAIR },
     { "use-copy", required_argument, NULL, O_USE_COPY },
     { "timeout", required_argument, NULL, O_TIMEOUT },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    TOOL_END_OPTIONS,
   };
   const char *kms_config = NULL, *kek_file = NULL;
   bool repair_opt = false;

@@ -50,4 +50,13 @@ int tool_detect_data (struct volume_target *t, uint64_t area, char *what, size_t
 /* Hex of n bytes into out (2n+1 bytes). */
 void tool_hex (const uint8_t *p, size_t n, char *out);
 
+/* getopt_long table entries every volume subcommand shares: the current key (O_KMS and
+ * O_KEK_FILE are the command's own option codes) and the closing --help and terminator. */
+#define TOOL_KEY_OPTIONS \
+  { "kms-config", required_argument, NULL, O_KMS }, \
+  { "kek-file", required_argument, NULL, O_KEK_FILE }
+#define TOOL_END_OPTIONS \
+  { "help", no_argument, NULL, 'h' }, \
+  { NULL, 0, NULL, 0 }
+
 #endif /* NBDCRYPT_VOLUME_COMMON_H */

@@ -3,13 +3,7 @@
 # Many in-flight aio requests over several connections on shared sectors, aligned and
 # unaligned: no lost read-modify-write update, no torn sector; full verification after.
 source "$srcdir/functions.sh"
-requires nbdkit
-requires_py nbd
-requires_py cryptography
-
-here="$srcdir/filter"
-key="$tmpdir/vol.key"
-head -c 64 /dev/urandom >"$key"
+source "$srcdir/filter/filter-functions.sh"
 conns=4 inflight=64            # 256 requests in flight at once
 
 for ss in 512 4096; do

@@ -3,13 +3,7 @@
 # Unaligned/overlapping writes and reads at odd offsets (512 and 4096-byte sectors) against a
 # model; sub-sector writes must decrypt-merge-encrypt and leave neighbour sectors untouched.
 source "$srcdir/functions.sh"
-requires nbdkit
-requires_py nbd
-requires_py cryptography
-
-here="$srcdir/filter"
-key="$tmpdir/vol.key"
-head -c 64 /dev/urandom >"$key"
+source "$srcdir/filter/filter-functions.sh"
 key128="$tmpdir/vol128.key"
 head -c 32 /dev/urandom >"$key128"
 

@@ -5,13 +5,7 @@
 # sector), another client's aligned writes elsewhere go ahead, while writes and zeroes to the
 # sectors being read-modify-written wait and are not lost (see the .py).
 source "$srcdir/functions.sh"
-requires nbdkit
-requires_py nbd
-requires_py cryptography
-
-here="$srcdir/filter"
-key="$tmpdir/vol.key"
-head -c 64 /dev/urandom >"$key"
+source "$srcdir/filter/filter-functions.sh"
 
 for ss in 4096 512; do
   disk="$tmpdir/disk-$ss.img"

@@ -4,10 +4,7 @@
 # and direct: with direct=true neighbouring records share 512-byte blocks, so the unaligned
 # read-modify-write must be serialised across connections or records are lost.
 source "$srcdir/functions.sh"
-requires nbdkit
-requires_py nbd
-: "${NBDCRYPT_URING_PLUGIN:?}"
-io="$PYTHON $srcdir/uring/uring_io.py"
+source "$srcdir/uring/uring-functions.sh"
 
 for direct in true false; do
   for ring in per-thread shared none; do

@@ -6,10 +6,7 @@
 # the image ends up as the reference says. nbdkit's debug log must show that reads were
 # really served from prefetched chunks and that writes discarded some.
 source "$srcdir/functions.sh"
-requires nbdkit
-requires_py nbd
-: "${NBDCRYPT_URING_PLUGIN:?}"
-io="$PYTHON $srcdir/uring/uring_io.py"
+source "$srcdir/uring/uring-functions.sh"
 
 # 40 MiB, and 40 MiB + 1034 (the partial last block is read buffered, never prefetched).
 for size in 41943040 41944074; do

@@ -5,10 +5,7 @@
 # lengths (direct-I/O bounce and read-modify-write paths), large split requests. The raw
 # image is also compared byte for byte with the reference.
 source "$srcdir/functions.sh"
-requires nbdkit
-requires_py nbd
-: "${NBDCRYPT_URING_PLUGIN:?}"
-io="$PYTHON $srcdir/uring/uring_io.py"
+source "$srcdir/uring/uring-functions.sh"
 
 # size (24 MiB, or 24 MiB + 1034: a partial last block), direct, ring
 for combo in "25165824 false per-thread" "25165824 true per-thread" "25166858 true per-thread" \

@@ -6,10 +6,7 @@
 # (zero and trim by fallocate included) must be ordered against it. Buffered and direct,
 # with and without a ring.
 source "$srcdir/functions.sh"
-requires nbdkit
-requires_py nbd
-: "${NBDCRYPT_URING_PLUGIN:?}"
-io="$PYTHON $srcdir/uring/uring_io.py"
+source "$srcdir/uring/uring-functions.sh"
 
 for direct in true false; do
   for ring in per-thread none; do

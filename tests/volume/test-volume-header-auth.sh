@@ -12,7 +12,6 @@ source "$srcdir/volume/volume-functions.sh"
 requires nbdkit
 requires nbdcopy
 requires_py cryptography
-oracle () { "$PYTHON" "$srcdir/volume/volume-oracle.py" "$@"; }
 
 vol=$tmpdir/vol.img kek=$tmpdir/kek
 truncate -s 8M "$vol"

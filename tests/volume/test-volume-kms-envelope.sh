@@ -8,11 +8,11 @@
 # equals what `dump --dump-volume-key` writes. A KEK that is not active, missing, or another
 # identity's is refused with a reason; a KEK file volume refuses a KMS config and vice versa.
 source "$srcdir/functions.sh"
+source "$srcdir/volume/volume-functions.sh"
 source "$srcdir/kmip-server.sh"
 requires_py cryptography
 kmip_start_server
 kmip_write_conf "$tmpdir/kms.conf" version=1.4
-oracle () { "$PYTHON" "$srcdir/volume/volume-oracle.py" "$@"; }
 kms () { "$NBDCRYPT" kms --config "$tmpdir/kms.conf" "$@"; }
 
 check_dek () {  # check_dek IMAGE: the oracle's DEK == the tool's DEK

@@ -5,15 +5,12 @@
 # 512-byte flushed pieces, so kills land inside a copy) and 20 times without it: after every
 # kill the volume opens with the old or the new KEK, and the data key is unchanged.
 source "$srcdir/functions.sh"
+source "$srcdir/volume/volume-functions.sh"
 requires_python
 # The hook exists only in the test build of the command.
 NBDCRYPT=$NBDCRYPT_TEST_HOOKS
 
-vol=$tmpdir/vol.img
-truncate -s 8M "$vol"
-"$NBDCRYPT" format "$vol" --kek-file "$tmpdir/kek0" --create-kek >/dev/null
-"$NBDCRYPT" dump "$vol" --kek-file "$tmpdir/kek0" --dump-volume-key "$tmpdir/dek.orig" 2>/dev/null
-for i in 1 2; do head -c 32 /dev/urandom > "$tmpdir/kek$i"; done
+kill_test_volume
 
 # Which KEK file opens the volume now (newest copy first, as the filter does)?
 opener () {

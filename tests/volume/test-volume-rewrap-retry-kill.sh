@@ -11,15 +11,12 @@
 #    unchanged. Then the whole two-step sequence for real: a first rewrap killed at a random
 #    instant, a retry from the first KEK to a third killed at a random instant.
 source "$srcdir/functions.sh"
+source "$srcdir/volume/volume-functions.sh"
 requires_python
 # The write-delay hook exists only in the test build of the command.
 NBDCRYPT=$NBDCRYPT_TEST_HOOKS
 
-vol=$tmpdir/vol.img
-truncate -s 8M "$vol"
-"$NBDCRYPT" format "$vol" --kek-file "$tmpdir/kek0" --create-kek >/dev/null
-"$NBDCRYPT" dump "$vol" --kek-file "$tmpdir/kek0" --dump-volume-key "$tmpdir/dek.orig" 2>/dev/null
-for i in 1 2; do head -c 32 /dev/urandom > "$tmpdir/kek$i"; done
+kill_test_volume
 cp "$vol" "$tmpdir/fresh.img"
 # The state a kill between the two copy writes of a rewrap kek0 -> kek1 leaves.
 "$NBDCRYPT" rewrap "$vol" --kek-file "$tmpdir/kek0" --new-kek-file "$tmpdir/kek1" >/dev/null

@@ -11,7 +11,6 @@ source "$srcdir/volume/volume-functions.sh"
 requires nbdkit
 requires nbdcopy
 requires_py cryptography
-oracle () { "$PYTHON" "$srcdir/volume/volume-oracle.py" "$@"; }
 export_size () { nbdsh -u "$1" -c 'print(h.get_size())'; }
 
 for case in "aes-256-xts 4096" "aes-128-xts 512"; do

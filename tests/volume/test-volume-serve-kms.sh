@@ -16,7 +16,6 @@ requires_py cryptography
 kmip_start_server
 conf=$tmpdir/kms.conf
 kmip_write_conf "$conf" version=1.4
-oracle () { "$PYTHON" "$srcdir/volume/volume-oracle.py" "$@"; }
 kms () { "$NBDCRYPT" kms --config "$conf" "$@"; }
 kek_id () { "$NBDCRYPT" dump --json "$1" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["kek_id"])'; }
 oracle_check () {  # oracle_check IMAGE PLAIN

@@ -18,3 +18,18 @@ volume_fails () {
     echo "$0: FAIL: nbdkit $* error did not match /$want/:" >&2; cat "$out" >&2; return 1
   fi
 }
+
+# oracle ARGS...: volume-oracle.py (python3-cryptography: headers and data checked or written
+# independently of nbdcrypt's code).
+oracle () { "$PYTHON" "$srcdir/volume/volume-oracle.py" "$@"; }
+
+# kill_test_volume: $vol, an 8 MiB volume under KEK file $tmpdir/kek0, its data key in
+# $tmpdir/dek.orig, and two more KEK files $tmpdir/kek1 and kek2 (for rewrap kill tests).
+kill_test_volume () {
+  vol=$tmpdir/vol.img
+  truncate -s 8M "$vol"
+  "$NBDCRYPT" format "$vol" --kek-file "$tmpdir/kek0" --create-kek >/dev/null
+  "$NBDCRYPT" dump "$vol" --kek-file "$tmpdir/kek0" --dump-volume-key "$tmpdir/dek.orig" \
+    2>/dev/null
+  for i in 1 2; do head -c 32 /dev/urandom > "$tmpdir/kek$i"; done
+}
