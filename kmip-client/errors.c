@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* kmip-client's error API on the project's one per-thread error module (lib/common/errors.c):
+/* kmip-client's error API on the project's one per-thread error module (common/errors.c):
  * kmip_set_error records the message there and returns the library's result code. */
 #include <stdarg.h>
 

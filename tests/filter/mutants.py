@@ -65,7 +65,7 @@ MUTANTS = {
         ("    if ((r = ncr_xts_decrypt (t->xts, offset / sector_size, p, p, n)) < 0)",
          "    if ((r = ncr_xts_decrypt (t->xts, offset / sector_size + 1, p, p, n)) < 0)")],
 }
-LAYERS = ["common", "crypto", "keys", "volume"]     # lib/ folders, each a static library
+LAYERS = ["crypto", "keys", "volume"]     # lib/ folders, each a static library (+ common/)
 TESTS = ["unaligned", "concurrent", "ext4", "errors", "badinput", "qemu", "semantics", "oracle",
          "write-ranges"]
 
@@ -77,9 +77,13 @@ def build(builddir, source, outdir):
         f.write(source)
     cmd = ["cc", "-shared", "-fPIC", "-pthread", "-std=gnu11", "-O2", "-D_GNU_SOURCE",
            "-D_FILE_OFFSET_BITS=64"]
+    cmd += ["-I" + os.path.join(TOP, "common")]
     cmd += ["-I" + os.path.join(TOP, "lib", layer) for layer in LAYERS]
-    cmd += ["-I" + os.path.join(TOP, "kmip-client", "include"), "-o", so, src, "-Wl,--start-group"]
+    cmd += ["-I" + os.path.join(TOP, "plugin", "nbdcrypt")]
+    cmd += ["-I" + os.path.join(TOP, "kmip-client", "include"), "-o", so, src,
+            os.path.join(TOP, "plugin", "nbdcrypt", "filter-log.c"), "-Wl,--start-group"]
     cmd += [os.path.join(builddir, "lib", layer, "libnbdcrypt-%s.a" % layer) for layer in LAYERS]
+    cmd += [os.path.join(builddir, "common", "libnbdcrypt-common.a")]
     cmd += [os.path.join(builddir, "kmip-client", "libkmip-client.a"), "-lssl", "-lcrypto",
             "-Wl,--end-group"]
     r = subprocess.run(cmd, capture_output=True, text=True)

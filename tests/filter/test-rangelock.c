@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Description: the range lock that orders the filter's writes (lib/common/rangelock.c):
+/* Description: the range lock that orders the filter's writes (common/rangelock.c):
  * holds that share no index never wait for each other (adjacent ranges included); shared
  * holds coexist; an exclusive hold excludes every overlapping hold, shared or exclusive;
  * among overlapping requests arrival order decides, so a waiting exclusive request is not
