@@ -107,6 +107,17 @@ start_nbdkit () {
 }
 
 # stop_nbdkit NAME: stop a server started by start_nbdkit and wait for it to exit.
+# wait_daemon PIDFILE SOCKET: after `nbdkit` without -f has returned (its parent exits once
+# the server has forked), wait until the forked server has written PIDFILE and listens.
+wait_daemon () {
+  for _ in $(seq 300); do
+    [ -s "$1" ] && [ -S "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "$0: the nbdkit daemon did not write $1 and listen on $2 in 30 s" >&2
+  return 1
+}
+
 stop_nbdkit () {
   local pidfile="$tmpdir/$1.pid" pid
   [ -s "$pidfile" ] || return 0

@@ -109,6 +109,7 @@ run_case () {  # run_case NAME EXPECT_CORE(yes|no) nbdkit-args...   (DAEMON=1: n
     _nbdkit_pidfiles+=("$tmpdir/$name.pid")
     ( sanitizer_env; exec nbdkit -U "$dir/sock" -P "$tmpdir/$name.pid" "$@" ) \
       >"$tmpdir/$name.log" 2>&1 </dev/null
+    wait_daemon "$tmpdir/$name.pid" "$dir/sock"
     uri="nbd+unix:///?socket=$dir/sock"
   else
     # nbdkit -f keeps its working directory: core_pattern=core puts a core file there.

@@ -79,6 +79,7 @@ refuse "key-file over a header" "force-headerless=true" \
 _nbdkit_pidfiles+=("$tmpdir/d.pid")
 ( sanitizer_env; exec nbdkit -U "$tmpdir/d.sock" -P "$tmpdir/d.pid" \
     --filter="$F" file "$tmpdir/vol.img" kek-file="$tmpdir/kek" ) >"$tmpdir/d.log" 2>&1
+wait_daemon "$tmpdir/d.pid" "$tmpdir/d.sock"
 pid=$(cat "$tmpdir/d.pid")
 nbdsh -u "nbd+unix:///?socket=$tmpdir/d.sock" -c '
 h.pwrite(b"z" * 8192, 4096)
@@ -103,6 +104,7 @@ if id nobody >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   ( sanitizer_env; exec nbdkit -u nobody -U "$tmpdir/pub/u.sock" -P "$tmpdir/pub/u.pid" \
       --filter="$F" file "$tmpdir/pub/u.img" kek-file="$tmpdir/kek" ) >"$tmpdir/u.log" 2>&1 ||
     { echo "$0: FAIL: -u nobody with a root-only KEK file:" >&2; cat "$tmpdir/u.log" >&2; exit 1; }
+  wait_daemon "$tmpdir/pub/u.pid" "$tmpdir/pub/u.sock"
   upid=$(cat "$tmpdir/pub/u.pid")
   uid=$(awk '/^Uid:/ {print $2}' "/proc/$upid/status")
   [ "$uid" = "$(id -u nobody)" ] || { echo "$0: FAIL: the server runs as uid $uid" >&2; exit 1; }
