@@ -8,6 +8,10 @@
 #   hammer URI DIR N      N connections, each rewriting its own 4 KiB blocks in a loop (block
 #                         contents: sequence number + a fill derived from it) until a request
 #                         fails; DIR/acked holds each block's last acknowledged sequence
+#   reader URI DIR        write a block, touch DIR/ready, then read it back in a loop until a
+#                         read fails: every read that succeeds must return the block (a read
+#                         in the plugin below while the keys are wiped must not decrypt with
+#                         a wiped schedule)
 #   check IMAGE DEK OFFSET DIR   decrypt those blocks with the DEK (aes-xts-plain64, 4096-byte
 #                         sectors): each must hold a well-formed block at least as new as its
 #                         last acknowledged write - no garbage, no lost write
@@ -100,6 +104,24 @@ def hammer(uri, d, nconn):
           (len(acked), sum(acked.values())))
 
 
+def reader(uri, d):
+    import nbd
+    h = nbd.NBD()
+    h.connect_uri(uri)
+    want = block(99, 1)
+    h.pwrite(want, 0)
+    open(os.path.join(d, "ready"), "w").close()
+    good = 0
+    try:
+        while True:
+            if h.pread(BLOCK, 0) != want:
+                sys.exit("reader: a read returned wrong data after %d good ones" % good)
+            good += 1
+    except nbd.Error as e:
+        print("reader: %d reads returned the block, then %s" % (good, e.errno))
+        sys.exit(0 if e.errno == "EPERM" else 1)
+
+
 def check(image, dekfile, offset, d):
     dek = open(dekfile, "rb").read()
     acked = {int(k): v for k, v in json.load(open(os.path.join(d, "acked"))).items()}
@@ -158,6 +180,8 @@ if __name__ == "__main__":
         hold(*args)
     elif cmd == "hammer":
         hammer(args[0], args[1], int(args[2]))
+    elif cmd == "reader":
+        reader(*args)
     elif cmd == "check":
         check(args[0], args[1], int(args[2]), args[3])
     elif cmd == "scan":

@@ -6,7 +6,8 @@
 # its next reads, writes and write-zeroes, never data; new connections are refused; the reason
 # is logged; a scan of the process's memory (/proc/PID/mem) that finds the DEK before the
 # revocation finds none of its bytes after it; connections writing flat out during the
-# revocation leave no garbage and lose no acknowledged write (python3-cryptography decrypts
+# revocation leave no garbage and lose no acknowledged write, and a read held in the plugin
+# below (nbdkit's delay filter) while the keys are wiped returns the right data or EPERM (python3-cryptography decrypts
 # every block with the DEK from `nbdcrypt dump --dump-volume-key`). The same for a headerless
 # key-id= volume.
 # on-revoke=shutdown: nbdkit exits non-zero within the interval plus a few seconds while an
@@ -17,6 +18,8 @@ requires nbdkit
 requires nbdsh
 requires_py nbd
 requires_py cryptography
+nbdkit_fails "on-revoke=bogus: expected disconnect, shutdown or refuse" \
+  --filter="$NBDCRYPT_FILTER" null kek-file=/nonexistent on-revoke=bogus
 kmip_start_server
 conf=$tmpdir/kms.conf
 kmip_write_conf "$conf" version=1.4 timeout=2
@@ -33,6 +36,14 @@ wait_file () {
 }
 # Memory scans read other processes' memory: valgrind cannot host that, and ASan's allocator
 # keeps its own copies of freed blocks' metadata only (never their contents), so it stays on.
+register_secret () {  # register_secret KEYFILE: 64 bytes of Secret Data, active; prints its UID
+  "$PYTHON" -c "$(kmip_pyclient client 1.4)
+from kmip.pie import objects
+s = objects.SecretData(open('$1', 'rb').read(), enums.SecretDataType.SEED)
+uid = c.register(s)
+c.activate(uid)
+print(uid)"
+}
 scan_hits () { io scan "$1" "$2" 2>"$tmpdir/scan.err"; }
 
 # revoke_while_serving NAME KEY-FILE ARGS...: serve with ARGS (on-revoke= left at its default),
@@ -93,16 +104,35 @@ io check "$vol" "$tmpdir/vol.dek" "$(json_field "$vol" data_offset)" "$tmpdir/vo
 
 # key-id=: a headerless volume keyed by 64 bytes of Secret Data held by the KMS.
 head -c 64 /dev/urandom > "$tmpdir/raw.key"
-revoke_uid=$("$PYTHON" -c "$(kmip_pyclient client 1.4)
-from kmip.pie import objects
-s = objects.SecretData(open('$tmpdir/raw.key', 'rb').read(), enums.SecretDataType.SEED)
-uid = c.register(s)
-c.activate(uid)
-print(uid)")
+revoke_uid=$(register_secret "$tmpdir/raw.key")
 truncate -s 8M "$tmpdir/raw.img"
 revoke_while_serving raw "$tmpdir/raw.key" file "$tmpdir/raw.img" kms-config="$conf" \
   key-id="$revoke_uid"
 io check "$tmpdir/raw.img" "$tmpdir/raw.key" 0 "$tmpdir/raw/hammer"
+
+# A read that is in the plugin below (nbdkit's delay filter: 300 ms each) while the keys are
+# wiped either completes with intact keys or fails; it never decrypts with a wiped schedule.
+# key-id= with force-headerless=true: the delay filter cannot sleep outside a connection,
+# where a header would be read.
+if have_nbdkit_filter delay; then
+  head -c 64 /dev/urandom > "$tmpdir/slow.key"
+  slow_uid=$(register_secret "$tmpdir/slow.key")
+  truncate -s 4M "$tmpdir/slow.img"
+  start_nbdkit slow --filter="$NBDCRYPT_FILTER" --filter=delay file "$tmpdir/slow.img" \
+    kms-config="$conf" key-id="$slow_uid" force-headerless=true key-check-interval=1 \
+    delay-read=300ms
+  mkdir -p "$tmpdir/slow"
+  io reader "$uri" "$tmpdir/slow" >"$tmpdir/slow.out" 2>&1 &
+  reader=$!
+  wait_file "$tmpdir/slow/ready"
+  sleep 1
+  kms revoke "$slow_uid" --reason compromised
+  wait "$reader" || { echo "$0: FAIL: read during the wipe:"; cat "$tmpdir/slow.out"; exit 1; }
+  cat "$tmpdir/slow.out"
+  stop_nbdkit slow
+else
+  echo "nbdkit's delay filter missing: reads in flight during the wipe not checked"
+fi
 
 # on-revoke=shutdown with an idle client attached: exits non-zero, promptly.
 vol2=$tmpdir/vol2.img
