@@ -66,12 +66,14 @@ session_config_set (struct session_config *c, const char *key, const char *value
       return r;
   }
   else if (strcmp (key, "on-revoke") == 0) {
-    if (strcmp (value, "refuse") == 0)
-      c->on_revoke_shutdown = false;
+    if (strcmp (value, "disconnect") == 0)
+      c->on_revoke = SESSION_REVOKE_DISCONNECT;
+    else if (strcmp (value, "refuse") == 0)
+      c->on_revoke = SESSION_REVOKE_REFUSE;
     else if (strcmp (value, "shutdown") == 0)
-      c->on_revoke_shutdown = true;
+      c->on_revoke = SESSION_REVOKE_SHUTDOWN;
     else
-      return ncr_error (EINVAL, "on-revoke=%s: expected refuse or shutdown", value);
+      return ncr_error (EINVAL, "on-revoke=%s: expected disconnect, shutdown or refuse", value);
   }
   else if (strcmp (key, "allow-core-dumps") == 0) {
     if (ncr_parse_bool (value, &c->allow_core_dumps) < 0)
@@ -325,6 +327,29 @@ bool
 session_revoked (const struct volume_session *s)
 {
   return __atomic_load_n (&s->revoked, __ATOMIC_SEQ_CST) != 0;
+}
+
+const char *
+session_on_revoke_name (enum session_on_revoke r)
+{
+  switch (r) {
+  case SESSION_REVOKE_DISCONNECT: return "disconnect";
+  case SESSION_REVOKE_REFUSE: return "refuse";
+  case SESSION_REVOKE_SHUTDOWN: return "shutdown";
+  }
+  return "?";
+}
+
+void
+session_wipe_key (struct volume_session *s)
+{
+  /* volume_free and secmem_free wipe before they free; the header (wrapped DEK, KEK id) goes
+   * too, since nothing may read it without the key. */
+  s->key = NULL;
+  volume_free (s->vol);
+  s->vol = NULL;
+  secmem_free (s->raw_key);
+  s->raw_key = NULL;
 }
 
 void

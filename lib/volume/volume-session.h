@@ -13,13 +13,20 @@
 #include "volume.h"
 #include "xts.h"
 
+/* What a key check that finds the key revoked does (on-revoke=). */
+enum session_on_revoke {
+  SESSION_REVOKE_DISCONNECT,    /* default: wipe the keys, fail every request, refuse new ones */
+  SESSION_REVOKE_REFUSE,        /* refuse new connections; open ones keep the key */
+  SESSION_REVOKE_SHUTDOWN,      /* wipe the keys, fail every request, exit non-zero */
+};
+
 struct session_config {
   const char *kms_config;       /* KMIP configuration (kms.conf) */
   const char *kek_file;         /* local 32-byte KEK */
   const char *key_id;           /* headerless: raw volume key held by the KMS */
   unsigned startup_timeout;     /* kms-startup-timeout=, seconds (default 60) */
   unsigned check_interval;      /* key-check-interval=, seconds (default 300; 0 = off) */
-  bool on_revoke_shutdown;      /* on-revoke=shutdown (default refuse) */
+  enum session_on_revoke on_revoke; /* on-revoke= (default disconnect) */
   bool allow_core_dumps;        /* allow-core-dumps=true */
 };
 
@@ -30,7 +37,9 @@ struct session_config {
   "key-id=UID                headerless volume whose raw key is held by the KMS\n" \
   "kms-startup-timeout=SECS  keep retrying an unreachable KMS at start (default 60)\n" \
   "key-check-interval=SECS   check the KEK's state this often (default 300, 0 = never)\n" \
-  "on-revoke=refuse|shutdown revoked KEK: refuse new connections (default) or stop\n" \
+  "on-revoke=disconnect|shutdown|refuse  revoked KEK: wipe the keys and fail every\n" \
+  "                          request (default), the same then exit non-zero, or only\n" \
+  "                          refuse new connections (open ones keep the key)\n" \
   "allow-core-dumps=BOOL     debugging only: keep the process dumpable (keys may leak)"
 
 void session_config_init (struct session_config *c);
@@ -104,6 +113,14 @@ void session_describe (const struct session_config *c, const struct volume_sessi
 
 /* Set once a check found the key revoked, deactivated or destroyed (never cleared). */
 bool session_revoked (const struct volume_session *s);
+
+/* on-revoke= as the word the parameter takes. */
+const char *session_on_revoke_name (enum session_on_revoke r);
+
+/* Wipe the volume key (the DEK, or key-id mode's raw key) from the process at once and free
+ * it: s->key is NULL afterwards. Call only from the revocation event (the checker thread has
+ * nothing left to do with the key then) or when no other thread uses s. */
+void session_wipe_key (struct volume_session *s);
 
 /* Stop the checker, wipe and free the keys. NULL is fine. */
 void session_free (struct volume_session *s);

@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <nbdkit-filter.h>
 
 #include "attributes.h"
+#include "cleanup.h"
 #include "errors.h"
 #include "filemode.h"
 #include "filter-log.h"
@@ -68,6 +70,24 @@ static uint64_t data_offset;
 /* One engine context per thread, copied from a master keyed once in .after_fork. */
 static struct ncr_xts_pool *pool;
 
+/* Revocation (on-revoke=disconnect or shutdown): the key check thread wipes the key schedules
+ * (the pool: the master and every thread's copy) and the DEK while requests run on other
+ * threads. So every request that uses the engine holds key_lock shared from before it looks
+ * at the pool until its last use of it, and the wipe holds it exclusively: a request either
+ * finishes with intact key schedules or finds pool == NULL and fails - it never encrypts
+ * with a schedule being zeroed (garbage on disk) or freed (a crash). keys_revoked is set
+ * before the wipe waits for the lock, so that requests arriving meanwhile fail at once
+ * instead of queueing behind requests still in the plugin below; the lock prefers the
+ * writer, so that a steady stream of requests cannot hold the wipe off. Costs one shared
+ * lock round trip per request, next to encrypting at least one sector. */
+static pthread_rwlock_t key_lock;
+static int keys_revoked;                /* __atomic access */
+static int revoked_shutdown;            /* __atomic: on-revoke=shutdown fired: exit non-zero */
+
+/* After on-revoke=shutdown has asked nbdkit to stop: how long nbdkit gets to close its
+ * connections and unload (where we exit non-zero) before the process exits anyway. */
+#define SHUTDOWN_GRACE_SECONDS 2
+
 /* Write ordering. A partial-sector write is read-modify-write (read the sector, decrypt,
  * merge, encrypt, write): if any other write reached the same sector between our read and
  * our write, one update would be lost. So a request that does read-modify-write holds its
@@ -85,6 +105,12 @@ static struct ncr_rangelock write_lock;
 static void
 nbdcrypt_load (void)
 {
+  pthread_rwlockattr_t a;
+
+  pthread_rwlockattr_init (&a);
+  pthread_rwlockattr_setkind_np (&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init (&key_lock, &a);
+  pthread_rwlockattr_destroy (&a);
   ncr_rangelock_init (&write_lock);
   session_config_init (&session_cfg);
 }
@@ -100,6 +126,11 @@ nbdcrypt_unload (void)
   file_key = NULL;
   free (key_file);
   ncr_rangelock_destroy (&write_lock);
+  pthread_rwlock_destroy (&key_lock);
+  /* on-revoke=shutdown: nbdkit itself would exit 0 from here; the plugin below has been
+   * unloaded already (nbdkit unloads the stack from the bottom). */
+  if (__atomic_load_n (&revoked_shutdown, __ATOMIC_ACQUIRE))
+    _exit (EXIT_FAILURE);
 }
 
 static int
@@ -483,10 +514,35 @@ nbdcrypt_get_ready (int thread_model)
   return 0;
 }
 
+/* on-revoke=disconnect|shutdown: wipe the key schedules and the DEK now (see key_lock). */
+static void
+wipe_keys (void)
+{
+  __atomic_store_n (&keys_revoked, 1, __ATOMIC_RELEASE);
+  ACQUIRE_WRLOCK_FOR_CURRENT_SCOPE (&key_lock);
+  ncr_xts_pool_free (pool);     /* the master and every thread's copy, cleansed */
+  pool = NULL;
+  session_wipe_key (vsess);
+  secmem_scrub_cpu ();          /* this thread's registers and stack (see secmem.h) */
+}
+
+/* on-revoke=shutdown: nbdkit_shutdown() stops accepting connections, but in nbdkit 1.32 it
+ * waits for the open ones to close (an iSCSI gateway or the kernel's nbd client never
+ * closes) and then exits 0. The keys are gone already and every request fails, so nothing
+ * is lost by not waiting: give nbdkit a moment to clean up, then exit non-zero. */
+static void *
+shutdown_watchdog (void *arg UNUSED)
+{
+  sleep (SHUTDOWN_GRACE_SECONDS);
+  _exit (EXIT_FAILURE);
+}
+
 /* Called by the key check thread. */
 static void
 volume_event (void *opaque UNUSED, enum session_event ev, const char *msg)
 {
+  pthread_t t;
+
   switch (ev) {
   case SESSION_EVENT_KEK_CHANGED:
   case SESSION_EVENT_RECOVERED:
@@ -498,11 +554,27 @@ volume_event (void *opaque UNUSED, enum session_event ev, const char *msg)
   case SESSION_EVENT_REVOKED:
     break;
   }
-  nbdkit_error ("nbdcrypt: %s: %s", msg, session_cfg.on_revoke_shutdown ?
-                "shutting down (on-revoke=shutdown)" :
-                "refusing new connections (on-revoke=refuse)");
-  if (session_cfg.on_revoke_shutdown)
+  switch (session_cfg.on_revoke) {
+  case SESSION_REVOKE_REFUSE:
+    nbdkit_error ("nbdcrypt: %s: refusing new connections; open connections keep the key "
+                  "(on-revoke=refuse)", msg);
+    return;
+  case SESSION_REVOKE_DISCONNECT:
+    wipe_keys ();
+    nbdkit_error ("nbdcrypt: %s: volume key wiped from memory; every request now fails and new "
+                  "connections are refused (on-revoke=disconnect)", msg);
+    return;
+  case SESSION_REVOKE_SHUTDOWN:
+    wipe_keys ();
+    nbdkit_error ("nbdcrypt: %s: volume key wiped from memory; shutting down with exit status "
+                  "1 (on-revoke=shutdown)", msg);
+    __atomic_store_n (&revoked_shutdown, 1, __ATOMIC_RELEASE);
     nbdkit_shutdown ();
+    if (pthread_create (&t, NULL, shutdown_watchdog, NULL) != 0)
+      _exit (EXIT_FAILURE);
+    pthread_detach (t);
+    return;
+  }
 }
 
 /* In the process that serves (after nbdkit's fork, if any): lock the keys kept across the
@@ -544,7 +616,7 @@ nbdcrypt_after_fork (nbdkit_backend *backend UNUSED)
   return 0;
 }
 
-/* A revoked key: no new connections (existing ones finish their work). */
+/* A revoked key: no new connections (whether open ones go on is on-revoke='s choice). */
 static int
 nbdcrypt_preconnect (nbdkit_next_preconnect *next, nbdkit_backend *nxdata, int readonly)
 {
@@ -572,14 +644,36 @@ nbdcrypt_thread_model (void)
   return NBDKIT_THREAD_MODEL_PARALLEL;
 }
 
-/* This thread's engine context and buffers; made on its first request. */
+/* A request on a volume whose key was revoked and wiped: EPERM, which NBD carries as is (a
+ * refusal by policy, not a media error: nbdkit turns EACCES into EINVAL); the kernel's nbd
+ * client reports every error as EIO anyway. Logged once, by the key check, not per request. */
+static int
+revoked_error (int *err)
+{
+  nbdkit_debug ("nbdcrypt: request refused: the volume key was revoked and wiped");
+  *err = EPERM;
+  return -1;
+}
+
+static bool
+revoked (void)
+{
+  return __atomic_load_n (&keys_revoked, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* This thread's engine context and buffers; made on its first request. The caller holds
+ * key_lock shared for as long as it uses them. */
 static struct ncr_xts_thread *
 thread_state (int *err)
 {
   struct ncr_xts_thread *t;
 
-  if (!pool) {                  /* not keyed (cannot happen once .after_fork passed) */
-    nbdkit_error ("nbdcrypt: the volume key is not loaded");
+  if (!pool) {
+    if (revoked ()) {
+      revoked_error (err);
+      return NULL;
+    }
+    nbdkit_error ("nbdcrypt: the volume key is not loaded");  /* not once .after_fork passed */
     *err = EIO;
     return NULL;
   }
@@ -681,11 +775,14 @@ static int
 nbdcrypt_pread (nbdkit_next *next, void *handle UNUSED, void *buf, uint32_t count, uint64_t offset,
                 uint32_t flags, int *err)
 {
-  struct ncr_xts_thread *t = thread_state (err);
+  struct ncr_xts_thread *t;
   uint8_t *p = buf;
   int r;
 
-  if (!t)
+  if (revoked ())
+    return revoked_error (err);
+  ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE (&key_lock);
+  if (!(t = thread_state (err)))
     return -1;
 
   /* 1. Unaligned head: the end of a sector the request starts inside of. */
@@ -786,13 +883,16 @@ static int
 nbdcrypt_pwrite (nbdkit_next *next, void *handle UNUSED, const void *buf, uint32_t count,
                  uint64_t offset, uint32_t flags, int *err)
 {
-  struct ncr_xts_thread *t = thread_state (err);
+  struct ncr_xts_thread *t;
   int r;
 
-  if (!t)
-    return -1;
+  if (revoked ())
+    return revoked_error (err);
   if (count == 0)
     return 0;
+  ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE (&key_lock);
+  if (!(t = thread_state (err)))
+    return -1;
   r = write_sectors (next, t, buf, count, offset, flags, err);
   /* An idle thread keeps at most NCR_XTS_BOUNCE_KEEP of bounce buffer, whatever the largest
    * request was (write-zeroes works in pieces smaller than that). */
@@ -813,8 +913,11 @@ nbdcrypt_zero (nbdkit_next *next, void *handle UNUSED, uint32_t count, uint64_t 
     *err = ENOTSUP;
     return -1;
   }
+  if (revoked ())
+    return revoked_error (err);
   if (count == 0)
     return 0;
+  ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE (&key_lock);
   if (!(t = thread_state (err)))
     return -1;
 
@@ -846,6 +949,8 @@ nbdcrypt_trim (nbdkit_next *next, void *handle UNUSED, uint32_t count, uint64_t 
   uint64_t start = (offset + sector_size - 1) / sector_size * sector_size;
   uint64_t end = (offset + count) / sector_size * sector_size;
 
+  if (revoked ())             /* no key needed, but the volume is closed to every request */
+    return revoked_error (err);
   if (end <= start)
     return 0;
   /* Shared: a read-modify-write of a sector must not write back what was just dropped. */
@@ -862,6 +967,8 @@ nbdcrypt_cache (nbdkit_next *next, void *handle UNUSED, uint32_t count, uint64_t
   uint64_t start = offset / sector_size * sector_size;
   uint64_t end = (offset + count + sector_size - 1) / sector_size * sector_size;
 
+  if (revoked ())
+    return revoked_error (err);
   while (start < end) {       /* widening may exceed 32 bits: pieces of at most 1 GiB */
     uint32_t n = MIN (end - start, UINT64_C (1) << 30);
 

@@ -4,9 +4,10 @@
 # check warns, new connections and I/O keep working, nothing is lost (checked after a restart);
 # rewrap while serving, then the old KEK revoked and destroyed → still serving (the key check
 # follows the header to the new KEK);
-# KEK revoked while serving → new connections refused within the key-check interval while an
-# open connection keeps working; on-revoke=shutdown → nbdkit exits. Prints connection setup
-# times with the KMS up and stopped.
+# KEK revoked while serving with on-revoke=refuse → new connections refused within the
+# key-check interval while an open connection keeps working; on-revoke=shutdown → nbdkit
+# exits (test-volume-revoke covers the default, disconnect, and shutdown with clients
+# attached). Prints connection setup times with the KMS up and stopped.
 source "$srcdir/functions.sh"
 source "$srcdir/volume/volume-functions.sh"
 source "$srcdir/kmip-server.sh"
@@ -43,7 +44,8 @@ cmp "$tmpdir/plain" "$tmpdir/back" || { echo "$0: FAIL: I/O during the outage"; 
 kmip_restart_server
 wait_log "the KMS answers again" 15
 stop_nbdkit vol
-start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kms-config="$conf" key-check-interval=1
+start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kms-config="$conf" key-check-interval=1 \
+  on-revoke=refuse
 nbdcopy "$uri" "$tmpdir/back"
 cmp "$tmpdir/plain" "$tmpdir/back" || { echo "$0: FAIL: outage writes lost after restart"; exit 1; }
 
@@ -63,8 +65,8 @@ if grep -q "refusing new connections" "$tmpdir/vol.log"; then
 fi
 echo "rotated from KEK $old to $uid while serving; old KEK revoked and destroyed; still serving"
 
-# Revocation while serving: new connections refused within the interval (1 s, + one check),
-# while a connection opened before keeps working and loses nothing.
+# Revocation while serving, on-revoke=refuse: new connections refused within the interval
+# (1 s, + one check), while a connection opened before keeps working and loses nothing.
 "$PYTHON" "$srcdir/volume/conn-holder.py" "$uri" "$tmpdir" > "$tmpdir/holder.out" 2>&1 &
 holder=$!
 for _ in $(seq 100); do [ -e "$tmpdir/ready" ] && break; sleep 0.1; done
