@@ -8,6 +8,7 @@ PKGS="build-essential pkg-config meson ninja-build
       nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
       libssl-dev openssl liburing-dev
       fio qemu-utils cryptsetup-bin e2fsprogs fuse3
+      tgt libiscsi-bin qemu-block-extra
       python3-pykmip python3-cryptography python3-cryptography-vectors
       clang libclang-rt-14-dev valgrind gnuplot-nox"
 

@@ -60,7 +60,7 @@ cmd_format (int argc, char **argv)
   const char *kms_config = NULL, *kek_id_opt = NULL, *name = NULL, *kek_file = NULL;
   const char *cipher_name = "aes-256-xts";
   enum key_wrap wrap = KEY_WRAP_AES_KWP;
-  bool create = false, force = false;
+  bool create = false, force = false, sector_size_given = false;
   uint64_t sector_size = 4096;
   uint64_t data_offset = VH_DEFAULT_DATA_OFFSET;
   enum ncr_cipher cipher;
@@ -96,6 +96,7 @@ cmd_format (int argc, char **argv)
         tool_err (cmd, "--sector-size must be 512 or 4096, not '%s'", optarg);
         return 2;
       }
+      sector_size_given = true;
       break;
     case O_OFFSET:
       if (ncr_parse_size (optarg, UINT64_MAX, &data_offset) < 0) {
@@ -200,6 +201,13 @@ cmd_format (int argc, char **argv)
           argv[optind], uuid, h.cipher, h.sector_size, (unsigned long long) h.data_offset,
           (unsigned long long) ((target_size (t) - h.data_offset) / h.sector_size * h.sector_size),
           h.kek_provider, h.kek_id, h.wrap);
+  /* The default suits file systems that write 4 KiB blocks; VMFS writes 512-byte blocks,
+   * each a read-modify-write of a 4096-byte sector (1.3-1.9x slower through an iSCSI
+   * gateway). On stderr: stdout stays one parseable summary. */
+  if (!sector_size_given)
+    fprintf (stderr, "nbdcrypt %s: note: 4096-byte encryption sectors (the default); for "
+             "ESXi/VMFS, which writes 512-byte blocks, use --sector-size 512 "
+             "(docs/gateway.md)\n", cmd);
   status = 0;
 
  out:
