@@ -4,10 +4,10 @@
 # the one-line reason on stderr, no server left behind - in every mode nbdkit runs in: the
 # default (forks into the background), -f, --run (which must not run its command), -s, and
 # systemd socket activation (LISTEN_FDS). A KMS retry at start is logged as a warning.
-# Refusals: a wrong KEK file, the KMS unreachable
-# past kms-startup-timeout=, a corrupt header, key-file= over a volume with a header. The
-# volume is opened before nbdkit forks; the daemon that serves still holds its keys locked
-# (VmLck, "lo" and "dd" mappings) and wiped in its own forks ("wf").
+# Refusals: a wrong KEK file, the KMS unreachable past kms-startup-timeout=, a corrupt header,
+# key-file= over a volume with a header or over a LUKS container. The volume is opened before
+# nbdkit forks; the daemon that serves still holds its keys locked (VmLck, "lo" and "dd"
+# mappings) and wiped in its own forks ("wf").
 source "$srcdir/functions.sh"
 source "$srcdir/volume/volume-functions.sh"
 source "$srcdir/kmip-server.sh"
@@ -74,6 +74,14 @@ echo "KMS down: $n retries logged, e.g. $(grep -m1 -o 'warning: .*' "$tmpdir/ret
 
 refuse "key-file over a header" "force-headerless=true" \
   --filter="$F" file "$tmpdir/vol.img" key-file="$tmpdir/raw.key"
+if command -v cryptsetup >/dev/null; then
+  truncate -s 8M "$tmpdir/luks.img"
+  printf pw >"$tmpdir/pw"
+  cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+    --key-file "$tmpdir/pw" "$tmpdir/luks.img"
+  refuse "key-file over LUKS" "a LUKS header.*force-headerless=true" \
+    --filter="$F" file "$tmpdir/luks.img" key-file="$tmpdir/raw.key"
+fi
 
 # The daemon that serves: keys locked, not dumped, wiped in its forks; it serves the volume.
 _nbdkit_pidfiles+=("$tmpdir/d.pid")
