@@ -4,6 +4,8 @@
 # reader holds a copy that grows stale for that long (what a read-modify-write must guard
 # against). Everything else is immediate. Environment: SLOW_DISK (the file), SLOW_OFFSET,
 # SLOW_SECONDS.
+# The filter under test may be an ASan build preloaded into nbdkit: not into dd and stat.
+unset LD_PRELOAD
 case "$1" in
   thread_model) echo parallel ;;
   get_size) stat -L -c %s "$SLOW_DISK" ;;

@@ -149,8 +149,9 @@ echo "replaced after it was read: served with the key read"
 
 # 3. A pipe is read once, like a file.
 truncate -s 1M "$tmpdir/zero.img"
-nbdkit -U - --filter="$F" file "$tmpdir/zero.img" key-file=<(cat "$key") \
-  --run "nbdsh -u \"\$uri\" -c \"open('$tmpdir/w.read', 'wb').write(h.pread(512, 0))\""
+( sanitizer_env; exec nbdkit -U - --filter="$F" file "$tmpdir/zero.img" key-file=<(cat "$key") \
+    --run "env -u LD_PRELOAD nbdsh -u \"\$uri\" \
+             -c \"open('$tmpdir/w.read', 'wb').write(h.pread(512, 0))\"" )
 served_with "$key" || { echo "$0: FAIL: pipe: not served with the key it carried" >&2; exit 1; }
 echo "pipe: served with the key it carried"
 echo "$0: OK"
