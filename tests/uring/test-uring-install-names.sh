@@ -16,10 +16,11 @@ old=$plugindir/nbdkit-uring-plugin.so
 [ -L "$old" ] && [ "$(readlink "$old")" = nbdkit-nbdcrypt-uring-plugin.so ] ||
   { echo "FAIL: $old is not a link to the new name"; ls -l "$plugindir"; exit 1; }
 for so in "$new" "$old"; do
-  nbdkit "$so" --dump-plugin | grep -qx 'name=nbdcrypt-uring' ||
+  ( sanitizer_env "$so"; exec nbdkit "$so" --dump-plugin ) | grep -qx 'name=nbdcrypt-uring' ||
     { echo "FAIL: $so does not load as nbdcrypt-uring"; exit 1; }
 done
 truncate -s 1M "$tmpdir/img"
-size=$(nbdkit -U - "$old" file="$tmpdir/img" --run 'nbdinfo --size "$uri"')
+size=$( sanitizer_env "$old"; exec nbdkit -U - "$old" file="$tmpdir/img" \
+           --run 'env -u LD_PRELOAD nbdinfo --size "$uri"' )
 [ "$size" = 1048576 ] || { echo "FAIL: served through the old name: size $size"; exit 1; }
 echo PASS

@@ -14,8 +14,8 @@ truncate -s 8M "$tmpdir/vol.img" "$tmpdir/other.img"
 "$NBDCRYPT" format "$tmpdir/vol.img" --kek-file "$tmpdir/kek" --create-kek >/dev/null
 "$NBDCRYPT" format "$tmpdir/other.img" --kek-file "$tmpdir/kek" >/dev/null
 head -c 65536 /dev/urandom >"$tmpdir/data"
-nbdkit -U - --filter="$F" file "$tmpdir/vol.img" kek-file="$tmpdir/kek" \
-  --run "nbdcopy '$tmpdir/data' \"\$uri\""
+( sanitizer_env; exec nbdkit -U - --filter="$F" file "$tmpdir/vol.img" kek-file="$tmpdir/kek" \
+    --run "env -u LD_PRELOAD nbdcopy '$tmpdir/data' \"\$uri\"" )
 
 "$NBDCRYPT" header backup "$tmpdir/vol.img" "$tmpdir/hdr.bak"
 [ "$(stat -c %a "$tmpdir/hdr.bak")" = 600 ] || { echo "$0: FAIL: backup mode" >&2; exit 1; }
@@ -37,8 +37,8 @@ fi
 grep -q "not a header backup" "$tmpdir/err"
 
 "$NBDCRYPT" header restore "$tmpdir/vol.img" "$tmpdir/hdr.bak"
-nbdkit -U - --filter="$F" file "$tmpdir/vol.img" kek-file="$tmpdir/kek" \
-  --run "nbdcopy \"\$uri\" '$tmpdir/back'"
+( sanitizer_env; exec nbdkit -U - --filter="$F" file "$tmpdir/vol.img" kek-file="$tmpdir/kek" \
+    --run "env -u LD_PRELOAD nbdcopy \"\$uri\" '$tmpdir/back'" )
 cmp <(head -c 65536 "$tmpdir/back") "$tmpdir/data" ||
   { echo "$0: FAIL: data differs after the restore" >&2; exit 1; }
 echo "restored: the data reads back"
