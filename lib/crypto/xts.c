@@ -14,8 +14,8 @@
  * one ECB call under K1 covers the chunk, and a second pass XORs the same stream again (it is
  * recomputed from the initial tweaks: cheaper than storing and reloading it, since stores
  * are what these passes are limited by). The keys are set once, in ncr_xts_new; per chunk
- * there are two calls into OpenSSL's provider, whatever the sector size. Sector sizes are multiples of 16 bytes,
- * so XTS ciphertext stealing is never needed.
+ * there are two calls into OpenSSL's provider, whatever the sector size. Sector sizes are
+ * multiples of 16 bytes, so XTS ciphertext stealing is never needed.
  *
  * The XOR pass has a portable C version and, on x86-64 CPUs with AVX-512 and VPCLMULQDQ, a
  * version that advances four tweaks per register (multiplying by x^8 is a byte shift plus a

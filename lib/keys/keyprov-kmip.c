@@ -164,7 +164,8 @@ get_kek (struct keyprov_kmip *k, const char *kek_id, uint8_t **out)
 
 static int
 keyprov_kmip_wrap (struct keyprov *kp, const char *kek_id, enum key_wrap wrap,
-                   const uint8_t *dek, size_t dek_len, uint8_t *out, size_t out_size, size_t *out_len)
+                   const uint8_t *dek, size_t dek_len, uint8_t *out, size_t out_size,
+                   size_t *out_len)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   int r;
@@ -214,7 +215,8 @@ keyprov_kmip_wrap (struct keyprov *kp, const char *kek_id, enum key_wrap wrap,
 
 static int
 keyprov_kmip_unwrap (struct keyprov *kp, const char *kek_id, enum key_wrap wrap,
-                     const uint8_t *in, size_t in_len, uint8_t *dek, size_t dek_size, size_t *dek_len)
+                     const uint8_t *in, size_t in_len, uint8_t *dek, size_t dek_size,
+                     size_t *dek_len)
 {
   struct keyprov_kmip *k = (struct keyprov_kmip *) kp;
   int r;

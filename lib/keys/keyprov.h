@@ -71,9 +71,9 @@ int keyprov_default_kek_id (struct keyprov *kp, char *out, size_t size);
 int keyprov_create_kek (struct keyprov *kp, const char *name, const char *wrap,
                         char *id_out, size_t id_size);
 
-/* Wrap / unwrap a DEK under KEK kek_id with mode wrap (its header name: "aes-kwp" or "kms"). unwrap writes the
- * DEK into dek (caller's secmem, dek_size bytes). Wrong KEK: -EKEYREJECTED. KMS unreachable:
- * a transient error (see keyprov_error_is_transient). Returns 0 or -errno. */
+/* Wrap / unwrap a DEK under KEK kek_id with mode wrap (its header name: "aes-kwp" or "kms").
+ * unwrap writes the DEK into dek (caller's secmem, dek_size bytes). Wrong KEK: -EKEYREJECTED.
+ * KMS unreachable: a transient error (see keyprov_error_is_transient). Returns 0 or -errno. */
 int keyprov_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
                   const uint8_t *dek, size_t dek_len,
                   uint8_t *out, size_t out_size, size_t *out_len);

@@ -507,8 +507,7 @@ nbdcrypt_get_ready (int thread_model)
   cipher = vsess->cipher;
   sector_size = vsess->sector_size;
   data_offset = vsess->data_offset;
-  if (set_key (cipher, vsess->key, vsess->key_len, sector_size,
-               key_source (), true) == -1)
+  if (set_key (cipher, vsess->key, vsess->key_len, sector_size, key_source (), true) == -1)
     return -1;
   session_prepare_fork (vsess);
   return 0;
@@ -602,14 +601,14 @@ nbdcrypt_after_fork (nbdkit_backend *backend UNUSED)
                        ncr_cipher_name (cipher), sector_size, key_file);
     return r;
   }
-  if (set_key (vsess->cipher, vsess->key, vsess->key_len, vsess->sector_size,
-               key_source (), false) == -1)
+  if (set_key (vsess->cipher, vsess->key, vsess->key_len, vsess->sector_size, key_source (),
+               false) == -1)
     return -1;
   session_describe (&session_cfg, vsess, line, sizeof line);
   filter_log_info ("%s", line);
   if (session_start_checker (vsess, session_cfg.check_interval, volume_event,
                              final_thread_model == NBDKIT_THREAD_MODEL_PARALLEL ?
-                        volume_reread : NULL, NULL) < 0) {
+                             volume_reread : NULL, NULL) < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
