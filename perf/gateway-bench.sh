@@ -11,10 +11,12 @@
 # writes at depth 16. Stacks interleaved within each workload, REPS repetitions, medians. Around
 # every run the CPU time (utime+stime from /proc/PID/stat) of tgtd, nbdfuse, nbdkit and of
 # qemu-img itself is taken, reported per GiB moved. The FUSE files' page cache is dropped before
-# every run, so that reads cross the whole stack (see run ()).
+# every run, so that reads cross the whole stack (see run ()), and a LUN is at least as large as
+# what a sequential run reads (1 GiB), so that no run reads a block twice.
 #   perf/gateway-bench.sh [BUILD-DIR]
-#   env: SIZE_MB (LUN size, 256), REPS (3), COUNT_4K (4 KiB requests per run, 32000),
-#        COUNT_1M (1 MiB requests per run, 1024)
+#   env: SIZE_MB (LUN size, 1024), REPS (3), COUNT_4K (4 KiB requests per run, 32000),
+#        COUNT_1M (1 MiB requests per run, 1024), READ_AHEAD_KB (the FUSE mounts' readahead;
+#        the kernel's default, 128, if unset)
 # Needs root, /dev/fuse, tgt, libiscsi-bin and qemu-block-extra. Prints a Markdown report.
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
@@ -22,7 +24,7 @@ export srcdir="$top/tests" top_srcdir="$top"
 source "$srcdir/functions.sh"
 source "$srcdir/gateway/gateway-functions.sh"
 
-size_mb=${SIZE_MB:-256}
+size_mb=${SIZE_MB:-1024}
 reps=${REPS:-3}
 count_4k=${COUNT_4K:-32000}
 count_1m=${COUNT_1M:-1024}
@@ -54,7 +56,15 @@ start_nbdkit crypt4k --filter="$filter" file "$tmpdir/crypt4k.img" \
   key-file="$tmpdir/key" sector-size=4096
 start_nbdkit crypt512 --filter="$filter" file "$tmpdir/crypt512.img" \
   key-file="$tmpdir/key" sector-size=512
-for s in plain crypt4k crypt512; do fuse_mount "$s"; done
+for s in plain crypt4k crypt512; do
+  fuse_mount "$s"
+  # READ_AHEAD_KB: the FUSE mount's readahead, which sets the size of the reads nbdfuse
+  # receives for sequential reads (the kernel's default of 128 KiB: 128 KiB NBD reads).
+  if [ -n "${READ_AHEAD_KB:-}" ]; then
+    echo "$READ_AHEAD_KB" >"/sys/class/bdi/$(mountpoint -d "$tmpdir/$s.mnt")/read_ahead_kb"
+  fi
+done
+ra_kb=$(cat "/sys/class/bdi/$(mountpoint -d "$tmpdir/plain.mnt")/read_ahead_kb")
 tgt_start
 on_exit tgt_stop
 tid=0
@@ -142,9 +152,10 @@ cat <<EOF
   average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; kernel $(uname -r)
 - tools: $tools
 - LUNs of $size_mb MiB on one tgtd (loopback portal), backing files prefilled with random
-  data (page cache warm), the FUSE files' page cache dropped before every run; $reps repetitions, stacks interleaved; $count_4k × 4 KiB or
-  $count_1m × 1 MiB requests per run, \`qemu-img bench -f raw -t none -d 16\`; whole run
-  $elapsed s
+  data (page cache warm), the FUSE files' page cache dropped before every run, their
+  readahead $ra_kb KiB
+- $reps repetitions, stacks interleaved; $count_4k × 4 KiB or $count_1m × 1 MiB requests per
+  run, \`qemu-img bench -f raw -t none -d 16\`; whole run $elapsed s
 EOF
 "$PYTHON" - "$tmpdir/raw.tsv" "$clk_tck" <<'PY'
 import statistics, sys
