@@ -27,14 +27,7 @@ requires_py cryptography
 # tgtd keeps its control socket in /var/run/tgtd, writable by root only.
 [ "$(id -u)" = 0 ] || skip "tgtd needs root (control socket in /var/run/tgtd)"
 
-# qemu's iscsi:// driver is a module of its own (qemu-block-extra on Debian).
-qemu_has_iscsi () {
-  ! qemu-img info iscsi://127.0.0.1:1/iqn.2000-01.invalid:x/0 2>&1 | grep -q 'Unknown protocol'
-}
-gateway_tools () {
-  command -v tgtd && command -v tgtadm && command -v iscsi-readcapacity16 &&
-    command -v iscsi-test-cu && qemu_has_iscsi
-} >/dev/null 2>&1
+source "$srcdir/gateway/gateway-functions.sh"
 if ! gateway_tools; then
   timeout 600 "$top_srcdir/scripts/install-deps.sh" </dev/null >&2 || true
   gateway_tools || skip "tgt, libiscsi-bin or qemu-block-extra cannot be installed"
@@ -56,73 +49,6 @@ truncate -s $((size + 1024 * 1024)) "$tmpdir/kek4k.img"
   --sector-size 4096 >/dev/null
 start_nbdkit kek4k --filter="$NBDCRYPT_FILTER" file "$tmpdir/kek4k.img" \
   kek-file="$tmpdir/host.kek"
-
-# nbdfuse NAME: the volume as the file $tmpdir/NAME.mnt/lun. fusermount3 -u at exit (after
-# tgtd is gone: a busy mount does not unmount), then nbdfuse is waited for.
-fuse_mount () {
-  local name=$1
-  mkdir "$tmpdir/$name.mnt"
-  nbdfuse -P "$tmpdir/$name.fuse.pid" "$tmpdir/$name.mnt/lun" \
-    --unix "$tmpdir/$name.sock" 2>"$tmpdir/$name.fuse.log" &
-  on_exit fuse_unmount "$name"
-  for _ in $(seq 100); do
-    [ -s "$tmpdir/$name.fuse.pid" ] && break
-    kill -0 $! 2>/dev/null || { cat "$tmpdir/$name.fuse.log" >&2; return 1; }
-    sleep 0.1
-  done
-  [ -s "$tmpdir/$name.fuse.pid" ] || { echo "$0: nbdfuse $name did not start" >&2; return 1; }
-}
-fuse_unmount () {
-  local mnt="$tmpdir/$1.mnt" pid
-  pid=$(cat "$tmpdir/$1.fuse.pid" 2>/dev/null) || return 0
-  grep -qF " $mnt " /proc/mounts && fusermount3 -u "$mnt"
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -9 "$pid"
-    fusermount3 -uz "$mnt"
-  fi
-  rm -f "$tmpdir/$1.fuse.pid"
-}
-
-# tgtd on a free loopback port; its control channel (-C, at most 32767) is named after the
-# port, so that tests running at once never share a daemon. tgtd ignores SIGTERM: it is
-# asked to leave through its control channel, and killed only if it does not.
-free_port () {
-  "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-tgt () { tgtadm -C "$ctl" --lld iscsi "$@"; }
-tgt_start () {
-  local try
-  for try in 1 2 3 4 5; do
-    port=$(free_port)
-    ctl=$((port % 32768))
-    tgtd -f -C "$ctl" --iscsi portal="127.0.0.1:$port" >"$tmpdir/tgtd.log" 2>&1 &
-    tgtd_pid=$!
-    for _ in $(seq 50); do
-      kill -0 "$tgtd_pid" 2>/dev/null || break
-      tgt --op show --mode sys >/dev/null 2>&1 && return 0
-      sleep 0.1
-    done
-    kill -9 "$tgtd_pid" 2>/dev/null; wait "$tgtd_pid" 2>/dev/null
-  done
-  echo "$0: tgtd did not start:" >&2; cat "$tmpdir/tgtd.log" >&2
-  return 1
-}
-# tgt_stop [strict]: LUNs and targets deleted, then the daemon asked to leave; "strict" fails
-# when it has to be killed.
-tgt_stop () {
-  [ -n "${tgtd_pid:-}" ] || return 0
-  local tid
-  for tid in 1 2; do tgt --op delete --force --mode target --tid "$tid" >/dev/null 2>&1; done
-  tgt --op delete --mode system >/dev/null 2>&1
-  for _ in $(seq 100); do kill -0 "$tgtd_pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$tgtd_pid" 2>/dev/null; then
-    kill -9 "$tgtd_pid"
-    [ "${1:-}" = strict ] && { echo "$0: FAIL: tgtd did not leave on system delete" >&2; return 1; }
-  fi
-  wait "$tgtd_pid" 2>/dev/null
-  tgtd_pid=
-}
 
 fuse_mount raw512
 fuse_mount kek4k
