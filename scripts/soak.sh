@@ -34,8 +34,12 @@ tests=(
   kmip-hostile-text         # a KMIP server answering with control characters, other objects
 )
 passed=0 failed=0
+known=$(meson test -C build --no-rebuild --list 2>/dev/null | sed -n 's/.* \/ //p')
 printf '%-32s %8s %8s\n' test rounds failed
 for t in "${tests[@]}"; do
+  if ! grep -qx -- "$t" <<<"$known"; then    # a renamed test must not pass by vanishing
+    printf '%-32s %8s %8s\n' "$t" - "missing"; failed=$((failed + 1)); continue
+  fi
   f=0
   for _ in $(seq "$rounds"); do
     meson test -C build --no-rebuild --logbase "soak-$t" "$t" >/dev/null 2>&1 || f=$((f + 1))
@@ -50,7 +54,7 @@ if command -v clang >/dev/null; then
       -Db_lundef=false >/dev/null || exit 1
   fi
   ninja -C build-fuzz >/dev/null || { echo "soak: the fuzz build failed" >&2; exit 1; }
-  for t in $(meson test -C build-fuzz --list --suite fuzz 2>/dev/null | sed 's/.* \/ //'); do
+  for t in $(meson test -C build-fuzz --no-rebuild --list --suite fuzz 2>/dev/null | sed -n 's/.* \/ //p'); do
     if FUZZ_SECONDS=$fuzz_seconds meson test -C build-fuzz --no-rebuild --timeout-multiplier 0 \
          --logbase "soak-$t" "$t" >/dev/null 2>&1; then
       passed=$((passed + 1)); printf '%-32s %7ss %8d\n' "$t" "$fuzz_seconds" 0
