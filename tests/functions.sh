@@ -142,6 +142,17 @@ nbdkit_fails () {
   fi
 }
 
+# luks_comparison_image FILE: a 4 MiB LUKS1 container (passphrase "pw", in $tmpdir/pw; few
+# PBKDF2 iterations to keep it quick) for comparisons with nbdkit's own luks filter, which
+# reads LUKS1 only. Returns 1 when cryptsetup or nbdkit's luks filter is missing or fails.
+luks_comparison_image () {
+  command -v cryptsetup >/dev/null && have_nbdkit_filter luks || return 1
+  truncate -s 4M "$1"
+  printf pw >"$tmpdir/pw"
+  cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 \
+    --cipher aes-xts-plain64 --key-size 512 --key-file "$tmpdir/pw" "$1"
+}
+
 # LUKS1 as an independent reader/writer of dm-crypt's aes-xts-plain64 layout (qemu's own XTS).
 # luks1_container FILE KEY PW: make FILE (already sized) a LUKS1 container whose volume key is
 # the file KEY (32 or 64 bytes), unlocked by the passphrase file PW; cryptsetup with a fixed

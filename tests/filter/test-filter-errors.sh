@@ -44,27 +44,22 @@ done
 
 # For comparison only (not part of the verdict): nbdkit's own luks filter over the same
 # injected read error.
-if command -v cryptsetup >/dev/null && have_nbdkit_filter luks; then
-  luks="$tmpdir/luks.img"
-  truncate -s 4M "$luks"
-  printf pw >"$tmpdir/pw"
-  if cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 \
-       --cipher aes-xts-plain64 --key-size 512 --key-file "$tmpdir/pw" "$luks"; then
-    # nbdkit's own filter, not ours: no sanitizer preload (NBDCRYPT_FILTER is what
-    # start_nbdkit inspects for it; nbdkit itself is not instrumented).
-    NBDCRYPT_FILTER=/usr/bin/nbdkit start_nbdkit luks --filter=luks --filter=error \
-      file "$luks" passphrase=pw \
-      error=EIO error-pread-rate=1 error-pread-file="$errdir/pread"
-    touch "$errdir/pread"
-    "$PYTHON" -c 'import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1])
+luks="$tmpdir/luks.img"
+if luks_comparison_image "$luks"; then
+  # nbdkit's own filter, not ours: no sanitizer preload (NBDCRYPT_FILTER is what
+  # start_nbdkit inspects for it; nbdkit itself is not instrumented).
+  NBDCRYPT_FILTER=/usr/bin/nbdkit start_nbdkit luks --filter=luks --filter=error \
+    file "$luks" passphrase=pw \
+    error=EIO error-pread-rate=1 error-pread-file="$errdir/pread"
+  touch "$errdir/pread"
+  "$PYTHON" -c 'import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1])
 try: h.pread(512, 0)
 except nbd.Error: pass' "$uri" 2>/dev/null || true
-    sleep 0.5
-    pid=$(cat "$tmpdir/luks.pid")
-    if kill -0 "$pid" 2>/dev/null; then state="kept running"; else state="died"; fi
-    echo "one injected read error: nbdcrypt kept running; nbdkit luks filter $state"
-    rm -f "$errdir/pread"
-    stop_nbdkit luks
-  fi
+  sleep 0.5
+  pid=$(cat "$tmpdir/luks.pid")
+  if kill -0 "$pid" 2>/dev/null; then state="kept running"; else state="died"; fi
+  echo "one injected read error: nbdcrypt kept running; nbdkit luks filter $state"
+  rm -f "$errdir/pread"
+  stop_nbdkit luks
 fi
 echo "$0: OK"

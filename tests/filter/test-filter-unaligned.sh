@@ -30,25 +30,19 @@ done
 
 # For comparison only (not part of the verdict): the same 1-byte write through nbdkit's own
 # luks filter, which encrypts the merged sector without decrypting it first.
-if command -v cryptsetup >/dev/null && have_nbdkit_filter luks; then
-  luks="$tmpdir/luks.img"
-  truncate -s 4M "$luks"
-  printf pw >"$tmpdir/pw"
-  # LUKS1 (all the luks filter reads), few PBKDF2 iterations to keep it quick.
-  if cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 \
-       --cipher aes-xts-plain64 --key-size 512 --key-file "$tmpdir/pw" "$luks"; then
-    # nbdkit's own filter, not ours: no sanitizer preload (NBDCRYPT_FILTER is what
-    # start_nbdkit inspects for it; nbdkit itself is not instrumented).
-    NBDCRYPT_FILTER=/usr/bin/nbdkit start_nbdkit luks --filter=luks file "$luks" passphrase=pw
-    theirs=$("$PYTHON" "$here/test-filter-unaligned.py" neighbour "$uri" || echo "?")
-    stop_nbdkit luks
-    start_nbdkit ours-demo --filter="$NBDCRYPT_FILTER" file "$tmpdir/unaligned-512-aes-256-xts.img" \
-      key-file="$key" sector-size=512
-    ours=$("$PYTHON" "$here/test-filter-unaligned.py" neighbour "$uri")
-    stop_nbdkit ours-demo
-    echo "1-byte write into a random 4 KiB: neighbour bytes damaged: nbdcrypt $ours," \
-         "nbdkit luks filter $theirs"
-    [ "$ours" = 0 ] || { echo "$0: FAIL: nbdcrypt damaged $ours neighbour bytes" >&2; exit 1; }
-  fi
+luks="$tmpdir/luks.img"
+if luks_comparison_image "$luks"; then
+  # nbdkit's own filter, not ours: no sanitizer preload (NBDCRYPT_FILTER is what
+  # start_nbdkit inspects for it; nbdkit itself is not instrumented).
+  NBDCRYPT_FILTER=/usr/bin/nbdkit start_nbdkit luks --filter=luks file "$luks" passphrase=pw
+  theirs=$("$PYTHON" "$here/test-filter-unaligned.py" neighbour "$uri" || echo "?")
+  stop_nbdkit luks
+  start_nbdkit ours-demo --filter="$NBDCRYPT_FILTER" file "$tmpdir/unaligned-512-aes-256-xts.img" \
+    key-file="$key" sector-size=512
+  ours=$("$PYTHON" "$here/test-filter-unaligned.py" neighbour "$uri")
+  stop_nbdkit ours-demo
+  echo "1-byte write into a random 4 KiB: neighbour bytes damaged: nbdcrypt $ours," \
+       "nbdkit luks filter $theirs"
+  [ "$ours" = 0 ] || { echo "$0: FAIL: nbdcrypt damaged $ours neighbour bytes" >&2; exit 1; }
 fi
 echo "$0: OK"
