@@ -171,10 +171,8 @@ cmd_dump (int argc, char **argv)
     default: usage (stderr); return 2;
     }
   }
-  if (optind != argc - 1) {
-    usage (stderr);
-    return 2;
-  }
+  if (optind != argc - 1)
+    return tool_usage_error (usage);
   if (key_out == NULL && (kms_config || kek_file)) {
     tool_err (cmd, "a key is only needed with --dump-volume-key");
     return 2;

@@ -115,10 +115,8 @@ cmd_format (int argc, char **argv)
     default: usage (stderr); return 2;
     }
   }
-  if (optind != argc - 1) {
-    usage (stderr);
-    return 2;
-  }
+  if (optind != argc - 1)
+    return tool_usage_error (usage);
   if (ncr_cipher_from_name (cipher_name, &cipher) < 0) {
     tool_err (cmd, "%s", ncr_last_error ());
     return 2;

@@ -76,10 +76,8 @@ cmd_rewrap (int argc, char **argv)
     default: usage (stderr); return 2;
     }
   }
-  if (optind != argc - 1) {
-    usage (stderr);
-    return 2;
-  }
+  if (optind != argc - 1)
+    return tool_usage_error (usage);
   if ((!!new_id + !!new_file + (create && !new_file)) != 1) {
     tool_err (cmd, "give the new KEK: exactly one of --new-kek-id UID, --create-kek, "
               "--new-kek-file PATH");

@@ -167,10 +167,8 @@ cmd_verify (int argc, char **argv)
     default: usage (stderr); return 2;
     }
   }
-  if (optind != argc - 1) {
-    usage (stderr);
-    return 2;
-  }
+  if (optind != argc - 1)
+    return tool_usage_error (usage);
   if (secmem_protect_process (false) < 0) {
     tool_err (cmd, "%s", ncr_last_error ());
     return 1;

@@ -13,33 +13,24 @@
 #include "timeutil.h"
 #include "volume-common.h"
 
-/* One line on stderr: "nbdcrypt CMD: [LEVEL]MESSAGE". */
-static void
-vmessage (const char *cmd, const char *level, const char *fmt, va_list ap)
+int
+tool_usage_error (void (*usage) (FILE *fp))
 {
+  usage (stderr);
+  return 2;
+}
+
+/* One line on stderr: "nbdcrypt CMD: LEVELMESSAGE" (level "" or "warning: "). */
+void
+tool_msg (const char *cmd, const char *level, const char *fmt, ...)
+{
+  va_list ap;
+
   fprintf (stderr, "nbdcrypt %s: %s", cmd, level);
+  va_start (ap, fmt);
   vfprintf (stderr, fmt, ap);
+  va_end (ap);
   fputc ('\n', stderr);
-}
-
-void
-tool_err (const char *cmd, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vmessage (cmd, "", fmt, ap);
-  va_end (ap);
-}
-
-void
-tool_warn (const char *cmd, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vmessage (cmd, "warning: ", fmt, ap);
-  va_end (ap);
 }
 
 /* Open a provider and show what it found wrong with its files (group-readable KEK, ...). */

@@ -8,13 +8,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include "keyprov.h"
 #include "volume-header.h"
 #include "volume-target.h"
 
-/* Print "nbdcrypt CMD: message" on stderr. */
-void tool_err (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-void tool_warn (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+/* Print "nbdcrypt CMD: message" (tool_err) or "nbdcrypt CMD: warning: message" on stderr. */
+void tool_msg (const char *cmd, const char *level, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+#define tool_err(cmd, ...) tool_msg ((cmd), "", __VA_ARGS__)
+#define tool_warn(cmd, ...) tool_msg ((cmd), "warning: ", __VA_ARGS__)
+
+/* A command line the subcommand cannot use: its usage on stderr; returns exit status 2. */
+int tool_usage_error (void (*usage) (FILE *fp));
 
 /* Open the provider named by exactly one of kms_config / kek_file. Its warnings (a KEK file,
  * kms.conf or client key readable by others) are printed for command cmd. Returns 0 or
