@@ -277,22 +277,30 @@ volume_kcv (const uint8_t *dek, size_t dek_len, const uint8_t uuid[VH_UUID_LEN],
   return 0;
 }
 
+/* The end of both key checks: r is how computing got went; got is compared with the header's
+ * field in constant time and wiped; a mismatch is -EKEYREJECTED with the message given.
+ * (An explicit wipe rather than CLEANUP_WIPE: clang flags its descriptor as unused.) */
+static int
+check_tag (int r, uint8_t got[VH_KCV_LEN], const struct volume_header *h, const char *mismatch)
+{
+  int diff = r == 0 ? crypto_ct_memcmp (got, h->kcv, VH_KCV_LEN) : 0;
+
+  crypto_wipe (got, VH_KCV_LEN);
+  if (r < 0)
+    return r;
+  if (diff != 0)
+    return ncr_error (EKEYREJECTED, "%s", mismatch);
+  return 0;
+}
+
 int
 volume_kcv_check (const uint8_t *dek, size_t dek_len, const struct volume_header *h)
 {
   uint8_t kcv[VH_KCV_LEN];
-  int r, diff;
 
-  /* (explicit wipe rather than CLEANUP_WIPE: clang flags its descriptor as unused) */
-  r = volume_kcv (dek, dek_len, h->uuid, kcv);
-  diff = r == 0 ? crypto_ct_memcmp (kcv, h->kcv, VH_KCV_LEN) : 0;
-  crypto_wipe (kcv, sizeof kcv);
-  if (r < 0)
-    return r;
-  if (diff != 0)
-    return ncr_error (EKEYREJECTED, "key check value mismatch: the unwrapped volume key is "
-                      "not this volume's key");
-  return 0;
+  return check_tag (volume_kcv (dek, dek_len, h->uuid, kcv), kcv, h,
+                    "key check value mismatch: the unwrapped volume key is not this "
+                    "volume's key");
 }
 
 /* The version 2 MAC: key from HKDF (so the DEK itself never keys anything but XTS and the
@@ -328,21 +336,13 @@ int
 volume_header_check_key (const uint8_t *dek, size_t dek_len, const struct volume_header *h)
 {
   uint8_t mac[VH_KCV_LEN];
-  int r, diff;
 
   if (h->version < 2)
     return volume_kcv_check (dek, dek_len, h);
-  r = header_mac (dek, dek_len, h, mac);
-  diff = r == 0 ? crypto_ct_memcmp (mac, h->kcv, VH_KCV_LEN) : 0;
-  crypto_wipe (mac, sizeof mac);
-  if (r < 0)
-    return r;
-  if (diff != 0)
-    return ncr_error (EKEYREJECTED, "header authentication failed: the header's cipher, "
-                      "sector size, data offset or UUID was changed, or the unwrapped key is "
-                      "not this volume's; refusing to serve noise (restore the first 1 MiB "
-                      "from a backup)");
-  return 0;
+  return check_tag (header_mac (dek, dek_len, h, mac), mac, h,
+                    "header authentication failed: the header's cipher, sector size, data "
+                    "offset or UUID was changed, or the unwrapped key is not this volume's; "
+                    "refusing to serve noise (restore the first 1 MiB from a backup)");
 }
 
 bool
