@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* A served volume's key life cycle, for the filter (no nbdkit dependency): the volume
- * parameters (kms-config=, kek-file=, key-id=, ...), opening the volume once per process
- * (header mode: unwrap the DEK; key-id mode: fetch a raw key from the KMS), and the background
- * key check that notices a revoked, deactivated or destroyed KEK while serving. */
+/* A served volume's keys, for the filter (no nbdkit dependency): the volume parameters
+ * (kms-config=, kek-file=, key-id=, ...) and opening one volume (header mode: unwrap the DEK;
+ * key-id mode: fetch a raw key from the KMS) through a key provider shared by every volume of
+ * the process. The set of volumes a process serves, and the key check that watches them, are
+ * in volume-set.h. */
 #ifndef NBDCRYPT_VOLUME_SESSION_H
 #define NBDCRYPT_VOLUME_SESSION_H
 
@@ -58,7 +59,7 @@ bool session_config_active (const struct session_config *c);
 bool session_config_header_mode (const struct session_config *c);
 
 struct volume_session {
-  struct keyprov *kp;
+  struct keyprov *kp;           /* the process's provider: not owned */
   struct volume *vol;           /* header mode */
   uint8_t *raw_key;             /* key-id mode (secmem) */
   enum ncr_cipher cipher;
@@ -66,23 +67,33 @@ struct volume_session {
   size_t key_len;
   unsigned sector_size;
   uint64_t data_offset;         /* 0 in key-id mode */
+  uint8_t uuid[VH_UUID_LEN];    /* header mode */
+  bool has_uuid;
+  bool watch;                   /* a KMS-held key: the key check watches check_id */
   char check_id[VH_MAX_KEK_ID + 1]; /* the KMS object whose state is checked */
   char warning[400];            /* about the volume (header copies) */
-  char key_warning[1024];       /* about the key's files (see keyprov_warning) */
-  /* key check thread */
-  struct session_checker *checker;
-  int revoked;                  /* __atomic access: set by the checker */
+  int revoked;                  /* __atomic access: set by the key check */
   char revoked_msg[600];        /* why; written before revoked is set */
+  /* Kept by the volume set (volume-set.c). */
+  char name[256];               /* the export it was first opened through */
+  void *user;                   /* the server's state for this volume */
+  struct volume_session *next;
 };
 
-/* Header mode: read the header through rd, unwrap the DEK (retrying an unreachable KMS for up
- * to startup_timeout). Returns 0 or -errno with a one-line reason in ncr_last_error(). */
-int session_open_header (const struct session_config *c, volume_read_fn rd, void *opaque,
-                         uint64_t size, struct volume_session **out);
+/* The key provider the parameters name (a KMS or a KEK file), for every volume of the process.
+ * Returns 0 or -errno. */
+int session_open_provider (const struct session_config *c, struct keyprov **out);
+
+/* Header mode: read the header through rd, unwrap the DEK through kp (retrying an unreachable
+ * KMS for up to timeout_s). Returns 0 or -errno with a one-line reason in ncr_last_error(). */
+int session_open_header (const struct session_config *c, struct keyprov *kp, unsigned timeout_s,
+                         volume_read_fn rd, void *opaque, uint64_t size,
+                         struct volume_session **out);
 
 /* Key-id mode: fetch the raw key for cipher (64 bytes for aes-256-xts, 32 for aes-128-xts). */
-int session_open_key_id (const struct session_config *c, enum ncr_cipher cipher,
-                         unsigned sector_size, struct volume_session **out);
+int session_open_key_id (const struct session_config *c, struct keyprov *kp,
+                         enum ncr_cipher cipher, unsigned sector_size,
+                         struct volume_session **out);
 
 enum session_event {
   SESSION_EVENT_REVOKED,             /* the key must no longer be used: msg says why */
@@ -91,21 +102,6 @@ enum session_event {
   SESSION_EVENT_KEK_CHANGED,         /* a rewrap moved the volume to another KEK: now watched */
 };
 typedef void (*session_event_fn) (void *opaque, enum session_event ev, const char *msg);
-
-/* Re-read the volume's header copies (from the checker thread). Returns 0 or -errno. */
-typedef int (*session_reread_fn) (void *opaque, struct volume_headers *out);
-
-/* Start the periodic key check (KMS-held keys only, interval > 0). ev is called from the
- * checker thread. reread (header mode, may be NULL): before each check the header is read
- * again, and if a rewrap moved the volume to another KMS KEK — the header's key check value
- * still matching the DEK in use — that KEK is watched from then on, so a rotation followed by
- * revoking the old KEK does not cut a running volume off. Returns 0 or -errno. */
-int session_start_checker (struct volume_session *s, unsigned interval_s, session_event_fn ev,
-                           session_reread_fn reread, void *opaque);
-
-/* nbdkit opens the volume before it forks and serves from the child: before the fork, close
- * the KMS connection (the key check connects again; see also secmem_after_fork). */
-void session_prepare_fork (struct volume_session *s);
 
 /* One line for the log: UUID, cipher, sector size, data offset, KEK provider and id, wrap. */
 void session_describe (const struct session_config *c, const struct volume_session *s, char *out,
@@ -122,7 +118,7 @@ const char *session_on_revoke_name (enum session_on_revoke r);
  * nothing left to do with the key then) or when no other thread uses s. */
 void session_wipe_key (struct volume_session *s);
 
-/* Stop the checker, wipe and free the keys. NULL is fine. */
+/* Wipe and free the keys. NULL is fine. */
 void session_free (struct volume_session *s);
 
 #endif /* NBDCRYPT_VOLUME_SESSION_H */
