@@ -2,7 +2,8 @@
 /* Description: the XTS engine's key schedules live only in locked memory that is left out of
  * core dumps, for every implementation (vaes-xts, openssl-xts, ecb-avx512, ecb-generic) and
  * both ciphers, in the master context, in a copy (ncr_xts_dup) and in a pool thread's copy
- * (lib/crypto/xts-pool.c), and are wiped when freed:
+ * (lib/crypto/xts-pool.c), and are wiped when freed - a pool's copies in every thread
+ * when the pool is freed while another thread keeps serving another pool:
  *  - each region that ncr_xts_key_memory reports lies in a mapping whose /proc/self/smaps
  *    entry has "lo" (mlock'd) and "dd" (MADV_DONTDUMP) in VmFlags and Locked > 0 - and "wf"
  *    (MADV_WIPEONFORK) for vaes-xts, whose schedules a forked child then reads as zeros; and
@@ -15,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -462,6 +464,95 @@ run (const char *impl, enum ncr_cipher c)
   secmem_free (nd);
 }
 
+/* ---- a pool freed while another thread serves another pool ---- */
+
+struct server {
+  struct ncr_xts_pool *freed, *kept;
+  pthread_barrier_t ready;
+  _Atomic bool stop;
+  _Atomic long served;
+};
+
+/* Encrypts with the freed pool's copy once, then only with the kept pool's until told to
+ * stop: the freed pool's copy stays in its cache, unused, through the free. */
+static void *
+serve_kept (void *v)
+{
+  struct server *sv = v;
+  uint8_t buf[512] = { 0 };
+  struct ncr_xts_thread *t = ncr_xts_pool_thread (sv->freed);
+
+  if (!t || ncr_xts_encrypt (t->xts, 1, buf, buf, sizeof buf) < 0)
+    FAIL ("server, the pool to free: %s", ncr_last_error ());
+  pthread_barrier_wait (&sv->ready);
+  while (!sv->stop) {
+    t = ncr_xts_pool_thread (sv->kept);
+    if (!t || ncr_xts_encrypt (t->xts, 1, buf, buf, sizeof buf) < 0) {
+      FAIL ("server, the kept pool: %s", ncr_last_error ());
+      break;
+    }
+    sv->served++;
+  }
+  return NULL;
+}
+
+/* Two pools, two keys; a server thread holds copies of both, the main thread one of the
+ * first. While the server encrypts with the second pool, the first is freed: its round keys
+ * are gone from the whole process (the server's cached copy included), the second's are
+ * still there, all protected. */
+static void
+test_keymem_pool_free_while_serving (void)
+{
+  const size_t key_len = 64;
+  uint8_t *keys = secmem_alloc (2 * key_len);
+  struct needles *nd = secmem_alloc (2 * sizeof *nd);
+  struct ncr_xts *m[2] = { NULL, NULL };
+  struct server *sv = calloc (1, sizeof *sv);
+  struct ncr_xts_thread *t;
+  pthread_t th;
+  long served;
+
+  if (!keys || !nd || !sv || getrandom (keys, 2 * key_len, 0) != (ssize_t) (2 * key_len)) {
+    fprintf (stderr, "setup: %s\n", ncr_last_error ());
+    exit (1);
+  }
+  const void *skip[] = { keys, nd };
+  const size_t skiplen[] = { 2 * key_len, 2 * sizeof *nd };
+  for (int i = 0; i < 2; i++) {
+    make_needles (keys + i * key_len, key_len, &nd[i]);
+    if (ncr_xts_new (NCR_CIPHER_AES_256_XTS, keys + i * key_len, key_len, 512, &m[i]) < 0 ||
+        ncr_xts_pool_new (m[i], 512, i == 0 ? &sv->freed : &sv->kept) < 0) {
+      fprintf (stderr, "setup: %s\n", ncr_last_error ());
+      exit (1);
+    }
+  }
+  printf ("engine %s\n", ncr_xts_impl (m[0]));
+  pthread_barrier_init (&sv->ready, NULL, 2);
+  pthread_create (&th, NULL, serve_kept, sv);
+  t = ncr_xts_pool_thread (sv->freed);
+  if (!CHECK (t != NULL))
+    exit (1);
+  check_context ("the pool to free, main thread's copy", t->xts, keys, key_len);
+  pthread_barrier_wait (&sv->ready);
+
+  ncr_xts_pool_free (sv->freed);
+  sv->freed = NULL;
+  served = sv->served;
+  scan ("freed pool, while another is served", &nd[0], skip, skiplen, 2, false);
+  scan ("kept pool, while served", &nd[1], skip, skiplen, 2, true);
+  /* The server went on through the free and the scans. */
+  while (sv->served < served + 100 && !check_failures)
+    sched_yield ();
+  sv->stop = true;
+  pthread_join (th, NULL);
+  pthread_barrier_destroy (&sv->ready);
+  ncr_xts_pool_free (sv->kept);
+  scan ("kept pool, after its free", &nd[1], skip, skiplen, 2, false);
+  free (sv);
+  secmem_free (keys);
+  secmem_free (nd);
+}
+
 /* Both ciphers with one implementation; "not available here" on CPUs without it. */
 static void
 test_keymem_vaes_xts (void)
@@ -504,6 +595,7 @@ main (void)
   RUN (test_keymem_openssl_xts);
   RUN (test_keymem_ecb_avx512);
   RUN (test_keymem_ecb_generic);
+  RUN (test_keymem_pool_free_while_serving);
   free (maps);
   return check_exit ();
 }
