@@ -141,16 +141,27 @@ kmip_client_server (struct kmip_client *c)
   return c->conn ? c->where : NULL;
 }
 
+/* Read under the lock: the counters are updated by whichever thread is calling. */
 unsigned
 kmip_client_connections (struct kmip_client *c)
 {
-  return c->connections;
+  unsigned n;
+
+  pthread_mutex_lock (&c->lock);
+  n = c->connections;
+  pthread_mutex_unlock (&c->lock);
+  return n;
 }
 
 unsigned
 kmip_client_requests (struct kmip_client *c)
 {
-  return c->requests;
+  unsigned n;
+
+  pthread_mutex_lock (&c->lock);
+  n = c->requests;
+  pthread_mutex_unlock (&c->lock);
+  return n;
 }
 
 unsigned
@@ -222,15 +233,15 @@ exchange (struct kmip_client *c, const uint8_t *req, size_t req_len, struct kmip
 /* Build with the version in use, exchange, and leave the connection closed on any failure
  * that may have desynchronised it. */
 static int
-call_on_conn (struct kmip_client *c, uint16_t version, unsigned nitems, kmip_build_fn build,
-              const void *args, struct kmip_resp *resp, bool *retryable)
+call_on_conn (struct kmip_client *c, uint16_t version, unsigned nitems, unsigned flags,
+              kmip_build_fn build, const void *args, struct kmip_resp *resp, bool *retryable)
 {
   struct kmip_req req;
   const uint8_t *buf;
   size_t len;
   int r;
 
-  kmip_req_begin (&req, version, nitems, c->cfg->max_message);
+  kmip_req_begin (&req, version, nitems, c->cfg->max_message, flags);
   build (&req, args);
   r = kmip_req_finish (&req, &buf, &len);
   if (r == 0) {
@@ -315,7 +326,7 @@ negotiate (struct kmip_client *c, size_t i)
    * that refuses that header version may answer in its own: ask once more in that one. */
   uint16_t ask = a.max;
   for (int attempt = 0;; attempt++) {
-    r = call_on_conn (c, ask, 1, build_discover, &a, &resp, &retryable);
+    r = call_on_conn (c, ask, 1, 0, build_discover, &a, &resp, &retryable);
     if (r < 0)
       return r;
     r = kmip_resp_check (&resp, 0, KMIP_OPERATION_DISCOVER_VERSIONS);
@@ -404,6 +415,13 @@ int
 kmip_call (struct kmip_client *c, unsigned nitems, kmip_build_fn build, const void *args,
            struct kmip_resp *resp)
 {
+  return kmip_call_flags (c, nitems, 0, build, args, resp);
+}
+
+int
+kmip_call_flags (struct kmip_client *c, unsigned nitems, unsigned flags, kmip_build_fn build,
+                 const void *args, struct kmip_resp *resp)
+{
   bool fresh = false, retryable;
   int r;
 
@@ -419,7 +437,7 @@ kmip_call (struct kmip_client *c, unsigned nitems, kmip_build_fn build, const vo
         break;
       fresh = true;
     }
-    r = call_on_conn (c, c->version, nitems, build, args, resp, &retryable);
+    r = call_on_conn (c, c->version, nitems, flags, build, args, resp, &retryable);
     /* Only a reused connection that the server closed before answering is retried: the
      * request most likely never reached it. A fresh one failing is a real failure. */
     if (r == 0 || fresh || !retryable)

@@ -22,7 +22,8 @@ int kmip_set_error (int code, const char *fmt, ...)
 /* ---------------------------------------------------------------- messages (message.c)
  * Request building and response parsing: no I/O, fuzzed. */
 
-#define KMIP_MAX_BATCH 8
+/* Batch items in one message, either way (a response with more is refused as malformed). */
+#define KMIP_MAX_BATCH KMIP_BATCH_ITEMS_MAX
 
 /* A request being built: begin, then per batch item item_begin / payload fields / item_end,
  * then finish. The encoder's errors are sticky, so only finish needs checking. */
@@ -32,8 +33,13 @@ struct kmip_req {
   unsigned nitems, declared;
 };
 
+/* kmip_req_begin flags. CONTINUE: the header asks the server to go on with the next batch
+ * items when one fails (Batch Error Continuation Option "Continue"; the default is "Stop"),
+ * for batches of independent items. */
+#define KMIP_REQ_CONTINUE 1u
+
 void kmip_req_begin (struct kmip_req *r, uint16_t version, unsigned batch_count,
-                     size_t max_response);
+                     size_t max_response, unsigned flags);
 /* Open a batch item for operation op and its RequestPayload. */
 void kmip_req_item_begin (struct kmip_req *r, uint32_t op);
 void kmip_req_item_end (struct kmip_req *r);
@@ -126,6 +132,9 @@ typedef void (*kmip_build_fn) (struct kmip_req *req, const void *args);
  * because a reused connection was closed by the server is sent once more on a new one. */
 int kmip_call (struct kmip_client *c, unsigned nitems, kmip_build_fn build, const void *args,
                struct kmip_resp *resp);
+/* The same with kmip_req_begin flags (KMIP_REQ_CONTINUE). */
+int kmip_call_flags (struct kmip_client *c, unsigned nitems, unsigned flags, kmip_build_fn build,
+                     const void *args, struct kmip_resp *resp);
 
 /* What the connected server was seen to refuse (0 when not connected); learnt from its
  * answers and kept per configured server for the life of the handle. */
@@ -136,6 +145,27 @@ void kmip_client_add_quirk (struct kmip_client *c, unsigned quirk);
 
 /* The versions of a DiscoverVersions response payload (server order); count or error. */
 int kmip_parse_versions (const struct kmip_node *payload, uint16_t *out, size_t max);
+
+/* Batch items that the single operations and kmip_batch (ops-batch.c) both build. */
+struct kmip_crypt_args {
+  uint32_t op;                  /* KMIP_OPERATION_ENCRYPT or _DECRYPT */
+  const char *uid;
+  uint32_t mode;
+  const uint8_t *iv, *in;
+  size_t iv_len, in_len;
+  const uint8_t *aad;           /* GCM: Authenticated Encryption Additional Data */
+  size_t aad_len;
+  uint8_t *tag;                 /* GCM: the tag (Encrypt: out, Decrypt: in) */
+  size_t tag_len;
+};
+void kmip_build_crypt (struct kmip_req *req, const void *crypt_args);
+/* Get of uid (key_format 0: the server's choice). */
+void kmip_build_get_item (struct kmip_req *req, const char *uid, uint32_t key_format);
+/* GetAttributes of uid asking for its State only. */
+void kmip_build_state_item (struct kmip_req *req, const char *uid);
+/* The State from a GetAttributes answer (batch item i) about uid. */
+int kmip_extract_state_at (const struct kmip_resp *resp, size_t i, const char *uid,
+                           uint32_t *state);
 
 /* The key bytes of a Get response (batch item 0) into buf; length or error. */
 int kmip_extract_key (const struct kmip_resp *resp, const char *uid, uint8_t *buf,

@@ -26,7 +26,7 @@ kmip_set_last_result (uint32_t status, uint32_t reason)
 
 void
 kmip_req_begin (struct kmip_req *r, uint16_t version, unsigned batch_count,
-                size_t max_response)
+                size_t max_response, unsigned flags)
 {
   struct kmip_enc *e = &r->e;
 
@@ -43,6 +43,10 @@ kmip_req_begin (struct kmip_req *r, uint16_t version, unsigned batch_count,
   /* Tell the server our cap so it answers "Response Too Large" rather than overflowing it. */
   if (max_response && max_response <= INT32_MAX)
     kmip_enc_int (e, KMIP_TAG_MAXIMUM_RESPONSE_SIZE, (int32_t) max_response);
+  /* After Authentication and before Batch Count, in the header's field order. */
+  if ((flags & KMIP_REQ_CONTINUE) && batch_count > 1)
+    kmip_enc_enum (e, KMIP_TAG_BATCH_ERROR_CONTINUATION_OPTION,
+                   KMIP_BATCH_ERROR_CONTINUATION_OPTION_CONTINUE);
   kmip_enc_int (e, KMIP_TAG_BATCH_COUNT, (int32_t) batch_count);
   kmip_enc_end (e);
 }
@@ -54,8 +58,9 @@ kmip_req_item_begin (struct kmip_req *r, uint32_t op)
   kmip_enc_begin (&r->e, KMIP_TAG_BATCH_ITEM);
   kmip_enc_enum (&r->e, KMIP_TAG_OPERATION, op);
   if (r->declared > 1) {
-    /* Required with several items; the answer echoes it. */
-    uint8_t id[4] = { 0, 0, 0, (uint8_t) r->nitems };
+    /* Required with several items; the answer echoes it. Big-endian item number. */
+    uint8_t id[4] = { (uint8_t) (r->nitems >> 24), (uint8_t) (r->nitems >> 16),
+                      (uint8_t) (r->nitems >> 8), (uint8_t) r->nitems };
     kmip_enc_bytes (&r->e, KMIP_TAG_UNIQUE_BATCH_ITEM_ID, id, sizeof id);
   }
   kmip_enc_begin (&r->e, KMIP_TAG_REQUEST_PAYLOAD);
@@ -198,7 +203,9 @@ kmip_resp_check (const struct kmip_resp *resp, size_t i, uint32_t op)
     return kmip_set_error (KMIP_E_DECODE, "%s: the response has no batch item %zu", opname,
                            i + 1);
   it = &resp->items[i];
-  if (it->id && (it->id_len != 4 || it->id[0] || it->id[1] || it->id[2] || it->id[3] != i + 1))
+  if (it->id && (it->id_len != 4 ||
+                 ((uint32_t) it->id[0] << 24 | (uint32_t) it->id[1] << 16 |
+                  (uint32_t) it->id[2] << 8 | it->id[3]) != i + 1))
     return kmip_set_error (KMIP_E_DECODE, "%s: the response batch items are out of order",
                            opname);
   if (it->operation && it->operation != op)

@@ -286,16 +286,22 @@ kmip_register (struct kmip_client *c, uint32_t object_type, const uint8_t *bytes
 
 struct get_args { const char *uid; uint32_t format; };
 
+void
+kmip_build_get_item (struct kmip_req *req, const char *uid, uint32_t key_format)
+{
+  kmip_req_item_begin (req, KMIP_OPERATION_GET);
+  kmip_enc_str (&req->e, KMIP_TAG_UNIQUE_IDENTIFIER, uid);
+  if (key_format)
+    kmip_enc_enum (&req->e, KMIP_TAG_KEY_FORMAT_TYPE, key_format);
+  kmip_req_item_end (req);
+}
+
 static void
 build_get (struct kmip_req *req, const void *argsv)
 {
   const struct get_args *a = argsv;
 
-  kmip_req_item_begin (req, KMIP_OPERATION_GET);
-  kmip_enc_str (&req->e, KMIP_TAG_UNIQUE_IDENTIFIER, a->uid);
-  if (a->format)
-    kmip_enc_enum (&req->e, KMIP_TAG_KEY_FORMAT_TYPE, a->format);
-  kmip_req_item_end (req);
+  kmip_build_get_item (req, a->uid, a->format);
 }
 
 /* Copy the key material of a Get response (batch item i) to buf. */
@@ -370,15 +376,13 @@ kmip_get_key (struct kmip_client *c, const char *uid, uint32_t key_format, uint8
 
 /* ---- Get with the object's State, in one batched message */
 
-static void
-build_get_state (struct kmip_req *req, const void *argsv)
+void
+kmip_build_state_item (struct kmip_req *req, const char *uid)
 {
-  const struct get_args *a = argsv;
   char buf[32];
 
-  build_get (req, argsv);
   kmip_req_item_begin (req, KMIP_OPERATION_GET_ATTRIBUTES);
-  kmip_enc_str (&req->e, KMIP_TAG_UNIQUE_IDENTIFIER, a->uid);
+  kmip_enc_str (&req->e, KMIP_TAG_UNIQUE_IDENTIFIER, uid);
   if (KMIP_ATTRS_V2 (req->version))
     kmip_enc_enum (&req->e, KMIP_TAG_ATTRIBUTE_REFERENCE, KMIP_TAG_STATE);
   else
@@ -388,12 +392,37 @@ build_get_state (struct kmip_req *req, const void *argsv)
 }
 
 int
+kmip_extract_state_at (const struct kmip_resp *resp, size_t i, const char *uid,
+                       uint32_t *state)
+{
+  struct kmip_attrs attrs;
+  int r;
+
+  *state = 0;
+  if ((r = kmip_resp_check (resp, i, KMIP_OPERATION_GET_ATTRIBUTES)) < 0 ||
+      (r = kmip_check_answer_uid (resp->items[i].payload, "GetAttributes", uid)) < 0 ||
+      (r = kmip_decode_attrs (resp->items[i].payload, resp->version, &attrs)) < 0)
+    return r;
+  *state = attrs.state;
+  kmip_attrs_free (&attrs);
+  return 0;
+}
+
+static void
+build_get_state (struct kmip_req *req, const void *argsv)
+{
+  const struct get_args *a = argsv;
+
+  build_get (req, argsv);
+  kmip_build_state_item (req, a->uid);
+}
+
+int
 kmip_get_key_state (struct kmip_client *c, const char *uid, uint32_t key_format,
                     uint8_t *buf, size_t bufsize, uint32_t *state)
 {
   struct get_args a = { uid, key_format };
   struct kmip_resp resp;
-  struct kmip_attrs attrs;
   int r, n;
 
   *state = 0;
@@ -403,12 +432,8 @@ kmip_get_key_state (struct kmip_client *c, const char *uid, uint32_t key_format,
   if (r < 0)
     return r;
   n = kmip_extract_key (&resp, uid, buf, bufsize);
-  if (n >= 0 && (r = kmip_resp_check (&resp, 1, KMIP_OPERATION_GET_ATTRIBUTES)) == 0 &&
-      (r = kmip_check_answer_uid (resp.items[1].payload, "GetAttributes", uid)) == 0 &&
-      (r = kmip_decode_attrs (resp.items[1].payload, resp.version, &attrs)) == 0) {
-    *state = attrs.state;
-    kmip_attrs_free (&attrs);
-  }
+  if (n >= 0)
+    r = kmip_extract_state_at (&resp, 1, uid, state);
   if (n >= 0 && r < 0)
     explicit_bzero (buf, n);
   kmip_resp_free (&resp);
@@ -575,22 +600,10 @@ kmip_revoke (struct kmip_client *c, const char *uid, uint32_t reason_code, const
 
 /* ---- Encrypt / Decrypt (AES: CBC/ECB with PKCS#5 padding, CTR, ..., GCM with a tag) */
 
-struct crypt_args {
-  uint32_t op;
-  const char *uid;
-  uint32_t mode;
-  const uint8_t *iv, *in;
-  size_t iv_len, in_len;
-  const uint8_t *aad;           /* GCM: Authenticated Encryption Additional Data */
-  size_t aad_len;
-  uint8_t *tag;                 /* GCM: the tag (Encrypt: out, Decrypt: in) */
-  size_t tag_len;
-};
-
-static void
-build_crypt (struct kmip_req *req, const void *argsv)
+void
+kmip_build_crypt (struct kmip_req *req, const void *argsv)
 {
-  const struct crypt_args *a = argsv;
+  const struct kmip_crypt_args *a = argsv;
   struct kmip_enc *e = &req->e;
   bool gcm = a->mode == KMIP_BLOCK_CIPHER_MODE_GCM;
 
@@ -616,7 +629,7 @@ build_crypt (struct kmip_req *req, const void *argsv)
 }
 
 static int
-crypt_op (struct kmip_client *c, const struct crypt_args *a, uint8_t **outp, size_t *out_lenp)
+crypt_op (struct kmip_client *c, const struct kmip_crypt_args *a, uint8_t **outp, size_t *out_lenp)
 {
   struct kmip_resp resp;
   const uint8_t *data, *tag;
@@ -640,7 +653,7 @@ crypt_op (struct kmip_client *c, const struct crypt_args *a, uint8_t **outp, siz
                            KMIP_V_MINOR (kmip_client_version (c)));
   if (r < 0)
     return r;
-  r = kmip_call (c, 1, build_crypt, a, &resp);
+  r = kmip_call (c, 1, kmip_build_crypt, a, &resp);
   if (r < 0)
     return r;
   r = kmip_resp_check (&resp, 0, a->op);
@@ -673,7 +686,7 @@ kmip_encrypt (struct kmip_client *c, const char *uid, uint32_t mode, const uint8
               size_t iv_len, const uint8_t *in, size_t in_len, uint8_t **outp,
               size_t *out_lenp)
 {
-  struct crypt_args a = { KMIP_OPERATION_ENCRYPT, uid, mode, iv, in, iv_len, in_len,
+  struct kmip_crypt_args a = { KMIP_OPERATION_ENCRYPT, uid, mode, iv, in, iv_len, in_len,
                           NULL, 0, NULL, 0 };
   if (mode == KMIP_BLOCK_CIPHER_MODE_GCM)
     return kmip_set_error (-EINVAL, "Encrypt: use kmip_encrypt_aead for GCM");
@@ -685,7 +698,7 @@ kmip_decrypt (struct kmip_client *c, const char *uid, uint32_t mode, const uint8
               size_t iv_len, const uint8_t *in, size_t in_len, uint8_t **outp,
               size_t *out_lenp)
 {
-  struct crypt_args a = { KMIP_OPERATION_DECRYPT, uid, mode, iv, in, iv_len, in_len,
+  struct kmip_crypt_args a = { KMIP_OPERATION_DECRYPT, uid, mode, iv, in, iv_len, in_len,
                           NULL, 0, NULL, 0 };
   if (mode == KMIP_BLOCK_CIPHER_MODE_GCM)
     return kmip_set_error (-EINVAL, "Decrypt: use kmip_decrypt_aead for GCM");
@@ -697,7 +710,7 @@ kmip_encrypt_aead (struct kmip_client *c, const char *uid, const uint8_t *iv, si
                    const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len,
                    uint8_t *tag, size_t tag_len, uint8_t **outp, size_t *out_lenp)
 {
-  struct crypt_args a = { KMIP_OPERATION_ENCRYPT, uid, KMIP_BLOCK_CIPHER_MODE_GCM, iv, in,
+  struct kmip_crypt_args a = { KMIP_OPERATION_ENCRYPT, uid, KMIP_BLOCK_CIPHER_MODE_GCM, iv, in,
                           iv_len, in_len, aad, aad_len, tag, tag_len };
   if (iv_len == 0)
     return kmip_set_error (-EINVAL, "Encrypt: GCM needs a nonce (IV)");
@@ -709,7 +722,7 @@ kmip_decrypt_aead (struct kmip_client *c, const char *uid, const uint8_t *iv, si
                    const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len,
                    const uint8_t *tag, size_t tag_len, uint8_t **outp, size_t *out_lenp)
 {
-  struct crypt_args a = { KMIP_OPERATION_DECRYPT, uid, KMIP_BLOCK_CIPHER_MODE_GCM, iv, in,
+  struct kmip_crypt_args a = { KMIP_OPERATION_DECRYPT, uid, KMIP_BLOCK_CIPHER_MODE_GCM, iv, in,
                           iv_len, in_len, aad, aad_len, (uint8_t *) tag, tag_len };
   if (iv_len == 0)
     return kmip_set_error (-EINVAL, "Decrypt: GCM needs a nonce (IV)");

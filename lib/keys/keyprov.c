@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Key provider dispatch and the helpers shared by the file and KMIP providers. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
@@ -169,6 +170,58 @@ int
 keyprov_kek_state (struct keyprov *kp, const char *kek_id, enum kek_state *state)
 {
   return kp->ops->kek_state (kp, kek_id, state);
+}
+
+int
+keyprov_prefetch (struct keyprov *kp, struct keyprov_want *w, size_t n)
+{
+  enum key_wrap *wraps;
+  int r = 0;
+
+  if (n == 0)
+    return 0;
+  wraps = calloc (n, sizeof *wraps);
+  if (wraps == NULL)
+    return ncr_error (ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    if (w[i].kek_id == NULL || w[i].wrap == NULL || w[i].wrapped == NULL ||
+        w[i].wrapped_len == 0)
+      w[i].result = ncr_error (EINVAL, "prefetch: item %zu has no KEK id, wrap mode or "
+                               "wrapped key", i);
+    else
+      w[i].result = key_wrap_from_name (w[i].wrap, &wraps[i]);
+  }
+  if (kp->ops->prefetch)
+    r = scrubbed (kp->ops->prefetch (kp, w, wraps, n));
+  free (wraps);
+  return r;
+}
+
+void
+keyprov_forget (struct keyprov *kp)
+{
+  if (kp && kp->ops->forget)
+    kp->ops->forget (kp);
+}
+
+int
+keyprov_kek_state_many (struct keyprov *kp, struct keyprov_state_query *q, size_t n)
+{
+  if (kp->ops->kek_state_many)
+    return kp->ops->kek_state_many (kp, q, n);
+  for (size_t i = 0; i < n; i++) {
+    q[i].state = KEK_STATE_MISSING;
+    q[i].result = kp->ops->kek_state (kp, q[i].kek_id, &q[i].state);
+  }
+  return 0;
+}
+
+void
+keyprov_stats (const struct keyprov *kp, uint64_t *messages, uint64_t *connections)
+{
+  *messages = *connections = 0;
+  if (kp->ops->stats)
+    kp->ops->stats (kp, messages, connections);
 }
 
 int

@@ -2,7 +2,14 @@
 /* Key providers: where a volume's key-encryption key (KEK) lives and how the data key (DEK) is
  * wrapped under it. "file": a local 32-byte KEK file, RFC 5649 wrap. "kmip": a KEK in a KMIP
  * server, either fetched and used locally (aes-kwp) or never leaving the KMS (wrap "kms").
- * Every key byte handled here sits in secmem and is wiped after use. */
+ * Every key byte handled here sits in secmem and is wiped after use.
+ *
+ * Threads: one keyprov may be shared by every thread of a process (connection threads
+ * opening volumes, a key-state checker): any call may come from any thread at any time, except
+ * keyprov_free, which must be the last. The KMIP provider serialises its operations on one
+ * mutex that guards its state and its one connection, so one request is in flight at a time
+ * (a batch holds other callers back for its round trips); the file provider holds no mutable
+ * state after it is opened. Error messages (ncr_last_error) are per thread. */
 #ifndef NBDCRYPT_KEYPROV_H
 #define NBDCRYPT_KEYPROV_H
 
@@ -84,6 +91,48 @@ int keyprov_unwrap (struct keyprov *kp, const char *kek_id, const char *wrap,
 /* The KEK's lifecycle state. A file KEK is always active. Returns 0 or -errno. */
 int keyprov_kek_state (struct keyprov *kp, const char *kek_id, enum kek_state *state);
 
+/* ---- many volumes at once: a process serving thousands of volumes from one KMS */
+
+/* One volume's wrapped DEK, as its header names it. */
+struct keyprov_want {
+  const char *kek_id;
+  const char *wrap;             /* header name: "aes-kwp" or "kms" */
+  const uint8_t *wrapped;
+  size_t wrapped_len;
+  int result;                   /* out: 0, or -errno (ncr_last_error: the last item's) */
+};
+
+/* Fetch what unwrapping these needs in as few KMS messages as possible: for wrap "aes-kwp"
+ * the distinct KEKs (batched Get), for "kms" the DEKs (batched Decrypt), each with the KEK's
+ * State in the same exchange (batched GetAttributes; up to 64 batch items a message, so 32
+ * volumes with a KEK each). A KEK that is not Active is refused as keyprov_unwrap refuses it
+ * (EKEYREVOKED; ENOENT when missing) and nothing of it is kept. What succeeded is kept in
+ * locked memory in the provider until keyprov_forget() (or until keyprov_kek_state[_many]
+ * sees that KEK no longer Active): keyprov_unwrap of a prefetched volume then answers from
+ * there without a round trip; any other goes to the KMS as before. A wrong item (missing KEK,
+ * revoked, malformed) fails alone, in its result. Returns 0 if the exchange happened (even if
+ * items failed), or -errno if it did not (transient, see keyprov_error_is_transient, when the
+ * KMS could not be reached): the items without an answer then carry that error. The file
+ * provider fetches nothing: it checks each item as keyprov_unwrap would (wrap mode, KEK
+ * fingerprint). */
+int keyprov_prefetch (struct keyprov *kp, struct keyprov_want *w, size_t n);
+/* Wipe everything prefetched. */
+void keyprov_forget (struct keyprov *kp);
+
+struct keyprov_state_query {
+  const char *kek_id;
+  enum kek_state state;         /* out */
+  int result;                   /* out: 0, or -errno */
+};
+/* keyprov_kek_state of many KEKs in as few messages as possible (batched GetAttributes of the
+ * State, one item per distinct id): a missing object gives KEK_STATE_MISSING with result 0.
+ * Returns 0 if the exchange happened, or -errno as keyprov_prefetch. */
+int keyprov_kek_state_many (struct keyprov *kp, struct keyprov_state_query *q, size_t n);
+
+/* For benchmarks and tests: request messages sent to the KMS and TLS connections opened by
+ * this provider so far (0 and 0 for a file). */
+void keyprov_stats (const struct keyprov *kp, uint64_t *messages, uint64_t *connections);
+
 /* Fetch a raw key object (headerless volumes keyed by key-id=): into key (secmem). */
 int keyprov_get_key (struct keyprov *kp, const char *key_id,
                      uint8_t *key, size_t key_size, size_t *key_len);
@@ -99,7 +148,10 @@ void keyprov_disconnect (struct keyprov *kp);
 void keyprov_free (struct keyprov *kp);
 
 /* For provider implementations: names are parsed by the dispatch above, providers see enums.
- * create_kek's bool: the KEK is for a local (aes-kwp) wrap. */
+ * create_kek's bool: the KEK is for a local (aes-kwp) wrap. prefetch gets the parsed wrap
+ * modes beside the items and handles the items whose result the dispatch left 0. Optional
+ * (NULL): default_kek_id, create_kek, get_key, disconnect; prefetch and forget (nothing to
+ * fetch ahead); kek_state_many (kek_state for each); stats (zeros). */
 struct keyprov_ops {
   enum keyprov_kind kind;
   int (*default_kek_id) (struct keyprov *, char *, size_t);
@@ -109,8 +161,12 @@ struct keyprov_ops {
   int (*unwrap) (struct keyprov *, const char *, enum key_wrap, const uint8_t *, size_t,
                  uint8_t *, size_t, size_t *);
   int (*kek_state) (struct keyprov *, const char *, enum kek_state *);
+  int (*prefetch) (struct keyprov *, struct keyprov_want *, const enum key_wrap *, size_t);
+  void (*forget) (struct keyprov *);
+  int (*kek_state_many) (struct keyprov *, struct keyprov_state_query *, size_t);
+  void (*stats) (const struct keyprov *, uint64_t *, uint64_t *);
   int (*get_key) (struct keyprov *, const char *, uint8_t *, size_t, size_t *);
-  void (*disconnect) (struct keyprov *);        /* may be NULL */
+  void (*disconnect) (struct keyprov *);
   void (*free) (struct keyprov *);
 };
 struct keyprov {

@@ -25,6 +25,12 @@
 #                "request: OP OP..." (hex operation codes) on stderr for each message
 #   stale-placeholder  the same, but Get answers for another object ("someone-else"), as a
 #                server whose placeholder leaked from an earlier message would
+#   batch-stop   a KMIP 1.4 server that ignores Batch Error Continuation Option "Continue": it
+#                answers a batch of Get items in order and stops after the first that fails
+#                (an identifier starting with "missing": Item Not Found); a request of more
+#                than 16 items gets one failed item naming none (Response Too Large). Each
+#                other Get answers for its identifier with the key 00 01 .. 1f. Logs
+#                "request: N items [continue]" on stderr for each message
 #   hostile      a KMIP 1.4 server whose text is an attack on the client's terminal and logs,
 #                by the Unique Identifier the request names:
 #                  "other" / "nul"  Get, GetAttributes, Activate, Encrypt answer success for
@@ -152,6 +158,46 @@ def placeholder_answer(req, state, stale):
     return ttlv(0x42007B, 0x01, header + items)
 
 
+def batch_stop_answer(req):
+    """Answer the Get items of req in order, stopping after the first failure."""
+    items = []
+    pos = 0
+    while True:
+        i = req.find(bytes.fromhex("42005c0500000004"), pos)
+        if i < 0:
+            break
+        pos = i + 16
+        nxt = req.find(bytes.fromhex("42005c0500000004"), pos)
+        end = nxt if nxt >= 0 else len(req)
+        j = req.find(bytes.fromhex("42009308"), i, end)       # Unique Batch Item ID
+        bid = req[j:j + 16] if j >= 0 else b""
+        k = req.find(bytes.fromhex("42009407"), i, end)       # Unique Identifier
+        n = struct.unpack(">I", req[k + 4:k + 8])[0]
+        items.append((bid, req[k + 8:k + 8 + n]))
+    cont = req.find(bytes.fromhex("42000e05000000040000000100000000")) >= 0
+    print("request: %d items%s" % (len(items), " continue" if cont else ""), file=sys.stderr,
+          flush=True)
+    out = []
+    if len(items) > 16:
+        out.append(ttlv(0x42000F, 0x01, enum(0x42007F, 1) + enum(0x42007E, 0x02) +
+                        ttlv(0x42007D, 0x07, b"Response Too Large")))
+    for bid, uid in items if len(items) <= 16 else []:
+        if uid.startswith(b"missing"):
+            out.append(ttlv(0x42000F, 0x01, enum(0x42005C, 0x0A) + bid + enum(0x42007F, 1) +
+                            enum(0x42007E, 0x01) + ttlv(0x42007D, 0x07, b"no " + uid)))
+            break
+        block = ttlv(0x420040, 0x01, enum(0x420042, 1) +
+                     ttlv(0x420045, 0x01, ttlv(0x420043, 0x08, bytes(range(32)))) +
+                     enum(0x420028, 3) + integer(0x42002A, 256))
+        payload = enum(0x420057, 2) + ttlv(0x420094, 0x07, uid) + ttlv(0x42008F, 0x01, block)
+        out.append(ttlv(0x42000F, 0x01, enum(0x42005C, 0x0A) + bid + enum(0x42007F, 0) +
+                        ttlv(0x42007C, 0x01, payload)))
+    header = ttlv(0x42007A, 0x01, pv(1, 4) +
+                  ttlv(0x420092, 0x09, struct.pack(">q", int(time.time()))) +
+                  integer(0x42000D, len(out)))
+    return ttlv(0x42007B, 0x01, header + b"".join(out))
+
+
 HOSTILE_TEXT = b"\x1b[2J\x1b]0;owned\x07bell\rover\nnbdkit: info: KMS check OK \\ done"
 
 
@@ -231,7 +277,7 @@ def handle(raw, ctx):
             conn.close()
             return
         if mode in ("kmip10", "kmip12", "transparent", "wrapped", "placeholder",
-                    "stale-placeholder", "hostile"):
+                    "stale-placeholder", "hostile", "batch-stop"):
             state = {"n": 0, "uid": b"", "log": []}
             while True:
                 req = read_request(conn)
@@ -239,6 +285,8 @@ def handle(raw, ctx):
                     return
                 if mode == "hostile":
                     conn.sendall(hostile_answer(req))
+                elif mode == "batch-stop":
+                    conn.sendall(batch_stop_answer(req))
                 elif mode.endswith("placeholder"):
                     conn.sendall(placeholder_answer(req, state, mode.startswith("stale")))
                 elif mode.startswith("kmip1"):

@@ -2,8 +2,10 @@
 /* Description: drives the kmip-client API against a real server (run by test-kmip-api.sh):
  * connection reuse, batched Get+State and Create+Activate, a handle shared by threads,
  * reconnection after the server went away, Locate paging, Encrypt/Decrypt, key-buffer sizes.
- * Create+Activate+Get through the ID placeholder (request counts).
- * usage: kmip-api-test CONF {basic|placeholder|[stale-]placeholder-fake|threads|reconnect}   ("reconnect" waits for a line on
+ * Create+Activate+Get through the ID placeholder (request counts). kmip_batch: many Gets in
+ * few messages, a failed item alone, against a server that stops at failures (fake).
+ * usage: kmip-api-test CONF {basic|placeholder|[stale-]placeholder-fake|threads|batch|
+ *                            batch-stop-fake|reconnect}   ("reconnect" waits for a line on
  * stdin between its two halves, during which the caller restarts or stops the server) */
 #include <errno.h>
 #include <stdbool.h>
@@ -201,6 +203,78 @@ placeholder_fake_stale (struct kmip_client *c)
   placeholder_fake (c, true);
 }
 
+/* kmip_batch of n Gets: uid i is "missing-i" if i is in missing[], else "k<i>". Checks
+ * every item's result and key; returns the requests it took. */
+static unsigned
+batch_gets (struct kmip_client *c, const char *const *uids, size_t n)
+{
+  struct kmip_batch_item *it = calloc (n, sizeof *it);
+  uint8_t (*keys)[32] = calloc (n, 32);
+  unsigned before = kmip_client_requests (c);
+
+  REQUIRE (it && keys);
+  for (size_t i = 0; i < n; i++)
+    it[i] = (struct kmip_batch_item) { .op = KMIP_OPERATION_GET, .uid = uids[i],
+                                       .key_format = KMIP_KEY_FORMAT_TYPE_RAW,
+                                       .out = keys[i], .out_size = 32 };
+  REQUIRE (kmip_batch (c, it, n) == 0);
+  for (size_t i = 0; i < n; i++) {
+    if (strncmp (uids[i], "missing", 7) == 0 || strcmp (uids[i], "999999") == 0)
+      CHECK_MSG (it[i].result == KMIP_E_RESULT &&
+                 it[i].status.reason == KMIP_RESULT_REASON_ITEM_NOT_FOUND,
+                 "item %zu (%s): result %d, reason %u", i, uids[i], it[i].result,
+                 it[i].status.reason);
+    else
+      CHECK_MSG (it[i].result == 0 && it[i].out_len == 32, "item %zu (%s): result %d", i,
+                 uids[i], it[i].result);
+  }
+  explicit_bzero (keys, n * 32);
+  free (keys);
+  free (it);
+  return kmip_client_requests (c) - before;
+}
+
+/* pykmip-server honours "Continue": 70 Gets with a missing object among them in two
+ * messages (64 + 6), every present key answered. */
+static void
+batch (struct kmip_client *c)
+{
+  struct kmip_create_params p = { .activate = true };
+  const char *uids[70];
+  char ids[70][KMIP_UID_MAX];
+  unsigned used;
+
+  REQUIRE (kmip_create_aes (c, &p, ids[0]) == 0);
+  for (size_t i = 0; i < 70; i++) {
+    strcpy (ids[i], ids[0]);
+    uids[i] = ids[i];
+  }
+  strcpy (ids[3], "999999");
+  used = batch_gets (c, uids, 70);
+  CHECK_INT_EQ (used, 2);
+  printf ("batch: 70 Gets, one missing, %u requests\n", used);
+}
+
+/* A server that stops at a failed item and refuses more than 16 items a message (fake): the
+ * batch halves its messages, and sends again what was left unanswered. 40 items: 40 and 20
+ * refused as too large, then 10 (answered up to the missing 5th), 10, 10 (up to the missing
+ * 30th), 9: 7 requests. */
+static void
+batch_stop_fake (struct kmip_client *c)
+{
+  const char *uids[40];
+  char ids[40][16];
+  unsigned used;
+
+  for (size_t i = 0; i < 40; i++) {
+    snprintf (ids[i], sizeof ids[i], i == 5 || i == 30 ? "missing-%zu" : "k%zu", i);
+    uids[i] = ids[i];
+  }
+  used = batch_gets (c, uids, 40);
+  CHECK_INT_EQ (used, 7);
+  printf ("batch-stop: 40 Gets, %u requests\n", used);
+}
+
 /* Four threads fetch through one handle: one connection, every key right. */
 static void
 threads (struct kmip_client *c)
@@ -248,6 +322,8 @@ static const struct {
   { "placeholder-fake", placeholder_fake_fresh },
   { "stale-placeholder-fake", placeholder_fake_stale },
   { "threads", threads },
+  { "batch", batch },
+  { "batch-stop-fake", batch_stop_fake },
   { "reconnect", reconnect },
 };
 

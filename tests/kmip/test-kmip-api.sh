@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Description: the kmip-client C API against pykmip-server (kmip-api-test.c): connection reuse,
-# batching (Get+State; Create+Activate+Get through the ID placeholder, at 1.0-2.0), threads
+# batching (Get+State; Create+Activate+Get through the ID placeholder, at 1.0-2.0; kmip_batch
+# with a failed item, against pykmip and a server that stops at failures), threads
 # sharing a handle, and transparent reconnection after a server restart.
 source "$srcdir/functions.sh"
 source "$srcdir/kmip-server.sh"
@@ -28,6 +29,15 @@ for m in placeholder stale-placeholder; do
 done
 kmip_write_conf "$tmpdir/kms.conf"
 "$api" "$tmpdir/kms.conf" threads
+# kmip_batch: pykmip-server goes on after a failed item ("Continue"); a server that stops
+# anyway and caps the items a message (fake) gets the rest in later, smaller messages.
+for v in 1.4 2.0; do
+  "$api" "$tmpdir/$v.conf" batch
+done
+kmip_start_fake batch-stop
+kmip_write_conf "$tmpdir/batch-stop.conf" server="127.0.0.1:$fake_batch_stop_port" version=1.4
+"$api" "$tmpdir/batch-stop.conf" batch-stop-fake
+grep -c "^request: .* continue$" "$tmpdir/fake_batch_stop/stderr.log" | grep -qx 7
 
 # reconnect_around CMD...: run the "reconnect" scenario, doing CMD while the program holds
 # an open connection; its next call must notice, reconnect once and succeed.

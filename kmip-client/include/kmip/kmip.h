@@ -12,7 +12,8 @@
  *
  * Thread-safety: a struct kmip_client may be shared by threads; calls on one handle are
  * serialised by an internal mutex (one request in flight per connection). For parallel
- * requests, open one handle per thread. Configurations are read-only once loaded.
+ * requests, open one handle per thread; for many objects, batch them (kmip_batch).
+ * Configurations are read-only once loaded.
  *
  * Secrets: key bytes are copied into memory the caller provides (put it in secmem); every
  * intermediate copy (TLS plaintext buffers, the response message and its decoded tree) is
@@ -236,5 +237,41 @@ int kmip_decrypt_aead (struct kmip_client *c, const char *uid, const uint8_t *iv
                        size_t iv_len, const uint8_t *aad, size_t aad_len, const uint8_t *in,
                        size_t in_len, const uint8_t *tag, size_t tag_len, uint8_t **outp,
                        size_t *out_lenp);
+
+/* ---------------------------------------------------------------- batches */
+
+/* Independent operations on many objects in few messages: up to KMIP_BATCH_ITEMS_MAX batch
+ * items a request (pykmip-server takes any number within its 1 MiB message cap; 64 Get
+ * answers make about 20 KB), sent with Batch Error Continuation Option "Continue" so that a
+ * failed item (a missing or refused object) does not stop the items after it. */
+#define KMIP_BATCH_ITEMS_MAX 64
+
+struct kmip_batch_item {
+  /* In. */
+  uint32_t op;                  /* KMIP_OPERATION_GET, _GET_ATTRIBUTES (the State only) or
+                                 * _DECRYPT */
+  const char *uid;
+  uint32_t key_format;          /* Get: as kmip_get_key (0: the server's choice) */
+  uint32_t mode;                /* Decrypt: as kmip_decrypt (GCM is not batched) */
+  const uint8_t *iv, *in;       /* Decrypt: IV and ciphertext */
+  size_t iv_len, in_len;
+  uint8_t *out;                 /* Get: the key bytes, Decrypt: the plaintext, at most
+                                 * out_size bytes (-ENOBUFS if more): the caller's secmem */
+  size_t out_size;
+  /* Out. */
+  size_t out_len;
+  uint32_t state;               /* GetAttributes: KMIP_STATE_*, 0 if the answer had none */
+  int result;                   /* 0, or what the single operation would have returned */
+  struct kmip_result status;    /* the server's status and reason if result is KMIP_E_RESULT */
+};
+
+/* Send items[0..n) in batches of at most KMIP_BATCH_ITEMS_MAX (fewer when the server answers
+ * "Response Too Large"); a server that stops at a failed item despite "Continue" gets the
+ * items it left unanswered in the next request. Items are checked first: a malformed one
+ * (empty identifier, no output buffer) gets -EINVAL and is not sent. Returns 0 once every
+ * item has its own answer, successes and failures alike, or the error of an exchange that
+ * failed (no connection, a malformed or refused message): the items it left unanswered have
+ * that error as result, and kmip_last_error() says why. */
+int kmip_batch (struct kmip_client *c, struct kmip_batch_item *items, size_t n);
 
 #endif /* KMIP_KMIP_H */
