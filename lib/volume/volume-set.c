@@ -194,6 +194,65 @@ set_reason (char *reasons, size_t reason_size, size_t i, const char *msg)
     snprintf (reasons + i * reason_size, reason_size, "%s", msg);
 }
 
+/* What unwrapping the volume behind export `name` needs from the KMS: its newest header copy's
+ * KEK, wrap and wrapped DEK (w->kek_id etc. point into *hs). Returns 0 if it is to be opened
+ * (w filled), 1 if it is held already, -errno if its headers cannot be read (opened one by
+ * one later, which says why). */
+static int
+want_for (struct volume_set *vs, const char *name, struct volume_headers *hs,
+          struct keyprov_want *w)
+{
+  void *reader;
+  uint64_t size;
+  int r;
+
+  if ((r = vs->hooks.reader_open (vs->hooks.opaque, name, &reader, &size)) < 0)
+    return r;
+  r = volume_read_headers (vs->hooks.read, reader, size, hs);
+  vs->hooks.reader_close (vs->hooks.opaque, reader);
+  if (r < 0 || hs->newest < 0 || hs->conflict)
+    return r < 0 ? r : -EINVAL;
+  pthread_mutex_lock (&vs->lock);
+  bool held = match_locked (vs, hs) != NULL;
+  pthread_mutex_unlock (&vs->lock);
+  if (held)
+    return 1;
+  const struct volume_header *h = &hs->copy[hs->newest];
+  w->kek_id = h->kek_id;
+  w->wrap = h->wrap;
+  w->wrapped = h->wrapped_dek;
+  w->wrapped_len = h->wrapped_dek_len;
+  return 0;
+}
+
+/* Ask the KMS for everything the volumes not held yet need, in batched requests (retrying an
+ * unreachable KMS until deadline_ms): the opens that follow then need no round trip. */
+static void
+prefetch (struct volume_set *vs, size_t n, const char *const *names, uint64_t deadline_ms)
+{
+  struct volume_headers *hs = calloc (n, sizeof *hs);
+  struct keyprov_want *w = calloc (n, sizeof *w);
+  size_t m = 0;
+  struct ncr_backoff b;
+  uint64_t now = ncr_now_ms ();
+  int r;
+
+  if (hs == NULL || w == NULL || vs->kp == NULL || keyprov_kind (vs->kp) != KEYPROV_KMIP)
+    goto out;
+  for (size_t i = 0; i < n; i++)
+    if (want_for (vs, names[i], &hs[m], &w[m]) == 0)
+      m++;
+  if (m == 0)
+    goto out;
+  ncr_backoff_init (&b, deadline_ms > now ? deadline_ms - now : 0);
+  do
+    r = keyprov_prefetch (vs->kp, w, m);
+  while (r < 0 && keyprov_error_is_transient (r) && ncr_backoff_wait (&b));
+ out:
+  free (w);
+  free (hs);
+}
+
 size_t
 vset_preload (struct volume_set *vs, size_t n, const char *const *names, unsigned timeout_s,
               bool before_fork, int *results, char *reasons, size_t reason_size)
@@ -201,6 +260,8 @@ vset_preload (struct volume_set *vs, size_t n, const char *const *names, unsigne
   size_t opened = 0;
   uint64_t deadline = ncr_now_ms () + (uint64_t) timeout_s * 1000;
 
+  if (vs->hooks.reader_open)
+    prefetch (vs, n, names, deadline);
   for (size_t i = 0; i < n; i++) {
     void *reader = NULL;
     uint64_t size;
@@ -210,6 +271,8 @@ vset_preload (struct volume_set *vs, size_t n, const char *const *names, unsigne
     if (vs->hooks.reader_open == NULL)
       r = ncr_error (ENOTSUP, "the server cannot read exports outside a connection");
     else if ((r = vs->hooks.reader_open (vs->hooks.opaque, names[i], &reader, &size)) == 0) {
+      /* After the prefetch, an item the KMS could not serve is tried once more alone (the
+       * KMS may be back); none waits past the deadline. */
       uint64_t now = ncr_now_ms ();
       unsigned left = now < deadline ? (unsigned) ((deadline - now + 999) / 1000) : 0;
       r = vset_open (vs, names[i], vs->hooks.read, reader, size, left, before_fork, &s);
@@ -221,6 +284,8 @@ vset_preload (struct volume_set *vs, size_t n, const char *const *names, unsigne
     else
       opened++;
   }
+  if (vs->kp)
+    keyprov_forget (vs->kp);    /* what was prefetched and not used: wiped */
   return opened;
 }
 
@@ -335,27 +400,37 @@ check_round (struct volume_set *vs, bool *failing)
   }
   for (size_t i = 0; i < cr.n; i++)
     follow_rewrap (vs, cr.list[i]);
+  struct keyprov_state_query *q = calloc (cr.n, sizeof *q);
+  if (q == NULL) {
+    free (cr.list);
+    return;
+  }
+  for (size_t i = 0; i < cr.n; i++)
+    q[i].kek_id = cr.list[i]->check_id;
+  int r = keyprov_kek_state_many (vs->kp, q, cr.n);
   for (size_t i = 0; i < cr.n; i++) {
     struct volume_session *s = cr.list[i];
-    enum kek_state st;
-    int r = keyprov_kek_state (vs->kp, s->check_id, &st);
 
-    if (r < 0) {
+    if (r < 0 || q[i].result < 0) {
       snprintf (msg, sizeof msg, "key check: cannot get the state of %s from the KMS (%s); "
-                "still serving with the cached key", s->check_id, ncr_last_error ());
+                "still serving with the cached key", s->check_id,
+                r < 0 ? ncr_last_error () : strerror (-q[i].result));
       *failing = true;
       vs->hooks.event (vs->hooks.opaque, s, SESSION_EVENT_UNREACHABLE, msg);
-      break;                    /* the others would fail the same way */
+      if (r < 0)
+        break;                  /* the whole exchange failed: one line, not one per volume */
+      continue;
     }
     if (*failing) {
       *failing = false;
       snprintf (msg, sizeof msg, "key check: the KMS answers again (%s is %s)", s->check_id,
-                kek_state_name (st));
+                kek_state_name (q[i].state));
       vs->hooks.event (vs->hooks.opaque, s, SESSION_EVENT_RECOVERED, msg);
     }
-    if (kek_state_is_revoked (st))
-      revoke (vs, s, st);
+    if (kek_state_is_revoked (q[i].state))
+      revoke (vs, s, q[i].state);
   }
+  free (q);
   free (cr.list);
 }
 
@@ -430,6 +505,14 @@ vset_drop_file_provider (struct volume_set *vs)
     vs->kp_dropped = true;
   }
   pthread_mutex_unlock (&vs->open_lock);
+}
+
+void
+vset_kms_stats (struct volume_set *vs, uint64_t *messages, uint64_t *connections)
+{
+  *messages = *connections = 0;
+  if (vs->kp)
+    keyprov_stats (vs->kp, messages, connections);
 }
 
 void

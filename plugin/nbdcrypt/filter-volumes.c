@@ -603,7 +603,8 @@ preload_dir (void)
         (S_ISREG (st.st_mode) || S_ISBLK (st.st_mode)))
       names[count++] = ents[i]->d_name;
   }
-  uint64_t t0 = ncr_now_ms ();
+  uint64_t t0 = ncr_now_ms (), msgs0, conns0, msgs1, conns1;
+  vset_kms_stats (vset, &msgs0, &conns0);
   opened = vset_preload (vset, count, names, session_cfg.startup_timeout, true, results,
                          reasons, REASON);
   for (size_t i = 0; i < count; i++) {
@@ -614,8 +615,10 @@ preload_dir (void)
     filter_log_warning ("preload: export '%s' refused: %s", names[i], reasons + i * REASON);
     note_refusal (names[i], reasons + i * REASON);
   }
-  filter_log_info ("preload: %zu of %zu volumes in %s opened in %" PRIu64 " ms", opened, count,
-                   plugin_dir, ncr_now_ms () - t0);
+  vset_kms_stats (vset, &msgs1, &conns1);
+  filter_log_info ("preload: %zu of %zu volumes in %s opened in %" PRIu64 " ms (%" PRIu64
+                   " KMS requests, %" PRIu64 " connections)", opened, count, plugin_dir,
+                   ncr_now_ms () - t0, msgs1 - msgs0, conns1 - conns0);
   if (transient > 0 && opened == 0)
     nbdkit_error ("nbdcrypt: preload: the KMS stayed unreachable for kms-startup-timeout=%u s: "
                   "check the KMS, or raise kms-startup-timeout=", session_cfg.startup_timeout);
