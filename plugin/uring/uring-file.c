@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "uring-file.h"
+#include "uring-inode.h"
 #include "uring-map.h"
 #include "uring-readahead.h"
 
@@ -56,19 +57,18 @@ struct uring_file {
   struct uring_readahead *ra;     /* direct: readahead for sequential streams, or NULL */
   struct uring_map *map;               /* buffered: the file's shared mapping, or NULL */
   int map_error;                  /* why there is none (errno), if one was wanted */
+  /* Shared with every other open of the same file: rmw_lock orders direct read-modify-write
+   * against all other changes; buffered_write_lock serializes buffered writes to a regular
+   * file. The file systems do that anyway (ext4, XFS, btrfs, tmpfs take the inode lock
+   * exclusively for a buffered write), but a writer waiting for the kernel's lock spins
+   * while the holder runs: on 4 KiB random writes over large page-cache folios that spinning
+   * took 16-18 % of nbdkit's CPU. Waiting here sleeps instead (docs/uring.md). Not for block
+   * devices, whose buffered writes run in parallel, nor for FUA writes, whose sync runs after
+   * the kernel drops its lock. Both are per file: writers of different files never wait for
+   * each other. */
+  struct uring_inode *ino;
 };
 
-/* Unaligned direct writes read, modify and write whole blocks; they take this lock for
- * writing, aligned direct writes take it for reading, so a block is never rewritten from a
- * stale copy. One lock for the process: every connection (multi-conn) sees the same file. */
-static pthread_rwlock_t rmw_lock;
-/* Buffered writes to a regular file are serialized here. The file systems do it anyway (ext4,
- * XFS, btrfs, tmpfs take the inode lock exclusively for a buffered write), but a writer
- * waiting for the kernel's lock spins while the holder runs: on 4 KiB random writes over
- * large page-cache folios that spinning took 16-18 % of nbdkit's CPU. Waiting here sleeps
- * instead (docs/uring.md). Not for block devices, whose buffered writes run in parallel,
- * nor for FUA writes, whose sync runs after the kernel drops its lock. */
-static pthread_mutex_t buffered_write_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t bounce_key;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void *zero_buf;
@@ -82,13 +82,6 @@ static __thread struct {
 static void
 global_init (void)
 {
-  pthread_rwlockattr_t attr;
-
-  pthread_rwlockattr_init (&attr);
-  /* Writers (read-modify-write) must not starve behind a stream of aligned writes. */
-  pthread_rwlockattr_setkind_np (&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init (&rmw_lock, &attr);
-  pthread_rwlockattr_destroy (&attr);
   pthread_key_create (&bounce_key, free);
   if (posix_memalign (&zero_buf, 4096, ZERO_BUF_SIZE) == 0)
     memset (zero_buf, 0, ZERO_BUF_SIZE);
@@ -258,6 +251,9 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
     err = ncr_error (EINVAL, "%s is not a regular file or a block device", cfg->path);
     goto fail;
   }
+  err = uring_inode_get (&uf->ino, &st);
+  if (err < 0)
+    goto fail;
   uf->is_bdev = S_ISBLK (st.st_mode);
   uf->lbs = uf->mem_align = 1;
   uf->sector_size = 4096;
@@ -314,7 +310,7 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
                      READAHEAD_CHUNK;
     unsigned align = uf->mem_align > uf->lbs ? uf->mem_align : uf->lbs;
     struct uring_ra_config rc = {
-      .fd = uf->fd, .window = cfg->readahead, .chunk = chunk,
+      .fd = uf->fd, .group = uf->ino->ra, .window = cfg->readahead, .chunk = chunk,
       .align = align > 4096 ? align : 4096, .limit = uf->direct_end,
     };
     err = uring_ra_new (&uf->ra, &rc);
@@ -332,6 +328,7 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
   return 0;
 
  fail:
+  uring_inode_put (uf->ino);
   if (uf->bfd >= 0)
     close (uf->bfd);
   if (uf->fd >= 0)
@@ -348,6 +345,7 @@ uring_file_close (struct uring_file *uf)
   uring_map_put (uf->map);
   uring_ra_free (uf->ra);
   uring_queue_free (uf->q);
+  uring_inode_put (uf->ino);
   if (uf->bfd >= 0)
     close (uf->bfd);
   close (uf->fd);
@@ -502,7 +500,7 @@ direct_write_ops (struct uring_file *uf, struct uring_queue_op *ops, const void 
 
   *exclusive = false;
   if (is_aligned (uf, buf, offset, end)) {
-    pthread_rwlock_rdlock (&rmw_lock);
+    pthread_rwlock_rdlock (&uf->ino->rmw_lock);
     return add_rw (uf, ops, 0, URING_QUEUE_WRITE, FD_MAIN, (void *) buf, end - offset, offset);
   }
   astart = round_down (offset, uf->lbs);
@@ -514,7 +512,7 @@ direct_write_ops (struct uring_file *uf, struct uring_queue_op *ops, const void 
   }
   if (astart == offset && aend == end) {
     /* Aligned range, unaligned buffer: copy, no read needed. */
-    pthread_rwlock_rdlock (&rmw_lock);
+    pthread_rwlock_rdlock (&uf->ino->rmw_lock);
   }
   else {
     /* Read-modify-write of the partial head and tail blocks, exclusively. */
@@ -522,7 +520,7 @@ direct_write_ops (struct uring_file *uf, struct uring_queue_op *ops, const void 
     size_t nrd = 0;
 
     *exclusive = true;
-    pthread_rwlock_wrlock (&rmw_lock);
+    pthread_rwlock_wrlock (&uf->ino->rmw_lock);
     if (astart != offset)
       rd[nrd++] = (struct uring_queue_op) { .opcode = URING_QUEUE_READ, .fd_index = FD_MAIN,
                                             .buf = bb, .len = uf->lbs, .offset = astart };
@@ -532,7 +530,7 @@ direct_write_ops (struct uring_file *uf, struct uring_queue_op *ops, const void 
                                             .offset = aend - uf->lbs };
     *err = uring_queue_run (uf->q, rd, nrd);
     if (*err < 0) {
-      pthread_rwlock_unlock (&rmw_lock);
+      pthread_rwlock_unlock (&uf->ino->rmw_lock);
       return 0;
     }
   }
@@ -557,10 +555,10 @@ do_pwrite (struct uring_file *uf, const void *buf, uint32_t count, uint64_t offs
     bool serialize = !uf->is_bdev && !(flags & URING_FILE_FUA);
 
     if (serialize)
-      pthread_mutex_lock (&buffered_write_lock);
+      pthread_mutex_lock (&uf->ino->buffered_write_lock);
     r = inline_rw (uf, true, (void *) buf, count, offset, flags & URING_FILE_FUA ? RWF_DSYNC : 0);
     if (serialize)
-      pthread_mutex_unlock (&buffered_write_lock);
+      pthread_mutex_unlock (&uf->ino->buffered_write_lock);
     return r;
   }
   mid = direct_split (uf, offset, end);
@@ -575,7 +573,7 @@ do_pwrite (struct uring_file *uf, const void *buf, uint32_t count, uint64_t offs
                 end - mid, mid);
   r = run_writes (uf, ops, n, flags);
   if (locked)
-    pthread_rwlock_unlock (&rmw_lock);
+    pthread_rwlock_unlock (&uf->ino->rmw_lock);
   bounce_trim ();
   return r;
 }
@@ -595,14 +593,14 @@ static inline void
 change_lock (struct uring_file *uf)
 {
   if (uf->direct)
-    pthread_rwlock_rdlock (&rmw_lock);
+    pthread_rwlock_rdlock (&uf->ino->rmw_lock);
 }
 
 static inline void
 change_unlock (struct uring_file *uf)
 {
   if (uf->direct)
-    pthread_rwlock_unlock (&rmw_lock);
+    pthread_rwlock_unlock (&uf->ino->rmw_lock);
 }
 
 /* fallocate as a plain syscall: io_uring would only hand it to a worker thread. */
@@ -798,14 +796,14 @@ static inline void
 change_begin (const struct uring_file *uf)
 {
   if (uf->ra)
-    uring_ra_write_begin ();
+    uring_ra_write_begin (uf->ino->ra);
 }
 
 static inline int
 change_end (const struct uring_file *uf, int r, uint64_t offset, uint32_t count)
 {
   if (uf->ra)
-    uring_ra_write_end (offset, count);
+    uring_ra_write_end (uf->ino->ra, offset, count);
   return r;
 }
 
