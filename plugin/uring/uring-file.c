@@ -204,6 +204,29 @@ bdev_has_write_zeroes (int fd)
   return fp && fscanf (fp, "%llu", &max) == 1 && max > 0;
 }
 
+/* PATH itself, or the name PATH in the directory DIRFD: no symbolic link followed (one could
+ * lead out of the directory), and O_NONBLOCK so that a FIFO there cannot hang the open (the
+ * caller clears it once it knows it has a file or a block device). */
+static int
+open_file (const struct uring_file_config *cfg, int flags)
+{
+  if (cfg->in_dir)
+    return openat (cfg->dirfd, cfg->path, flags | O_NOFOLLOW | O_NONBLOCK);
+  return open (cfg->path, flags);
+}
+
+/* False when the path names something that is neither a file nor a block device. */
+static bool
+file_is_servable (const struct uring_file_config *cfg)
+{
+  struct stat st;
+
+  if ((cfg->in_dir ? fstatat (cfg->dirfd, cfg->path, &st, AT_SYMLINK_NOFOLLOW)
+                   : stat (cfg->path, &st)) == -1)
+    return true;              /* cannot tell: report the open's own error */
+  return S_ISREG (st.st_mode) || S_ISBLK (st.st_mode);
+}
+
 int
 uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
 {
@@ -229,16 +252,22 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
     return err;
   }
   uf->can_write = !cfg->readonly;
-  uf->fd = open (cfg->path, flags | (cfg->readonly ? O_RDONLY : O_RDWR));
+  uf->fd = open_file (cfg, flags | (cfg->readonly ? O_RDONLY : O_RDWR));
   if (uf->fd == -1 && !cfg->readonly &&
       (errno == EACCES || errno == EROFS || errno == EPERM)) {
     uf->can_write = false;
-    uf->fd = open (cfg->path, flags | O_RDONLY);
+    uf->fd = open_file (cfg, flags | O_RDONLY);
   }
   if (uf->fd == -1) {
-    if (errno == EINVAL && cfg->direct)
+    /* O_DIRECT on a FIFO or a socket fails with EINVAL too: say what the file is. */
+    if (errno == EINVAL && cfg->direct && !file_is_servable (cfg))
+      err = ncr_error (EINVAL, "%s is not a regular file or a block device", cfg->path);
+    else if (errno == EINVAL && cfg->direct)
       err = ncr_error (EINVAL, "%s: the file system does not support O_DIRECT; "
                        "use direct=false", cfg->path);
+    else if (errno == ELOOP && cfg->in_dir)
+      err = ncr_error (ELOOP, "%s is a symbolic link: links in the directory are not "
+                       "followed (one could lead out of it)", cfg->path);
     else
       err = ncr_error (errno, "open %s: %s", cfg->path, strerror (errno));
     goto fail;
@@ -249,6 +278,10 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
   }
   if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
     err = ncr_error (EINVAL, "%s is not a regular file or a block device", cfg->path);
+    goto fail;
+  }
+  if (cfg->in_dir && fcntl (uf->fd, F_SETFL, fcntl (uf->fd, F_GETFL) & ~O_NONBLOCK) == -1) {
+    err = ncr_error (errno, "fcntl %s: %s", cfg->path, strerror (errno));
     goto fail;
   }
   err = uring_inode_get (&uf->ino, &st);
@@ -284,9 +317,20 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
        * written with O_DIRECT cannot be invalidated, and the kernel reports that as EIO. */
       uint64_t page = (uint64_t) sysconf (_SC_PAGESIZE);
       uf->direct_end = round_down (uf->size_at_open, page > uf->lbs ? page : uf->lbs);
-      uf->bfd = open (cfg->path, (flags & ~O_DIRECT) | (uf->can_write ? O_RDWR : O_RDONLY));
+      struct stat bst;
+      uf->bfd = open_file (cfg, (flags & ~O_DIRECT) | (uf->can_write ? O_RDWR : O_RDONLY));
       if (uf->bfd == -1) {
         err = ncr_error (errno, "open %s: %s", cfg->path, strerror (errno));
+        goto fail;
+      }
+      if (cfg->in_dir && (fstat (uf->bfd, &bst) == -1 || bst.st_dev != st.st_dev ||
+                          bst.st_ino != st.st_ino)) {
+        err = ncr_error (ESTALE, "%s was replaced while it was being opened; try again",
+                         cfg->path);
+        goto fail;
+      }
+      if (cfg->in_dir && fcntl (uf->bfd, F_SETFL, fcntl (uf->bfd, F_GETFL) & ~O_NONBLOCK) == -1) {
+        err = ncr_error (errno, "fcntl %s: %s", cfg->path, strerror (errno));
         goto fail;
       }
     }
