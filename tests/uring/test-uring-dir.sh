@@ -6,7 +6,8 @@
 # hard link), share its read-modify-write lock; names that are not files directly in the directory (traversal,
 # '/', hidden, symbolic links out of it or inside it, subdirectories, FIFOs, missing files,
 # the default export '') are refused while the server keeps serving the others. Buffered and
-# direct. file= with dir= is a startup error.
+# direct. A block device (a loop device, two nodes) as an export. file= with dir= is a
+# startup error.
 source "$srcdir/functions.sh"
 source "$srcdir/uring/uring-functions.sh"
 requires nbdinfo
@@ -103,6 +104,30 @@ start_nbdkit uring "$NBDCRYPT_URING_PLUGIN" -r dir="$exp"
 refused 'fifo' 'fifo' "fifo is not a regular file or a block device"
 served vol06
 stop_nbdkit uring
+
+# A block device in the directory is an export too; two device nodes of one device are one
+# file for the read-modify-write lock (found by device number). Needs a loop device.
+if command -v losetup >/dev/null && [ -w /dev/loop-control ] &&
+   truncate -s 4M "$tmpdir/backing" &&
+   dev=$(losetup --find --show "$tmpdir/backing" 2>/dev/null); then
+  on_exit losetup -d "$dev"
+  mkdir "$tmpdir/devs"
+  major=$((0x$(stat -c %t "$dev"))) minor=$((0x$(stat -c %T "$dev")))
+  mknod "$tmpdir/devs/disk" b $major $minor
+  mknod "$tmpdir/devs/disk-again" b $major $minor
+  cp "$tmpdir/backing" "$ref/backing"
+  start_nbdkit uring "$NBDCRYPT_URING_PLUGIN" dir="$tmpdir/devs" direct=true
+  env -u LD_PRELOAD nbdinfo --list --json "$uri" >"$tmpdir/list.json"
+  "$PYTHON" -c 'import json, sys
+got = [(e["export-name"], e["export-size"]) for e in json.load(open(sys.argv[1]))["exports"]]
+assert got == [("disk", 4194304), ("disk-again", 4194304)], got' "$tmpdir/list.json"
+  env -u LD_PRELOAD $io multiconn \
+    "nbd+unix:///disk?socket=$sock nbd+unix:///disk-again?socket=$sock" "$ref/backing" 4 3
+  stop_nbdkit uring
+  cmp "$tmpdir/backing" "$ref/backing"
+else
+  echo "no loop device: block devices in dir= not tested"
+fi
 
 nbdkit_fails "file= and dir= cannot be used together" \
   "$NBDCRYPT_URING_PLUGIN" file="$exp/vol00" dir="$exp"
