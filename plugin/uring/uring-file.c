@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "uring-file.h"
+#include "uring-inode.h"
 #include "uring-map.h"
 #include "uring-readahead.h"
 
@@ -56,19 +57,18 @@ struct uring_file {
   struct uring_readahead *ra;     /* direct: readahead for sequential streams, or NULL */
   struct uring_map *map;               /* buffered: the file's shared mapping, or NULL */
   int map_error;                  /* why there is none (errno), if one was wanted */
+  /* Shared with every other open of the same file: rmw_lock orders direct read-modify-write
+   * against all other changes; buffered_write_lock serializes buffered writes to a regular
+   * file. The file systems do that anyway (ext4, XFS, btrfs, tmpfs take the inode lock
+   * exclusively for a buffered write), but a writer waiting for the kernel's lock spins
+   * while the holder runs: on 4 KiB random writes over large page-cache folios that spinning
+   * took 16-18 % of nbdkit's CPU. Waiting here sleeps instead (docs/uring.md). Not for block
+   * devices, whose buffered writes run in parallel, nor for FUA writes, whose sync runs after
+   * the kernel drops its lock. Both are per file: writers of different files never wait for
+   * each other. */
+  struct uring_inode *ino;
 };
 
-/* Unaligned direct writes read, modify and write whole blocks; they take this lock for
- * writing, aligned direct writes take it for reading, so a block is never rewritten from a
- * stale copy. One lock for the process: every connection (multi-conn) sees the same file. */
-static pthread_rwlock_t rmw_lock;
-/* Buffered writes to a regular file are serialized here. The file systems do it anyway (ext4,
- * XFS, btrfs, tmpfs take the inode lock exclusively for a buffered write), but a writer
- * waiting for the kernel's lock spins while the holder runs: on 4 KiB random writes over
- * large page-cache folios that spinning took 16-18 % of nbdkit's CPU. Waiting here sleeps
- * instead (docs/uring.md). Not for block devices, whose buffered writes run in parallel,
- * nor for FUA writes, whose sync runs after the kernel drops its lock. */
-static pthread_mutex_t buffered_write_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t bounce_key;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void *zero_buf;
@@ -82,13 +82,6 @@ static __thread struct {
 static void
 global_init (void)
 {
-  pthread_rwlockattr_t attr;
-
-  pthread_rwlockattr_init (&attr);
-  /* Writers (read-modify-write) must not starve behind a stream of aligned writes. */
-  pthread_rwlockattr_setkind_np (&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init (&rmw_lock, &attr);
-  pthread_rwlockattr_destroy (&attr);
   pthread_key_create (&bounce_key, free);
   if (posix_memalign (&zero_buf, 4096, ZERO_BUF_SIZE) == 0)
     memset (zero_buf, 0, ZERO_BUF_SIZE);
@@ -211,6 +204,29 @@ bdev_has_write_zeroes (int fd)
   return fp && fscanf (fp, "%llu", &max) == 1 && max > 0;
 }
 
+/* PATH itself, or the name PATH in the directory DIRFD: no symbolic link followed (one could
+ * lead out of the directory), and O_NONBLOCK so that a FIFO there cannot hang the open (the
+ * caller clears it once it knows it has a file or a block device). */
+static int
+open_file (const struct uring_file_config *cfg, int flags)
+{
+  if (cfg->in_dir)
+    return openat (cfg->dirfd, cfg->path, flags | O_NOFOLLOW | O_NONBLOCK);
+  return open (cfg->path, flags);
+}
+
+/* False when the path names something that is neither a file nor a block device. */
+static bool
+file_is_servable (const struct uring_file_config *cfg)
+{
+  struct stat st;
+
+  if ((cfg->in_dir ? fstatat (cfg->dirfd, cfg->path, &st, AT_SYMLINK_NOFOLLOW)
+                   : stat (cfg->path, &st)) == -1)
+    return true;              /* cannot tell: report the open's own error */
+  return S_ISREG (st.st_mode) || S_ISBLK (st.st_mode);
+}
+
 int
 uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
 {
@@ -236,16 +252,22 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
     return err;
   }
   uf->can_write = !cfg->readonly;
-  uf->fd = open (cfg->path, flags | (cfg->readonly ? O_RDONLY : O_RDWR));
+  uf->fd = open_file (cfg, flags | (cfg->readonly ? O_RDONLY : O_RDWR));
   if (uf->fd == -1 && !cfg->readonly &&
       (errno == EACCES || errno == EROFS || errno == EPERM)) {
     uf->can_write = false;
-    uf->fd = open (cfg->path, flags | O_RDONLY);
+    uf->fd = open_file (cfg, flags | O_RDONLY);
   }
   if (uf->fd == -1) {
-    if (errno == EINVAL && cfg->direct)
+    /* O_DIRECT on a FIFO or a socket fails with EINVAL too: say what the file is. */
+    if (errno == EINVAL && cfg->direct && !file_is_servable (cfg))
+      err = ncr_error (EINVAL, "%s is not a regular file or a block device", cfg->path);
+    else if (errno == EINVAL && cfg->direct)
       err = ncr_error (EINVAL, "%s: the file system does not support O_DIRECT; "
                        "use direct=false", cfg->path);
+    else if (errno == ELOOP && cfg->in_dir)
+      err = ncr_error (ELOOP, "%s is a symbolic link: links in the directory are not "
+                       "followed (one could lead out of it)", cfg->path);
     else
       err = ncr_error (errno, "open %s: %s", cfg->path, strerror (errno));
     goto fail;
@@ -258,6 +280,13 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
     err = ncr_error (EINVAL, "%s is not a regular file or a block device", cfg->path);
     goto fail;
   }
+  if (cfg->in_dir && fcntl (uf->fd, F_SETFL, fcntl (uf->fd, F_GETFL) & ~O_NONBLOCK) == -1) {
+    err = ncr_error (errno, "fcntl %s: %s", cfg->path, strerror (errno));
+    goto fail;
+  }
+  err = uring_inode_get (&uf->ino, &st);
+  if (err < 0)
+    goto fail;
   uf->is_bdev = S_ISBLK (st.st_mode);
   uf->lbs = uf->mem_align = 1;
   uf->sector_size = 4096;
@@ -288,9 +317,20 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
        * written with O_DIRECT cannot be invalidated, and the kernel reports that as EIO. */
       uint64_t page = (uint64_t) sysconf (_SC_PAGESIZE);
       uf->direct_end = round_down (uf->size_at_open, page > uf->lbs ? page : uf->lbs);
-      uf->bfd = open (cfg->path, (flags & ~O_DIRECT) | (uf->can_write ? O_RDWR : O_RDONLY));
+      struct stat bst;
+      uf->bfd = open_file (cfg, (flags & ~O_DIRECT) | (uf->can_write ? O_RDWR : O_RDONLY));
       if (uf->bfd == -1) {
         err = ncr_error (errno, "open %s: %s", cfg->path, strerror (errno));
+        goto fail;
+      }
+      if (cfg->in_dir && (fstat (uf->bfd, &bst) == -1 || bst.st_dev != st.st_dev ||
+                          bst.st_ino != st.st_ino)) {
+        err = ncr_error (ESTALE, "%s was replaced while it was being opened; try again",
+                         cfg->path);
+        goto fail;
+      }
+      if (cfg->in_dir && fcntl (uf->bfd, F_SETFL, fcntl (uf->bfd, F_GETFL) & ~O_NONBLOCK) == -1) {
+        err = ncr_error (errno, "fcntl %s: %s", cfg->path, strerror (errno));
         goto fail;
       }
     }
@@ -314,7 +354,7 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
                      READAHEAD_CHUNK;
     unsigned align = uf->mem_align > uf->lbs ? uf->mem_align : uf->lbs;
     struct uring_ra_config rc = {
-      .fd = uf->fd, .window = cfg->readahead, .chunk = chunk,
+      .fd = uf->fd, .group = uf->ino->ra, .window = cfg->readahead, .chunk = chunk,
       .align = align > 4096 ? align : 4096, .limit = uf->direct_end,
     };
     err = uring_ra_new (&uf->ra, &rc);
@@ -332,6 +372,7 @@ uring_file_open (struct uring_file **ufp, const struct uring_file_config *cfg)
   return 0;
 
  fail:
+  uring_inode_put (uf->ino);
   if (uf->bfd >= 0)
     close (uf->bfd);
   if (uf->fd >= 0)
@@ -348,6 +389,7 @@ uring_file_close (struct uring_file *uf)
   uring_map_put (uf->map);
   uring_ra_free (uf->ra);
   uring_queue_free (uf->q);
+  uring_inode_put (uf->ino);
   if (uf->bfd >= 0)
     close (uf->bfd);
   close (uf->fd);
@@ -502,7 +544,7 @@ direct_write_ops (struct uring_file *uf, struct uring_queue_op *ops, const void 
 
   *exclusive = false;
   if (is_aligned (uf, buf, offset, end)) {
-    pthread_rwlock_rdlock (&rmw_lock);
+    pthread_rwlock_rdlock (&uf->ino->rmw_lock);
     return add_rw (uf, ops, 0, URING_QUEUE_WRITE, FD_MAIN, (void *) buf, end - offset, offset);
   }
   astart = round_down (offset, uf->lbs);
@@ -514,7 +556,7 @@ direct_write_ops (struct uring_file *uf, struct uring_queue_op *ops, const void 
   }
   if (astart == offset && aend == end) {
     /* Aligned range, unaligned buffer: copy, no read needed. */
-    pthread_rwlock_rdlock (&rmw_lock);
+    pthread_rwlock_rdlock (&uf->ino->rmw_lock);
   }
   else {
     /* Read-modify-write of the partial head and tail blocks, exclusively. */
@@ -522,7 +564,7 @@ direct_write_ops (struct uring_file *uf, struct uring_queue_op *ops, const void 
     size_t nrd = 0;
 
     *exclusive = true;
-    pthread_rwlock_wrlock (&rmw_lock);
+    pthread_rwlock_wrlock (&uf->ino->rmw_lock);
     if (astart != offset)
       rd[nrd++] = (struct uring_queue_op) { .opcode = URING_QUEUE_READ, .fd_index = FD_MAIN,
                                             .buf = bb, .len = uf->lbs, .offset = astart };
@@ -532,7 +574,7 @@ direct_write_ops (struct uring_file *uf, struct uring_queue_op *ops, const void 
                                             .offset = aend - uf->lbs };
     *err = uring_queue_run (uf->q, rd, nrd);
     if (*err < 0) {
-      pthread_rwlock_unlock (&rmw_lock);
+      pthread_rwlock_unlock (&uf->ino->rmw_lock);
       return 0;
     }
   }
@@ -557,10 +599,10 @@ do_pwrite (struct uring_file *uf, const void *buf, uint32_t count, uint64_t offs
     bool serialize = !uf->is_bdev && !(flags & URING_FILE_FUA);
 
     if (serialize)
-      pthread_mutex_lock (&buffered_write_lock);
+      pthread_mutex_lock (&uf->ino->buffered_write_lock);
     r = inline_rw (uf, true, (void *) buf, count, offset, flags & URING_FILE_FUA ? RWF_DSYNC : 0);
     if (serialize)
-      pthread_mutex_unlock (&buffered_write_lock);
+      pthread_mutex_unlock (&uf->ino->buffered_write_lock);
     return r;
   }
   mid = direct_split (uf, offset, end);
@@ -575,7 +617,7 @@ do_pwrite (struct uring_file *uf, const void *buf, uint32_t count, uint64_t offs
                 end - mid, mid);
   r = run_writes (uf, ops, n, flags);
   if (locked)
-    pthread_rwlock_unlock (&rmw_lock);
+    pthread_rwlock_unlock (&uf->ino->rmw_lock);
   bounce_trim ();
   return r;
 }
@@ -595,14 +637,14 @@ static inline void
 change_lock (struct uring_file *uf)
 {
   if (uf->direct)
-    pthread_rwlock_rdlock (&rmw_lock);
+    pthread_rwlock_rdlock (&uf->ino->rmw_lock);
 }
 
 static inline void
 change_unlock (struct uring_file *uf)
 {
   if (uf->direct)
-    pthread_rwlock_unlock (&rmw_lock);
+    pthread_rwlock_unlock (&uf->ino->rmw_lock);
 }
 
 /* fallocate as a plain syscall: io_uring would only hand it to a worker thread. */
@@ -798,14 +840,14 @@ static inline void
 change_begin (const struct uring_file *uf)
 {
   if (uf->ra)
-    uring_ra_write_begin ();
+    uring_ra_write_begin (uf->ino->ra);
 }
 
 static inline int
 change_end (const struct uring_file *uf, int r, uint64_t offset, uint32_t count)
 {
   if (uf->ra)
-    uring_ra_write_end (offset, count);
+    uring_ra_write_end (uf->ino->ra, offset, count);
   return r;
 }
 

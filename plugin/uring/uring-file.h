@@ -12,6 +12,9 @@
 
 struct uring_file_config {
   const char *path;
+  bool in_dir;                /* PATH is a name in the directory DIRFD (one component): a
+                               * symbolic link or a FIFO there is refused, not opened */
+  int dirfd;
   bool direct;                /* O_DIRECT */
   bool readonly;              /* open O_RDONLY */
   enum uring_queue_engine engine;

@@ -20,6 +20,7 @@ struct uring_map {
   dev_t dev;
   ino_t ino;
   unsigned refs;              /* users, plus one while it is `current` */
+  struct uring_map *next;     /* `maps` */
 };
 
 /* The copy in progress in this thread: a SIGBUS at an address inside [lo, hi) ends it. */
@@ -35,7 +36,10 @@ static struct sigaction previous;
 static bool installed;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct uring_map *current;  /* the mapping later uring_map_get calls share */
+/* Every mapping in use, one per file (dir= serves many); `current`, the one made last, is
+ * kept while no connection uses it, so that reconnecting to one file does not map it again. */
+static struct uring_map *maps;
+static struct uring_map *current;
 
 static void
 on_sigbus (int sig, siginfo_t *si, void *uc)
@@ -87,6 +91,11 @@ static void
 drop (struct uring_map *m)
 {
   if (--m->refs == 0) {
+    for (struct uring_map **pp = &maps; *pp != NULL; pp = &(*pp)->next)
+      if (*pp == m) {
+        *pp = m->next;
+        break;
+      }
     munmap (m->base, m->len);
     free (m);
   }
@@ -107,13 +116,13 @@ uring_map_get (struct uring_map **mp, int fd, const struct stat *st, uint64_t si
     return ncr_error (handler_err, "cannot install a SIGBUS handler: %s",
                       strerror (handler_err));
   pthread_mutex_lock (&lock);
-  if (current && current->dev == st->st_dev && current->ino == st->st_ino &&
-      current->len >= size) {
-    current->refs++;
-    *mp = current;
-    pthread_mutex_unlock (&lock);
-    return 0;
-  }
+  for (m = maps; m != NULL; m = m->next)
+    if (m->dev == st->st_dev && m->ino == st->st_ino && m->len >= size) {
+      m->refs++;
+      *mp = m;
+      pthread_mutex_unlock (&lock);
+      return 0;
+    }
   base = mmap (NULL, size, PROT_READ, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
     err = errno;
@@ -128,7 +137,8 @@ uring_map_get (struct uring_map **mp, int fd, const struct stat *st, uint64_t si
     return ncr_error (ENOMEM, "out of memory");
   }
   *m = (struct uring_map) { .base = base, .len = size, .dev = st->st_dev, .ino = st->st_ino,
-                       .refs = 2 };
+                            .refs = 2, .next = maps };
+  maps = m;
   if (current)
     drop (current);
   current = m;

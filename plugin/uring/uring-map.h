@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Buffered reads from a shared, read-only mapping of the served file (docs/uring.md: a
  * 1 MiB read costs a quarter less CPU as a copy from the page cache's pages than as a
- * pread). One mapping per file for the whole process, kept between connections.
+ * pread). One mapping per file in use, shared by all its connections; the last one made is
+ * kept while no connection uses it.
  *
  * A mapped page that cannot be read (the file was truncated under us, or an I/O error)
  * raises SIGBUS in the copying thread; uring_map_read catches it and returns -EFAULT, and the

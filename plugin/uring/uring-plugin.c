@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* nbdkit nbdcrypt-uring plugin: serves a file or block device through io_uring (uring-file.c).
- * Glue. */
+/* nbdkit nbdcrypt-uring plugin: serves a file or block device (file=), or every one in a
+ * directory as an export of its own (dir=), through io_uring (uring-file.c). Glue. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
 #include "attributes.h"
+#include "cleanup.h"
 #include "errors.h"
 #include "uring-file.h"
 #include "uring-readahead.h"
@@ -20,11 +25,13 @@
 #define DEFAULT_READAHEAD (16 * 1024 * 1024)
 
 static char *filename;
+static char *dirpath;         /* dir=: absolute */
+static int dir_fd = -1;       /* dir=: the directory, open for the server's lifetime */
 static bool direct;
 static unsigned queue_depth = DEFAULT_QUEUE_DEPTH;
 static enum uring_queue_engine engine = URING_QUEUE_PER_THREAD;
 static uint64_t split_size;
-static uint64_t readahead = DEFAULT_READAHEAD;
+static uint64_t readahead_size = DEFAULT_READAHEAD;
 static int use_mmap = -1;     /* mmap=: -1 unset (on when buffered) */
 
 /* Report a core-module error the nbdkit way: message, errno, -1. */
@@ -40,6 +47,9 @@ static void
 uring_unload (void)
 {
   free (filename);
+  free (dirpath);
+  if (dir_fd >= 0)
+    close (dir_fd);
 }
 
 static int
@@ -49,6 +59,11 @@ uring_config (const char *key, const char *value)
     free (filename);
     filename = nbdkit_absolute_path (value);
     return filename ? 0 : -1;
+  }
+  if (strcmp (key, "dir") == 0) {
+    free (dirpath);
+    dirpath = nbdkit_realpath (value);
+    return dirpath ? 0 : -1;
   }
   if (strcmp (key, "direct") == 0) {
     int r = nbdkit_parse_bool (value);
@@ -83,7 +98,7 @@ uring_config (const char *key, const char *value)
       nbdkit_error ("readahead=%s: must be 0 or a power of two from 64K to 1G", value);
       return -1;
     }
-    readahead = (uint64_t) r;
+    readahead_size = (uint64_t) r;
     return 0;
   }
   if (strcmp (key, "mmap") == 0) {
@@ -118,8 +133,14 @@ uring_config_complete (void)
   struct uring_file *uf;
   int r;
 
-  if (filename == NULL) {
-    nbdkit_error ("you must supply the file=<FILE> parameter (a file or a block device)");
+  if (filename && dirpath) {
+    nbdkit_error ("file= and dir= cannot be used together: file= serves one file, dir= "
+                  "every file in a directory (one export each); give only one of them");
+    return -1;
+  }
+  if (filename == NULL && dirpath == NULL) {
+    nbdkit_error ("you must supply the file=<FILE> parameter (a file or a block device) "
+                  "or dir=<DIR> (every file in DIR, one export each)");
     return -1;
   }
   if (engine != URING_QUEUE_SYNC && uring_queue_probe () < 0) {
@@ -135,9 +156,22 @@ uring_config_complete (void)
     return -1;
   }
   use_mmap = !direct && use_mmap != 0;
+  if (dirpath) {
+    /* The files come and go: each is checked when a client opens it. */
+    dir_fd = open (dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd == -1) {
+      nbdkit_error ("dir=%s: %m", dirpath);
+      return -1;
+    }
+    nbdkit_debug ("uring: dir=%s direct=%d queue-depth=%u split-size=%" PRIu64
+                  " readahead=%" PRIu64 " ring=%s mmap=%d", dirpath, direct, queue_depth,
+                  split_size, direct ? readahead_size : 0, uring_queue_engine_name (engine),
+                  use_mmap);
+    return 0;
+  }
   struct uring_file_config cfg = {
     .path = filename, .direct = direct, .readonly = true, .engine = URING_QUEUE_SYNC, .depth = 1,
-    .split_size = split_size, .readahead = readahead, .mmap = use_mmap,
+    .split_size = split_size, .readahead = readahead_size, .mmap = use_mmap,
   };
   r = uring_file_open (&uf, &cfg);
   if (r < 0)
@@ -147,7 +181,8 @@ uring_config_complete (void)
   uring_file_close (uf);
   nbdkit_debug ("uring: file=%s direct=%d queue-depth=%u split-size=%" PRIu64
                 " readahead=%" PRIu64 " ring=%s mmap=%d", filename, direct, queue_depth,
-                split_size, direct ? readahead : 0, uring_queue_engine_name (engine), use_mmap);
+                split_size, direct ? readahead_size : 0, uring_queue_engine_name (engine),
+                use_mmap);
   return 0;
 }
 
@@ -159,6 +194,92 @@ uring_dump_plugin (void)
   printf ("uring_default_readahead=%d\n", DEFAULT_READAHEAD);
 }
 
+/* dir=: a name that is a file directly in the directory, and not hidden. */
+static bool
+export_name_ok (const char *name)
+{
+  return name[0] != '\0' && name[0] != '.' && strchr (name, '/') == NULL;
+}
+
+static int
+compare_names (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* dir=: every regular file and block device directly in the directory, sorted by name. Hidden
+ * files, symbolic links and everything else are left out, as opening them would fail. */
+static int
+uring_list_exports (int readonly UNUSED, int is_tls UNUSED, struct nbdkit_exports *exports)
+{
+  CLEANUP_FREE char **names = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *d;
+  DIR *dp;
+  int fd, r = 0;
+
+  if (dirpath == NULL)
+    return nbdkit_use_default_export (exports);
+  /* A descriptor of its own: readdir's position is not shared with other listings. */
+  fd = openat (dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  dp = fd == -1 ? NULL : fdopendir (fd);
+  if (dp == NULL) {
+    nbdkit_error ("dir=%s: %m", dirpath);
+    if (fd >= 0)
+      close (fd);
+    return -1;
+  }
+  while (errno = 0, (d = readdir (dp)) != NULL) {
+    struct stat st;
+
+    if (!export_name_ok (d->d_name) ||
+        fstatat (fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+        !(S_ISREG (st.st_mode) || S_ISBLK (st.st_mode)))
+      continue;
+    if (n == cap) {
+      char **p = realloc (names, (cap = cap ? 2 * cap : 64) * sizeof *names);
+      if (p == NULL) {
+        nbdkit_error ("listing dir=%s: %m", dirpath);
+        r = -1;
+        break;
+      }
+      names = p;
+    }
+    names[n] = strdup (d->d_name);
+    if (names[n] == NULL) {
+      nbdkit_error ("listing dir=%s: %m", dirpath);
+      r = -1;
+      break;
+    }
+    n++;
+  }
+  if (r == 0 && errno != 0) {
+    nbdkit_error ("reading dir=%s: %m", dirpath);
+    r = -1;
+  }
+  if (r == 0)
+    qsort (names, n, sizeof *names, compare_names);
+  for (size_t i = 0; i < n; i++) {
+    if (r == 0 && nbdkit_add_export (exports, names[i], NULL) == -1)
+      r = -1;
+    free (names[i]);
+  }
+  closedir (dp);
+  return r;
+}
+
+static const char *
+uring_default_export (int readonly UNUSED, int is_tls UNUSED)
+{
+  if (dirpath == NULL)
+    return "";
+  /* As nbdkit's file plugin: no file is more default than another. */
+  nbdkit_error ("dir=%s has no default export: ask for a file by its name (nbdinfo --list "
+                "shows them), or give one with nbdkit's exportname filter (default-export=)",
+                dirpath);
+  return NULL;
+}
+
 static void *
 uring_open (int readonly)
 {
@@ -166,12 +287,35 @@ uring_open (int readonly)
   struct uring_file_config cfg = {
     .path = filename, .direct = direct, .readonly = readonly,
     .engine = engine, .depth = queue_depth, .split_size = split_size,
-    .readahead = readahead, .mmap = use_mmap,
+    .readahead = readahead_size, .mmap = use_mmap,
   };
-  int r = uring_file_open (&uf, &cfg);
+  const char *name = NULL;
+  int r;
 
+  if (dirpath) {
+    name = nbdkit_export_name ();
+    if (name == NULL)
+      return NULL;
+    if (!export_name_ok (name)) {
+      nbdkit_error ("export '%s': dir= serves the files directly in %s by their names; "
+                    "not '', names with '/', '.', '..' or hidden files (names starting "
+                    "with '.')", name, dirpath);
+      errno = EINVAL;
+      return NULL;
+    }
+    cfg.path = name;
+    cfg.in_dir = true;
+    cfg.dirfd = dir_fd;
+  }
+  r = uring_file_open (&uf, &cfg);
   if (r < 0) {
-    fail (r);
+    if (name) {
+      nbdkit_error ("export '%s' in dir=%s: %s%s", name, dirpath, ncr_last_error (),
+                    r == -ENOENT ? " (nbdinfo --list shows the exports)" : "");
+      errno = -r;
+    }
+    else
+      fail (r);
     return NULL;
   }
   return uf;
@@ -227,8 +371,8 @@ uring_can_write (void *handle)
 static int
 uring_can_multi_conn (void *handle UNUSED)
 {
-  /* Every connection opens the same file and flush is fdatasync: what one connection has
-   * flushed, all see. */
+  /* Every connection to an export opens the same file and flush is fdatasync: what one
+   * connection has flushed, all see. */
   return 1;
 }
 
@@ -352,7 +496,9 @@ static struct nbdkit_plugin plugin = {
   .config = uring_config,
   .config_complete = uring_config_complete,
   .config_help =
-    "file=<FILE>          (required) The file or block device to serve.\n"
+    "file=<FILE>          The file or block device to serve (file= or dir= is required).\n"
+    "dir=<DIR>            Serve every file and block device in DIR, each as the export\n"
+    "                     named by its file name.\n"
     "direct=true|false    Use O_DIRECT (default false).\n"
     "queue-depth=<N>      io_uring entries per ring (default 64).\n"
     "split-size=<SIZE>    Requests are cut into pieces this big, in flight together (256K).\n"
@@ -362,6 +508,8 @@ static struct nbdkit_plugin plugin = {
     "ring=per-thread|shared|none  io_uring layout (default per-thread; none: pread/pwrite).",
   .magic_config_key = "file",
   .dump_plugin = uring_dump_plugin,
+  .list_exports = uring_list_exports,
+  .default_export = uring_default_export,
   .open = uring_open,
   .close = uring_close,
   .get_size = uring_get_size,

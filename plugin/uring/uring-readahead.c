@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Readahead for O_DIRECT sequential reads: stream detection, prefetch ring + reaper thread,
- * invalidation by writes from any connection (see uring-readahead.h for the rules). */
+ * invalidation by writes to the file from any connection (see uring-readahead.h for the rules). */
 #include <errno.h>
 #include <liburing.h>
 #include <pthread.h>
@@ -60,22 +60,49 @@ struct uring_readahead {
   struct slot *slots;
   char *region;               /* the chunks' memory */
   struct uring_ra_stats st;
-  struct uring_readahead *next;           /* all_uras */
+  struct uring_readahead *next;           /* the group's all_uras */
 };
 
-/* Writes of the whole process (every connection): see uring-readahead.h. */
-static _Atomic uint64_t writes_started, writes_ended;
-static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct uring_readahead *all_uras;          /* those with prefetch buffers */
-static _Atomic unsigned nactive;
+/* The writes to one file from every connection of the process, and that file's readaheads
+ * (see uring-readahead.h). */
+struct uring_ra_group {
+  _Atomic uint64_t writes_started, writes_ended;
+  pthread_mutex_t all_lock;
+  struct uring_readahead *all_uras;       /* those with prefetch buffers */
+  _Atomic unsigned nactive;
+};
+
+int
+uring_ra_group_new (struct uring_ra_group **gp)
+{
+  struct uring_ra_group *g = calloc (1, sizeof *g);
+
+  if (g == NULL)
+    return -errno;
+  atomic_init (&g->writes_started, 0);
+  atomic_init (&g->writes_ended, 0);
+  atomic_init (&g->nactive, 0);
+  pthread_mutex_init (&g->all_lock, NULL);
+  *gp = g;
+  return 0;
+}
+
+void
+uring_ra_group_free (struct uring_ra_group *g)
+{
+  if (g == NULL)
+    return;
+  pthread_mutex_destroy (&g->all_lock);
+  free (g);
+}
 
 int
 uring_ra_new (struct uring_readahead **rap, const struct uring_ra_config *c)
 {
   struct uring_readahead *ra;
 
-  if (c->chunk == 0 || c->window < c->chunk || c->window % c->chunk || c->align == 0 ||
-      c->chunk % c->align)
+  if (c->group == NULL || c->chunk == 0 || c->window < c->chunk || c->window % c->chunk ||
+      c->align == 0 || c->chunk % c->align)
     return -EINVAL;
   ra = calloc (1, sizeof *ra);
   if (ra == NULL)
@@ -108,7 +135,7 @@ reaper_main (void *arg)
     if (r < 0)
       continue;               /* -EINTR, or nothing yet */
     pthread_mutex_lock (&ra->lock);
-    uint64_t now = atomic_load (&writes_started);
+    uint64_t now = atomic_load (&ra->c.group->writes_started);
     io_uring_for_each_cqe (&ra->ring, head, cqe) {
       struct slot *s = io_uring_cqe_get_data (cqe);
       seen++;
@@ -184,11 +211,12 @@ start (struct uring_readahead *ra)
     io_uring_queue_exit (&ra->ring);
     goto fail;
   }
-  pthread_mutex_lock (&all_lock);
-  ra->next = all_uras;
-  all_uras = ra;
-  atomic_fetch_add (&nactive, 1);
-  pthread_mutex_unlock (&all_lock);
+  struct uring_ra_group *g = ra->c.group;
+  pthread_mutex_lock (&g->all_lock);
+  ra->next = g->all_uras;
+  g->all_uras = ra;
+  atomic_fetch_add (&g->nactive, 1);
+  pthread_mutex_unlock (&g->all_lock);
   ra->started = true;
   ra->broken = false;
   return true;
@@ -204,14 +232,15 @@ uring_ra_free (struct uring_readahead *ra)
   if (ra == NULL)
     return;
   if (ra->started) {
-    pthread_mutex_lock (&all_lock);
-    for (struct uring_readahead **pp = &all_uras; *pp != NULL; pp = &(*pp)->next)
+    struct uring_ra_group *g = ra->c.group;
+    pthread_mutex_lock (&g->all_lock);
+    for (struct uring_readahead **pp = &g->all_uras; *pp != NULL; pp = &(*pp)->next)
       if (*pp == ra) {
         *pp = ra->next;
         break;
       }
-    atomic_fetch_sub (&nactive, 1);
-    pthread_mutex_unlock (&all_lock);
+    atomic_fetch_sub (&g->nactive, 1);
+    pthread_mutex_unlock (&g->all_lock);
     /* A no-op without data stops the reaper once every prefetch has landed. */
     pthread_mutex_lock (&ra->lock);
     struct io_uring_sqe *sqe = io_uring_get_sqe (&ra->ring);   /* nslots + 1 entries */
@@ -275,8 +304,8 @@ prefetch (struct uring_readahead *ra)
   if (from >= to || !start (ra))
     return;
   /* No prefetch may start while a write is in flight (it could read half of it). */
-  snap = atomic_load (&writes_started);
-  if (snap != atomic_load (&writes_ended))
+  snap = atomic_load (&ra->c.group->writes_started);
+  if (snap != atomic_load (&ra->c.group->writes_ended))
     return;
   for (uint64_t off = from; off < to; off += chunk) {
     struct slot *s;
@@ -419,19 +448,19 @@ uring_ra_read (struct uring_readahead *ra, void *buf, uint64_t len, uint64_t off
 }
 
 void
-uring_ra_write_begin (void)
+uring_ra_write_begin (struct uring_ra_group *g)
 {
-  atomic_fetch_add (&writes_started, 1);
+  atomic_fetch_add (&g->writes_started, 1);
 }
 
 void
-uring_ra_write_end (uint64_t offset, uint64_t len)
+uring_ra_write_end (struct uring_ra_group *g, uint64_t offset, uint64_t len)
 {
   uint64_t end = offset + len;
 
-  if (atomic_load (&nactive) > 0) {
-    pthread_mutex_lock (&all_lock);
-    for (struct uring_readahead *ra = all_uras; ra != NULL; ra = ra->next) {
+  if (atomic_load (&g->nactive) > 0) {
+    pthread_mutex_lock (&g->all_lock);
+    for (struct uring_readahead *ra = g->all_uras; ra != NULL; ra = ra->next) {
       pthread_mutex_lock (&ra->lock);
       for (unsigned i = 0; i < ra->nslots; i++) {
         struct slot *s = &ra->slots[i];
@@ -446,9 +475,9 @@ uring_ra_write_end (uint64_t offset, uint64_t len)
       }
       pthread_mutex_unlock (&ra->lock);
     }
-    pthread_mutex_unlock (&all_lock);
+    pthread_mutex_unlock (&g->all_lock);
   }
-  atomic_fetch_add (&writes_ended, 1);
+  atomic_fetch_add (&g->writes_ended, 1);
 }
 
 void

@@ -11,11 +11,13 @@
  * then it waits) is copied from them instead of reading the device.
  *
  * Writes never lose to stale prefetched data: every write, zero and trim of the file, from any
- * connection of the process, is bracketed by uring_ra_write_begin / uring_ra_write_end. A prefetch
- * that
- * was issued while a write was in flight, or during which a write began, is discarded when it
- * completes; chunks overlapping a finished write are dropped (in every connection's ura)
- * before that write returns. Writers outside this process are not seen (like any cache). */
+ * connection of the process, is bracketed by uring_ra_write_begin / uring_ra_write_end on the
+ * file's group (one struct uring_ra_group per file, shared by every readahead of that file). A
+ * prefetch that was issued while a write to the file was in flight, or during which one began,
+ * is discarded when it completes; chunks overlapping a finished write are dropped (in every
+ * connection's readahead of that file) before that write returns. Writes to other files served
+ * by the process do not disturb this file's prefetches. Writers outside this process are not
+ * seen (like any cache). */
 #ifndef NBDCRYPT_URING_READAHEAD_H
 #define NBDCRYPT_URING_READAHEAD_H
 
@@ -23,8 +25,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct uring_ra_group;
+
 struct uring_ra_config {
   int fd;                     /* O_DIRECT descriptor */
+  struct uring_ra_group *group; /* the file's writes (outlives the readahead) */
   uint64_t window;            /* bytes kept in flight ahead of the stream (power of two) */
   uint64_t chunk;             /* prefetch unit, divides window, multiple of align */
   unsigned align;             /* buffer alignment for O_DIRECT */
@@ -41,6 +46,10 @@ struct uring_ra_stats {
 
 struct uring_readahead;
 
+/* One per file, before its first readahead; freed after its last. */
+int uring_ra_group_new (struct uring_ra_group **gp);
+void uring_ra_group_free (struct uring_ra_group *g);
+
 int uring_ra_new (struct uring_readahead **rap, const struct uring_ra_config *config);
 void uring_ra_free (struct uring_readahead *ra);
 
@@ -51,8 +60,8 @@ void uring_ra_free (struct uring_readahead *ra);
 int uring_ra_read (struct uring_readahead *ra, void *buf, uint64_t len, uint64_t offset);
 
 /* Any write to the file (all connections): begin before touching the file, end after. */
-void uring_ra_write_begin (void);
-void uring_ra_write_end (uint64_t offset, uint64_t len);
+void uring_ra_write_begin (struct uring_ra_group *g);
+void uring_ra_write_end (struct uring_ra_group *g, uint64_t offset, uint64_t len);
 
 void uring_ra_get_stats (struct uring_readahead *ra, struct uring_ra_stats *stats);
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Description: uring-map on its own: reads from the mapping match the file; a second
- * uring_map_get of the same file shares the mapping, another file (or a bigger size) replaces it
- * for later callers while earlier holders keep theirs; a read of pages cut off by truncation
+ * uring_map_get of the same file shares the mapping, another file gets its own while the
+ * first one's stays shared as long as it is in use (dir= serves many files); a read of pages cut off by truncation
  * returns -EFAULT (SIGBUS caught) and the thread reads on normally afterwards, from several
  * threads at once; a SIGBUS outside a uring_map_read reaches the handler installed before. */
 #include <errno.h>
@@ -121,7 +121,7 @@ test_umap_sharing (void)
   static unsigned char buf[PAGES * PAGE];
   char path2[256];
   struct stat st2;
-  struct uring_map *c, *d;
+  struct uring_map *c, *d, *e;
   int fd2;
 
   CHECK_MSG (uring_map_get (&b, fd, &st, PAGE) == 0 && b == a, "same file shares the mapping");
@@ -136,6 +136,9 @@ test_umap_sharing (void)
   CHECK_MSG (uring_map_read (a, buf, 7, 3 * PAGE) == 0 && memcmp (buf, "written", 7) == 0,
              "the old mapping still reads");
   CHECK_MSG (uring_map_get (&d, fd2, &st2, PAGE) == 0 && d == c, "the new one is shared now");
+  CHECK_MSG (uring_map_get (&e, fd, &st, PAGE) == 0 && e == a,
+             "the first file's mapping, still in use, is shared too");
+  uring_map_put (e);
   uring_map_put (d);
   uring_map_put (c);
   close (fd2);

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # NBD client side of the uring tests (libnbd's python module): random writes with odd offsets
 # and lengths recorded in a reference file, read-back checks, concurrent multi-connection
-# writes that share blocks. Usage: uring_io.py COMMAND URI [args...]
+# writes that share blocks, concurrent writes to several exports of one server (dir=).
+# Usage: uring_io.py COMMAND URI [args...]
 import os
 import random
 import sys
@@ -74,8 +75,10 @@ def verify(uri, ref_path, seed, count):
 
 def multiconn(uri, ref_path, nconn, rounds):
     """nconn connections write interleaved 100-byte records at once: neighbours share
-    512-byte blocks, so an unlocked read-modify-write would lose some of them."""
-    h0 = connect(uri)
+    512-byte blocks, so an unlocked read-modify-write would lose some of them. URI may be
+    several, separated by spaces (names of one file): connection k uses the k-th, in turn."""
+    uris = uri.split()
+    h0 = connect(uris[0])
     assert h0.can_multi_conn(), 'multi-conn not advertised'
     size = h0.get_size()
     h0.shutdown()
@@ -85,7 +88,7 @@ def multiconn(uri, ref_path, nconn, rounds):
 
     def worker(k):
         try:
-            h = connect(uri)
+            h = connect(uris[k % len(uris)])
             for r in range(rounds):
                 for j in range(k, nrec, nconn):
                     h.pwrite(bytes([(j + r) % 251 + 1]) * rec, j * rec)
@@ -105,6 +108,27 @@ def multiconn(uri, ref_path, nconn, rounds):
         for j in range(nrec):
             ref.seek(j * rec)
             ref.write(bytes([(j + rounds - 1) % 251 + 1]) * rec)
+
+
+def exports(sock, ref_dir, seed, count, names):
+    """One connection per export NAME (dir=) on the server at SOCK, all writing at once, each
+    its own random data (seed + its index); the expected image of NAME is ref_dir/NAME."""
+    errors = []
+
+    def worker(i, name):
+        try:
+            uri = f'nbd+unix:///{name}?socket={sock}'
+            write_random(uri, os.path.join(ref_dir, name), seed + i, count, big=False)
+        except Exception as e:              # reported below, the test fails
+            errors.append(f'{name}: {e}')
+
+    threads = [threading.Thread(target=worker, args=(i, name)) for i, name in enumerate(names)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        sys.exit(f'FAIL: {errors[0]}')
 
 
 def readahead(uri, ref_path, seed, passes):
@@ -269,6 +293,8 @@ def main():
         mixrace(uri, args[0], int(args[1]), int(args[2]))
     elif cmd == 'multiconn':
         multiconn(uri, args[0], int(args[1]), int(args[2]))
+    elif cmd == 'exports':          # URI is the server's socket here
+        exports(uri, args[0], int(args[1]), int(args[2]), args[3:])
     else:
         sys.exit(f'unknown command {cmd}')
 
