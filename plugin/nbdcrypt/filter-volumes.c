@@ -797,10 +797,12 @@ filter_volume_for (nbdkit_next *next, const char *name)
   return s->user;
 }
 
-/* The plugin's exports, each described by the volume it holds once opened. */
+/* The plugin's exports, each described by the volume it holds once opened; a revoked one
+ * (whose connections are refused) by why it is refused. */
 struct describe_arg {
   const char *name;
   const char *desc;
+  char why[640];                /* "refused: " and a refusal or revoked_msg (600) */
 };
 
 static int
@@ -810,7 +812,12 @@ find_by_name (struct volume_session *s, void *arg)
 
   if (strcmp (s->name, a->name) != 0 || s->user == NULL)
     return 0;
-  a->desc = ((struct served_volume *) s->user)->description;
+  if (session_revoked (s)) {    /* revoked_msg is written before the flag, never again */
+    snprintf (a->why, sizeof a->why, "refused: %s", s->revoked_msg);
+    a->desc = a->why;
+  }
+  else
+    a->desc = ((struct served_volume *) s->user)->description;
   return 1;
 }
 
@@ -830,15 +837,14 @@ filter_list_exports (nbdkit_next_list_exports *next, nbdkit_backend *nxdata, int
   for (size_t i = 0; i < nbdkit_exports_count (below); i++) {
     struct nbdkit_export e = nbdkit_get_export (below, i);
     struct describe_arg a = { .name = e.name, .desc = e.description };
-    char why[300] = "";
     if (vset_foreach (vset, find_by_name, &a) == 0) {
       pthread_mutex_lock (&refusals_lock);
       for (struct refusal *f = refusals; f; f = f->next)
         if (strcmp (f->name, e.name) == 0)
-          snprintf (why, sizeof why, "%s", f->reason);
+          snprintf (a.why, sizeof a.why, "%s", f->reason);
       pthread_mutex_unlock (&refusals_lock);
-      if (why[0])
-        a.desc = why;
+      if (a.why[0])
+        a.desc = a.why;
     }
     if (nbdkit_add_export (exports, e.name, a.desc) == -1)
       goto out;
