@@ -25,7 +25,7 @@ usage (FILE *fp)
   fprintf (fp,
 "usage: nbdcrypt dump [--json] TARGET\n"
 "       nbdcrypt dump TARGET --dump-volume-key FILE (--kms-config F | --kek-file F)\n"
-"Shows the volume header; needs no key. --dump-volume-key writes the raw data key\n"
+"Shows the volume header and every keyslot; needs no key. --dump-volume-key writes the raw data key\n"
 "(the dm-crypt volume key) to FILE, which must not exist; it is created with mode 0600.\n");
 }
 
@@ -57,8 +57,16 @@ print_json (const struct volume_headers *hs, const struct volume_header *h, uint
           h->kek_provider);
   json_str (h->kek_id);
   printf (", \"wrap\": \"%s\", \"wrapped_dek\": \"%s\", \"key_check_value\": \"%s\", "
-          "\"sequence\": %llu, \"copies\": [", h->wrap, wdek, kcv,
+          "\"sequence\": %llu, \"keyslots\": [", h->wrap, wdek, kcv,
           (unsigned long long) h->sequence);
+  for (unsigned i = 0; i <= h->n_extra; i++) {
+    tool_hex (h->slot[i].wrapped_dek, h->slot[i].wrapped_dek_len, wdek);
+    printf ("%s{\"slot\": %u, \"kek_provider\": \"%s\", \"kek_id\": ", i ? ", " : "", i,
+            h->slot[i].kek_provider);
+    json_str (h->slot[i].kek_id);
+    printf (", \"wrap\": \"%s\", \"wrapped_dek\": \"%s\"}", h->slot[i].wrap, wdek);
+  }
+  printf ("], \"copies\": [");
   for (unsigned i = 0; i < 2; i++) {
     printf ("%s{\"copy\": \"%c\", \"offset\": %llu, \"valid\": %s", i ? ", " : "", 'A' + i,
             (unsigned long long) volume_header_copy_offset (i), hs->status[i] ? "false" : "true");
@@ -67,6 +75,12 @@ print_json (const struct volume_headers *hs, const struct volume_header *h, uint
       printf (", \"version\": %u, \"sequence\": %llu, \"uuid\": \"%s\", \"kek_id\": ",
               hs->copy[i].version, (unsigned long long) hs->copy[i].sequence, uuid);
       json_str (hs->copy[i].kek_id);
+      printf (", \"kek_ids\": [");
+      for (unsigned k = 0; k <= hs->copy[i].n_extra; k++) {
+        printf ("%s", k ? ", " : "");
+        json_str (hs->copy[i].slot[k].kek_id);
+      }
+      putchar (']');
     }
     else
       printf (", \"error\": "), json_str (hs->reason[i]);
@@ -92,15 +106,22 @@ print_text (const struct volume_headers *hs, const struct volume_header *h, uint
           "KEK id:        %s\n"
           "wrap:          %s\n"
           "wrapped DEK:   %s\n"
-          "sequence:      %llu\n",
+          "sequence:      %llu\n"
+          "keyslots:      %u\n",
           h->version, uuid, h->cipher, h->sector_size, (unsigned long long) h->data_offset,
           (unsigned long long) (size > h->data_offset ? size - h->data_offset : 0),
-          h->kek_provider, h->kek_id, h->wrap, wdek, (unsigned long long) h->sequence);
+          h->kek_provider, h->kek_id, h->wrap, wdek, (unsigned long long) h->sequence,
+          volume_header_slots (h));
+  /* Every slot, numbered as remove-kek --slot takes them (the KEK lines above: slot 0). */
+  for (unsigned i = 0; i <= h->n_extra; i++)
+    printf ("slot %u:        %s %s (wrap %s)\n", i, h->slot[i].kek_provider, h->slot[i].kek_id,
+            h->slot[i].wrap);
   for (unsigned i = 0; i < 2; i++) {
     if (hs->status[i] == 0) {
       volume_uuid_str (hs->copy[i].uuid, uuid);
-      printf ("copy %c:        valid, version %u, sequence %llu, uuid %s\n", 'A' + i,
-              hs->copy[i].version, (unsigned long long) hs->copy[i].sequence, uuid);
+      printf ("copy %c:        valid, version %u, sequence %llu, uuid %s, %u keyslot%s\n",
+              'A' + i, hs->copy[i].version, (unsigned long long) hs->copy[i].sequence, uuid,
+              volume_header_slots (&hs->copy[i]), hs->copy[i].n_extra ? "s" : "");
     }
     else
       printf ("copy %c:        INVALID: %s\n", 'A' + i, hs->reason[i]);

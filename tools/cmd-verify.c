@@ -50,12 +50,16 @@ static int
 check_kek (const struct volume_headers *hs, int *pick, bool fixed, const char *kms_config,
            const char *kek_file, unsigned timeout, struct keyprov **kp)
 {
-  const struct volume_header *h = &hs->copy[*pick], *o = &hs->copy[1 - *pick];
+  const struct volume_header *o = &hs->copy[1 - *pick];
+  const struct volume_keyslot *h = &hs->copy[*pick].slot[0];
   enum kek_state st;
   char first[512];
-  int r;
+  int r, i;
 
-  r = tool_provider_for_header (cmd, h, kms_config, kek_file, kp);
+  r = tool_provider_for_header (cmd, &hs->copy[*pick], kms_config, kek_file, kp);
+  /* The slot the key given opens (a KEK file: the one with its fingerprint). */
+  if (r == 0 && (i = volume_pick_slot (&hs->copy[*pick], *kp)) >= 0)
+    h = &hs->copy[*pick].slot[i];
   if (r == 0)
     r = keyprov_kek_state (*kp, h->kek_id, &st);
   if (r < 0 && !fixed && !hs->conflict && hs->status[1 - *pick] == 0 &&
@@ -63,11 +67,12 @@ check_kek (const struct volume_headers *hs, int *pick, bool fixed, const char *k
     struct keyprov *okp = NULL;
     snprintf (first, sizeof first, "%s", ncr_last_error ());
     if (tool_provider_for_header (cmd, o, kms_config, kek_file, &okp) == 0 &&
-        keyprov_kek_state (okp, o->kek_id, &st) == 0) {
+        (i = volume_pick_slot (o, okp)) >= 0 &&
+        keyprov_kek_state (okp, o->slot[i].kek_id, &st) == 0) {
       keyprov_free (*kp);
       *kp = okp;
       *pick = 1 - *pick;
-      h = o;
+      h = &o->slot[i];
       r = 0;
     }
     else {
@@ -94,11 +99,12 @@ static int
 repair (struct volume_target *t, const struct volume_headers *hs, const struct volume *v)
 {
   unsigned used = v->used_copy, other = 1 - used;
-  struct volume_header fixed = v->hdr;
+  struct volume_header fixed;
   uint8_t buf[VH_AREA_SIZE];
   int r;
 
-  if (v->hdr.version < VH_VERSION) {
+  volume_disk_header (v, &fixed);
+  if (v->hdr.version < VH_VERSION_MAC) {
     uint64_t seq = v->hdr.sequence;
     if (hs->status[other] == 0 && hs->copy[other].sequence > seq)
       seq = hs->copy[other].sequence;
@@ -106,11 +112,11 @@ repair (struct volume_target *t, const struct volume_headers *hs, const struct v
     if ((r = volume_header_seal (&fixed, v->dek, v->dek_len)) < 0 ||
         (r = tool_write_headers (t, &fixed, other)) < 0)
       return r;
-    printf ("upgraded the header to version %u (both copies, sequence %llu)\n", VH_VERSION,
-            (unsigned long long) fixed.sequence);
+    printf ("upgraded the header to version %u (both copies, sequence %llu)\n",
+            fixed.version, (unsigned long long) fixed.sequence);
     return 0;
   }
-  if (hs->status[other] == 0 && same_bytes (&hs->copy[other], &v->hdr))
+  if (hs->status[other] == 0 && same_bytes (&hs->copy[other], &fixed))
     return 0;
   fixed.copy_index = (uint8_t) other;
   if ((r = volume_header_encode (&fixed, buf, sizeof buf)) < 0 ||
@@ -182,9 +188,12 @@ cmd_verify (int argc, char **argv)
     char uuid[37];
     if (hs.status[i] == 0) {
       volume_uuid_str (hs.copy[i].uuid, uuid);
-      printf ("header copy %c: valid (version %u, sequence %llu, uuid %s, KEK %s)\n", 'A' + i,
+      printf ("header copy %c: valid (version %u, sequence %llu, uuid %s, KEK %s", 'A' + i,
               hs.copy[i].version, (unsigned long long) hs.copy[i].sequence, uuid,
               hs.copy[i].kek_id);
+      for (unsigned k = 1; k <= hs.copy[i].n_extra; k++)
+        printf (", %s", hs.copy[i].slot[k].kek_id);
+      printf (")\n");
     }
     else
       printf ("header copy %c: INVALID: %s\n", 'A' + i, hs.reason[i]);
@@ -214,8 +223,10 @@ cmd_verify (int argc, char **argv)
   if (!repair_opt) {
     if (v->warning[0])
       tool_warn (cmd, "%s", v->warning);
+    struct volume_header disk;
+    volume_disk_header (v, &disk);
     if (use_copy >= 0 && hs.status[1 - use_copy] == 0 &&
-        !same_bytes (&hs.copy[1 - use_copy], &v->hdr))
+        !same_bytes (&hs.copy[1 - use_copy], &disk))
       printf ("copy %c opens with this key; 'nbdcrypt verify --repair --use-copy %c' "
               "rewrites copy %c from it\n", 'A' + use_copy, 'A' + use_copy, 'B' - use_copy);
   }

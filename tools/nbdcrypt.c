@@ -13,6 +13,8 @@ static const struct {
   { "format", cmd_format, "create an encrypted volume header (envelope-encrypted data key)" },
   { "dump",   cmd_dump,   "show a volume header; optionally write out the volume key" },
   { "rewrap", cmd_rewrap, "rotate the key-encryption key without touching data" },
+  { "add-kek", cmd_add_kek, "add a keyslot: the data key wrapped under one more KEK" },
+  { "remove-kek", cmd_remove_kek, "remove a keyslot (never the last)" },
   { "verify", cmd_verify, "check KMS reachability, KEK state and the key check value" },
   { "header", cmd_header, "back up or restore the volume header copies (as luksHeaderBackup)" },
   { "kms",    cmd_kms,    "talk to a KMIP server (versions, query, create, get, ...)" },
@@ -24,7 +26,7 @@ usage (FILE *fp)
 {
   fprintf (fp, "usage: nbdcrypt COMMAND [ARGS...]\n\ncommands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf (fp, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf (fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
   fprintf (fp, "\n'nbdcrypt COMMAND --help' describes each command; "
            "'nbdcrypt --version' prints the version.\n");
 }

@@ -12,6 +12,7 @@
 #include "parse.h"
 #include "timeutil.h"
 #include "volume-common.h"
+#include "volume.h"
 
 int
 tool_usage_error (void (*usage) (FILE *fp))
@@ -60,21 +61,41 @@ int
 tool_provider_for_header (const char *cmd, const struct volume_header *h, const char *kms_config,
                           const char *kek_file, struct keyprov **out)
 {
-  enum keyprov_kind kind;
-  int r;
+  bool kmip = false, file = false;
+  char list[600] = "";
+  size_t n = 0;
 
-  if ((r = keyprov_kind_from_name (h->kek_provider, &kind)) < 0)
-    return r;
-  if (kind == KEYPROV_KMIP) {
-    if (kms_config == NULL)
-      return ncr_error (EINVAL, "this volume's KEK (%s) is in a KMS: give --kms-config FILE",
-                        h->kek_id);
-    return tool_open_provider (cmd, kms_config, NULL, out);
+  for (unsigned i = 0; i <= h->n_extra && i < VH_MAX_SLOTS; i++) {
+    enum keyprov_kind kind;
+    int r = keyprov_kind_from_name (h->slot[i].kek_provider, &kind);
+    if (r < 0)
+      return r;
+    kmip |= kind == KEYPROV_KMIP;
+    file |= kind == KEYPROV_FILE;
   }
-  if (kek_file == NULL)
+  /* Both given: the key of the first slot opens, the other names a new KEK (rewrap). */
+  if (kms_config && kek_file) {
+    if (strcmp (h->kek_provider, "kmip") == 0)
+      return tool_open_provider (cmd, kms_config, NULL, out);
+    return tool_open_provider (cmd, NULL, kek_file, out);
+  }
+  if (kms_config && kmip)
+    return tool_open_provider (cmd, kms_config, NULL, out);
+  if (kek_file && file)
+    return tool_open_provider (cmd, NULL, kek_file, out);
+  if (h->n_extra == 0 && kmip)
+    return ncr_error (EINVAL, "this volume's KEK (%s) is in a KMS: give --kms-config FILE",
+                      h->kek_id);
+  if (h->n_extra == 0)
     return ncr_error (EINVAL, "this volume's KEK is a local file (fingerprint %s): give "
                       "--kek-file PATH", h->kek_id);
-  return tool_open_provider (cmd, NULL, kek_file, out);
+  for (unsigned i = 0; i <= h->n_extra && n < sizeof list; i++)
+    n += (size_t) snprintf (list + n, sizeof list - n, "%sslot %u: %s %.80s", i ? ", " : "",
+                            i, strcmp (h->slot[i].kek_provider, "kmip") == 0 ? "KMS KEK" :
+                            "KEK file", h->slot[i].kek_id);
+  return ncr_error (EINVAL, "this volume's keyslots (%s) open with %s", list,
+                    kmip && file ? "--kms-config FILE or --kek-file PATH" :
+                    kmip ? "--kms-config FILE" : "--kek-file PATH");
 }
 
 int
@@ -149,6 +170,73 @@ tool_write_headers (struct volume_target *t, const struct volume_header *h, unsi
   if (delay)
     ncr_sleep_ms (delay);
   return write_copy (t, h, 1 - first, delay);
+}
+
+int
+tool_commit_header (struct volume_target *t, const struct volume_headers *hs,
+                    const struct volume *v, struct volume_header *nh)
+{
+  /* Sequence above both copies. The copy the key did NOT open from goes first: after an
+   * interrupted update that opened from the older copy, this overwrites the aborted run's copy
+   * and never the one the given KEK opens (writing the older copy first, as a plain "oldest
+   * first" rule would, could leave only the aborted run's KEK). */
+  uint64_t seq_a = hs->status[0] == 0 ? hs->copy[0].sequence : 0;
+  uint64_t seq_b = hs->status[1] == 0 ? hs->copy[1].sequence : 0;
+
+  nh->sequence = (seq_a > seq_b ? seq_a : seq_b) + 1;
+  return tool_write_headers (t, nh, 1 - v->used_copy);
+}
+
+int
+tool_new_kek_check (const char *cmd, const struct tool_new_kek *nk)
+{
+  enum key_wrap w;
+
+  if ((!!nk->id + !!nk->file + (nk->create && !nk->file)) != 1) {
+    tool_err (cmd, "give the new KEK: exactly one of --new-kek-id UID, --create-kek, "
+              "--new-kek-file PATH");
+    return 2;
+  }
+  if (!nk->file && nk->kms_config == NULL) {
+    tool_err (cmd, "--new-kek-id and --create-kek need --kms-config FILE");
+    return 2;
+  }
+  if (nk->file && nk->wrap && key_wrap_from_name (nk->wrap, &w) == 0 && w != KEY_WRAP_AES_KWP) {
+    tool_err (cmd, "a KEK file supports only --wrap local");
+    return 2;
+  }
+  return 0;
+}
+
+int
+tool_new_kek_resolve (const char *cmd, const struct tool_new_kek *nk, struct keyprov *cur_kp,
+                      const char *cur_wrap, struct keyprov **new_kp,
+                      char kek_id[VH_MAX_KEK_ID + 1], const char **wrap)
+{
+  int r = 0;
+
+  *new_kp = NULL;
+  *wrap = nk->wrap;
+  if (*wrap == NULL)
+    *wrap = keyprov_kind (cur_kp) == KEYPROV_KMIP && !nk->file ? cur_wrap :
+            key_wrap_name (KEY_WRAP_AES_KWP);
+  /* The new KEK's provider: a file, or the KMS (the current provider if it is the KMS). */
+  if (nk->file) {
+    if (nk->create && (r = keyprov_file_create (nk->file)) < 0)
+      return r;
+    if ((r = tool_open_provider (cmd, NULL, nk->file, new_kp)) < 0)
+      return r;
+    return keyprov_default_kek_id (*new_kp, kek_id, VH_MAX_KEK_ID + 1);
+  }
+  if (keyprov_kind (cur_kp) != KEYPROV_KMIP &&
+      (r = tool_open_provider (cmd, nk->kms_config, NULL, new_kp)) < 0)
+    return r;
+  if (nk->id) {
+    snprintf (kek_id, VH_MAX_KEK_ID + 1, "%s", nk->id);
+    return 0;
+  }
+  return keyprov_create_kek (*new_kp ? *new_kp : cur_kp, nk->name, *wrap, kek_id,
+                             VH_MAX_KEK_ID + 1);
 }
 
 /* Known signatures, at fixed offsets (as blkid probes them). */

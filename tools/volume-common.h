@@ -48,6 +48,44 @@ int tool_parse_uint (const char *opt, const char *value, uint64_t max, uint64_t 
  * middle of a copy. */
 int tool_write_headers (struct volume_target *t, const struct volume_header *h, unsigned first);
 
+/* Commit a header update made from volume v (rewrap, add-kek, remove-kek) to both copies,
+ * crash-safe: the sequence above both valid copies in hs; first the copy v did NOT open from
+ * (until that write is flushed, the copy the operator's KEK opened is intact), then the one
+ * it opened from. Sets nh->sequence. Returns 0 or -errno. */
+struct volume;
+struct volume_headers;
+int tool_commit_header (struct volume_target *t, const struct volume_headers *hs,
+                        const struct volume *v, struct volume_header *nh);
+
+/* The new KEK of rewrap and add-kek, from their options: exactly one of --new-kek-id UID
+ * (in the KMS of --kms-config), --create-kek [--name N] (created there), --new-kek-file PATH
+ * [--create-kek] (a local KEK file, created 0600 with --create-kek); --wrap local|kms. */
+struct tool_new_kek {
+  const char *kms_config;       /* --kms-config */
+  const char *id, *name, *file; /* --new-kek-id, --name, --new-kek-file */
+  bool create;                  /* --create-kek */
+  const char *wrap;             /* --wrap, as the header names it; NULL: the default */
+};
+
+/* getopt_long entries for struct tool_new_kek (O_NEW_ID .. O_WRAP: the command's codes). */
+#define TOOL_NEW_KEK_OPTIONS \
+  { "new-kek-id", required_argument, NULL, O_NEW_ID }, \
+  { "create-kek", no_argument, NULL, O_CREATE }, \
+  { "name", required_argument, NULL, O_NAME }, \
+  { "new-kek-file", required_argument, NULL, O_NEW_FILE }, \
+  { "wrap", required_argument, NULL, O_WRAP }
+
+/* Usage checks of the new-KEK options: 0, or prints why and returns 2 (exit status). */
+int tool_new_kek_check (const char *cmd, const struct tool_new_kek *nk);
+
+/* Resolve the new KEK: create it if asked, open its provider if it is not cur_kp (the key
+ * the volume opened with; *new_kp stays NULL when cur_kp is the new KEK's provider too), and
+ * fill kek_id and *wrap (default: cur_wrap for a KEK in the same KMS, else aes-kwp). Returns 0
+ * or -errno with the message set. */
+int tool_new_kek_resolve (const char *cmd, const struct tool_new_kek *nk, struct keyprov *cur_kp,
+                          const char *cur_wrap, struct keyprov **new_kp,
+                          char kek_id[VH_MAX_KEK_ID + 1], const char **wrap);
+
 /* Describe existing data that `format` must not overwrite without --force: returns true and
  * a description ("an ext2/3/4 filesystem", "non-zero bytes at offset 4096 ...") if any.
  * Reads [0, area) of the target. */

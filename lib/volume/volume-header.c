@@ -3,6 +3,7 @@
  * from a target; every field is bounds-checked and the encoding is canonical (reserved bytes and
  * string padding must be zero), so parse(encode(h)) == h and encode(parse(b)) == b. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -30,19 +31,60 @@ enum {
   OFF_UUID = 88,          /* 16 */
   OFF_KEK_ID_LEN = 104,   /* 2  u16 BE */
   OFF_WDEK_LEN = 106,     /* 2  u16 BE */
-  OFF_RSVD3 = 108,        /* 4  zero */
-  OFF_KCV = 112,          /* 32 key check value (v1) or header MAC (v2) */
+  OFF_NSLOTS = 108,       /* 1  v3: keyslots in use, 1..4; v1/v2: zero */
+  OFF_RSVD3 = 109,        /* 3  zero */
+  OFF_KCV = 112,          /* 32 key check value (v1) or header MAC (v2, v3) */
   OFF_KEK_ID = 144,       /* 256 (VH_MAX_KEK_ID + 1, zero padded) */
   OFF_WDEK = 400,         /* 512 */
-  OFF_RSVD4 = 912,        /* up to the checksum: zero */
+  OFF_SLOTS = 912,        /* v3: slots 1..3, SLOT_REC bytes each, zero when unused */
+  OFF_RSVD4 = 912 + 3 * 808,  /* up to the checksum: zero (v1/v2: from OFF_SLOTS) */
   OFF_CHECKSUM = 4064,    /* 32 SHA-256 over bytes [0, 4064) */
   NAME_FIELD = 16,
   KEK_ID_FIELD = 256,
+  /* One slot record of slots 1..3 (slot 0 keeps the version 1/2 places above). */
+  SLOT_PROVIDER = 0,      /* 16 */
+  SLOT_WRAP = 16,         /* 16 */
+  SLOT_KEK_ID_LEN = 32,   /* 2 */
+  SLOT_WDEK_LEN = 34,     /* 2 */
+  SLOT_RSVD = 36,         /* 4 zero */
+  SLOT_KEK_ID = 40,       /* 256 */
+  SLOT_WDEK = 296,        /* 512 */
+  SLOT_REC = 808,
 };
 
 _Static_assert (OFF_KEK_ID + KEK_ID_FIELD == OFF_WDEK, "layout");
-_Static_assert (OFF_WDEK + VH_MAX_WRAPPED_DEK == OFF_RSVD4, "layout");
+_Static_assert (OFF_WDEK + VH_MAX_WRAPPED_DEK == OFF_SLOTS, "layout");
+_Static_assert (SLOT_KEK_ID + KEK_ID_FIELD == SLOT_WDEK, "layout");
+_Static_assert (SLOT_WDEK + VH_MAX_WRAPPED_DEK == SLOT_REC, "layout");
+_Static_assert (OFF_SLOTS + (VH_MAX_SLOTS - 1) * SLOT_REC == OFF_RSVD4, "layout");
+_Static_assert (OFF_RSVD4 <= OFF_CHECKSUM, "four keyslots fit in one area");
 _Static_assert (OFF_CHECKSUM + 32 == VH_AREA_SIZE, "layout");
+/* The slot-0 names alias slot[0] exactly. */
+_Static_assert (offsetof (struct volume_header, kek_provider) ==
+                offsetof (struct volume_header, slot[0].kek_provider), "alias");
+_Static_assert (offsetof (struct volume_header, kek_id) ==
+                offsetof (struct volume_header, slot[0].kek_id), "alias");
+_Static_assert (offsetof (struct volume_header, wrapped_dek_len) ==
+                offsetof (struct volume_header, slot[0].wrapped_dek_len), "alias");
+_Static_assert (offsetof (struct volume_header, wrapped_dek) ==
+                offsetof (struct volume_header, slot[0].wrapped_dek), "alias");
+
+/* Where slot i's fields sit in an area. */
+struct slot_place {
+  unsigned provider, wrap, kek_id_len, wdek_len, kek_id, wdek;
+};
+
+static struct slot_place
+slot_place (unsigned i)
+{
+  unsigned b = OFF_SLOTS + (i - 1) * SLOT_REC;
+
+  if (i == 0)
+    return (struct slot_place) { OFF_PROVIDER, OFF_WRAP, OFF_KEK_ID_LEN, OFF_WDEK_LEN,
+                                 OFF_KEK_ID, OFF_WDEK };
+  return (struct slot_place) { b + SLOT_PROVIDER, b + SLOT_WRAP, b + SLOT_KEK_ID_LEN,
+                               b + SLOT_WDEK_LEN, b + SLOT_KEK_ID, b + SLOT_WDEK };
+}
 _Static_assert (VH_COPY_B_OFFSET + VH_AREA_SIZE <= VH_MIN_DATA_OFFSET, "layout");
 
 static const char kcv_label[] = "nbdcrypt key check v1";
@@ -99,22 +141,51 @@ get_name (const uint8_t *p, char out[VH_MAX_NAME + 1], const char *what)
   return 0;
 }
 
-int
-volume_header_validate (const struct volume_header *h)
+/* One keyslot's values; slot i for the messages. */
+static int
+validate_slot (const struct volume_keyslot *k, const char *cipher, unsigned i)
 {
-  static const char *const ciphers[] = { "aes-256-xts", "aes-128-xts", NULL };
   static const char *const providers[] = { "kmip", "file", NULL };
   static const char *const wraps[] = { "aes-kwp", "kms", NULL };
   size_t n;
 
+  if (!in_list (k->kek_provider, providers))
+    return ncr_error (EINVAL, "volume header: slot %u: unknown KEK provider '%.15s'", i,
+                      k->kek_provider);
+  if (!in_list (k->wrap, wraps))
+    return ncr_error (EINVAL, "volume header: slot %u: unknown wrap mode '%.15s'", i,
+                      k->wrap);
+  if (strcmp (k->kek_provider, "file") == 0 && strcmp (k->wrap, "aes-kwp") != 0)
+    return ncr_error (EINVAL, "volume header: slot %u: a KEK file only supports wrap aes-kwp",
+                      i);
+  n = strnlen (k->kek_id, sizeof k->kek_id);
+  if (n == 0 || n > VH_MAX_KEK_ID)
+    return ncr_error (EINVAL, "volume header: slot %u: KEK id is empty or longer than %u "
+                      "bytes", i, VH_MAX_KEK_ID);
+  for (size_t j = 0; j < n; j++)
+    if ((unsigned char) k->kek_id[j] < 0x20 || (unsigned char) k->kek_id[j] > 0x7e)
+      return ncr_error (EINVAL, "volume header: slot %u: KEK id has a non-printable byte", i);
+  if (k->wrapped_dek_len == 0 || k->wrapped_dek_len > VH_MAX_WRAPPED_DEK)
+    return ncr_error (EINVAL, "volume header: slot %u: wrapped key length %u out of range "
+                      "(1..%u)", i, k->wrapped_dek_len, VH_MAX_WRAPPED_DEK);
+  if (strcmp (k->wrap, "aes-kwp") == 0) {
+    /* RFC 5649 output is the key rounded up to 8 bytes plus the 8-byte integrity block. */
+    uint32_t want = strcmp (cipher, "aes-256-xts") == 0 ? 72 : 40;
+    if (k->wrapped_dek_len != want)
+      return ncr_error (EINVAL, "volume header: slot %u: wrapped key is %u bytes, %s wants "
+                        "%u", i, k->wrapped_dek_len, cipher, want);
+  }
+  return 0;
+}
+
+int
+volume_header_validate (const struct volume_header *h)
+{
+  static const char *const ciphers[] = { "aes-256-xts", "aes-128-xts", NULL };
+  int r;
+
   if (!in_list (h->cipher, ciphers))
     return ncr_error (EINVAL, "volume header: unknown cipher '%.15s'", h->cipher);
-  if (!in_list (h->kek_provider, providers))
-    return ncr_error (EINVAL, "volume header: unknown KEK provider '%.15s'", h->kek_provider);
-  if (!in_list (h->wrap, wraps))
-    return ncr_error (EINVAL, "volume header: unknown wrap mode '%.15s'", h->wrap);
-  if (strcmp (h->kek_provider, "file") == 0 && strcmp (h->wrap, "aes-kwp") != 0)
-    return ncr_error (EINVAL, "volume header: a KEK file only supports wrap aes-kwp");
   if (h->sector_size != 512 && h->sector_size != 4096)
     return ncr_error (EINVAL, "volume header: sector size %u is not 512 or 4096",
                       h->sector_size);
@@ -130,23 +201,67 @@ volume_header_validate (const struct volume_header *h)
                       "nbdcrypt?)", h->flags);
   if (h->copy_index > 1)
     return ncr_error (EINVAL, "volume header: copy index %u is not 0 or 1", h->copy_index);
-  n = strnlen (h->kek_id, sizeof h->kek_id);
-  if (n == 0 || n > VH_MAX_KEK_ID)
-    return ncr_error (EINVAL, "volume header: KEK id is empty or longer than %u bytes",
-                      VH_MAX_KEK_ID);
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char) h->kek_id[i] < 0x20 || (unsigned char) h->kek_id[i] > 0x7e)
-      return ncr_error (EINVAL, "volume header: KEK id has a non-printable byte");
-  if (h->wrapped_dek_len == 0 || h->wrapped_dek_len > VH_MAX_WRAPPED_DEK)
-    return ncr_error (EINVAL, "volume header: wrapped key length %u out of range (1..%u)",
-                      h->wrapped_dek_len, VH_MAX_WRAPPED_DEK);
-  if (strcmp (h->wrap, "aes-kwp") == 0) {
-    /* RFC 5649 output is the key rounded up to 8 bytes plus the 8-byte integrity block. */
-    uint32_t want = strcmp (h->cipher, "aes-256-xts") == 0 ? 72 : 40;
-    if (h->wrapped_dek_len != want)
-      return ncr_error (EINVAL, "volume header: wrapped key is %u bytes, %s wants %u",
-                        h->wrapped_dek_len, h->cipher, want);
+  if (h->n_extra > VH_MAX_SLOTS - 1)
+    return ncr_error (EINVAL, "volume header: %u keyslots, at most %u", h->n_extra + 1,
+                      VH_MAX_SLOTS);
+  if (h->n_extra > 0 && h->version < 3)
+    return ncr_error (EINVAL, "volume header: version %u holds one keyslot, not %u",
+                      h->version, h->n_extra + 1);
+  for (unsigned i = 0; i <= h->n_extra; i++) {
+    if ((r = validate_slot (&h->slot[i], h->cipher, i)) < 0)
+      return r;
+    /* One KEK, one slot: a second copy could only disagree with the first. */
+    for (unsigned j = 0; j < i; j++)
+      if (strcmp (h->slot[i].kek_provider, h->slot[j].kek_provider) == 0 &&
+          strcmp (h->slot[i].kek_id, h->slot[j].kek_id) == 0)
+        return ncr_error (EINVAL, "volume header: slots %u and %u hold the same KEK (%s %s)",
+                          j, i, h->slot[i].kek_provider, h->slot[i].kek_id);
   }
+  return 0;
+}
+
+int
+volume_header_find_slot (const struct volume_header *h, const char *provider,
+                         const char *kek_id)
+{
+  for (unsigned i = 0; i <= h->n_extra && i < VH_MAX_SLOTS; i++)
+    if (strcmp (h->slot[i].kek_provider, provider) == 0 &&
+        strcmp (h->slot[i].kek_id, kek_id) == 0)
+      return (int) i;
+  return -1;
+}
+
+int
+volume_header_add_slot (struct volume_header *h, const struct volume_keyslot *s)
+{
+  int r;
+
+  if (volume_header_find_slot (h, s->kek_provider, s->kek_id) >= 0)
+    return ncr_error (EEXIST, "the volume already has a keyslot for %s KEK %s", s->kek_provider,
+                      s->kek_id);
+  if (volume_header_slots (h) >= VH_MAX_SLOTS)
+    return ncr_error (ENOSPC, "the volume has %u keyslots, the most a header holds; remove one "
+                      "first ('nbdcrypt remove-kek')", VH_MAX_SLOTS);
+  if ((r = validate_slot (s, h->cipher, h->n_extra + 1)) < 0)
+    return r;
+  h->n_extra++;
+  h->slot[h->n_extra] = *s;
+  return 0;
+}
+
+int
+volume_header_remove_slot (struct volume_header *h, unsigned i)
+{
+  if (i > h->n_extra)
+    return ncr_error (EINVAL, "there is no keyslot %u (the volume has slots 0 to %u)", i,
+                      h->n_extra);
+  if (h->n_extra == 0)
+    return ncr_error (EINVAL, "keyslot %u is the volume's last: removing it would lose the "
+                      "data key and all data; add another KEK first ('nbdcrypt add-kek')", i);
+  for (unsigned j = i; j < h->n_extra; j++)
+    h->slot[j] = h->slot[j + 1];
+  explicit_bzero (&h->slot[h->n_extra], sizeof h->slot[h->n_extra]);
+  h->n_extra--;
   return 0;
 }
 
@@ -164,12 +279,54 @@ checksum (const uint8_t *buf, uint8_t out[CRYPTO_SHA256_LEN])
   return crypto_sha256 (&part, 1, out);
 }
 
+/* Keyslot i of an area: names, then the length-prefixed KEK id and wrapped DEK, each in a
+ * fixed field whose bytes after the value must be zero. */
+static int
+get_slot (const uint8_t *buf, unsigned i, struct volume_keyslot *k)
+{
+  struct slot_place p = slot_place (i);
+  uint16_t kek_id_len, wdek_len;
+  char what[40];
+  int r;
+
+  snprintf (what, sizeof what, "KEK provider (slot %u)", i);
+  if ((r = get_name (buf + p.provider, k->kek_provider, what)) < 0)
+    return r;
+  snprintf (what, sizeof what, "wrap (slot %u)", i);
+  if ((r = get_name (buf + p.wrap, k->wrap, what)) < 0)
+    return r;
+  if (i > 0 && !all_zero (buf + p.provider - SLOT_PROVIDER + SLOT_RSVD, 4))
+    return ncr_error (EINVAL, "volume header: reserved bytes are not zero");
+
+  kek_id_len = get16 (buf + p.kek_id_len);
+  if (kek_id_len == 0 || kek_id_len > VH_MAX_KEK_ID)
+    return ncr_error (EINVAL, "volume header: slot %u: KEK id length %u out of range (1..%u)",
+                      i, kek_id_len, VH_MAX_KEK_ID);
+  if (memchr (buf + p.kek_id, 0, kek_id_len) != NULL ||
+      !all_zero (buf + p.kek_id + kek_id_len, KEK_ID_FIELD - kek_id_len))
+    return ncr_error (EINVAL, "volume header: slot %u: KEK id field is malformed", i);
+  memcpy (k->kek_id, buf + p.kek_id, kek_id_len);
+  k->kek_id[kek_id_len] = '\0';
+
+  wdek_len = get16 (buf + p.wdek_len);
+  if (wdek_len == 0 || wdek_len > VH_MAX_WRAPPED_DEK)
+    return ncr_error (EINVAL, "volume header: slot %u: wrapped key length %u out of range "
+                      "(1..%u)", i, wdek_len, VH_MAX_WRAPPED_DEK);
+  if (!all_zero (buf + p.wdek + wdek_len, VH_MAX_WRAPPED_DEK - wdek_len))
+    return ncr_error (EINVAL, "volume header: slot %u: bytes after the wrapped key are not "
+                      "zero", i);
+  k->wrapped_dek_len = wdek_len;
+  memcpy (k->wrapped_dek, buf + p.wdek, wdek_len);
+  return 0;
+}
+
 int
 volume_header_parse (const uint8_t *buf, size_t len, unsigned expected_copy,
                      struct volume_header *out)
 {
   uint8_t sum[CRYPTO_SHA256_LEN];
-  uint16_t version, kek_id_len, wdek_len;
+  uint16_t version;
+  unsigned nslots, used_end;
   int r;
 
   memset (out, 0, sizeof *out);
@@ -189,8 +346,16 @@ volume_header_parse (const uint8_t *buf, size_t len, unsigned expected_copy,
   if (get32 (buf + OFF_AREA) != VH_AREA_SIZE)
     return ncr_error (EINVAL, "volume header: area size %u is not %u",
                       get32 (buf + OFF_AREA), VH_AREA_SIZE);
-  if (buf[OFF_RSVD1] || !all_zero (buf + OFF_RSVD3, 4) ||
-      !all_zero (buf + OFF_RSVD4, OFF_CHECKSUM - OFF_RSVD4))
+  nslots = version >= 3 ? buf[OFF_NSLOTS] : 1;
+  if (version < 3 && buf[OFF_NSLOTS] != 0)
+    return ncr_error (EINVAL, "volume header: reserved bytes are not zero");
+  if (nslots < 1 || nslots > VH_MAX_SLOTS)
+    return ncr_error (EINVAL, "volume header: keyslot count %u out of range (1..%u)", nslots,
+                      VH_MAX_SLOTS);
+  /* Version 1/2 headers end at the first slot; in version 3 unused slot records are zero. */
+  used_end = version >= 3 ? OFF_SLOTS + (nslots - 1) * SLOT_REC : OFF_SLOTS;
+  if (buf[OFF_RSVD1] || !all_zero (buf + OFF_RSVD3, 3) ||
+      !all_zero (buf + used_end, OFF_CHECKSUM - used_end))
     return ncr_error (EINVAL, "volume header: reserved bytes are not zero");
 
   out->version = version;
@@ -202,30 +367,13 @@ volume_header_parse (const uint8_t *buf, size_t len, unsigned expected_copy,
   out->sequence = get64 (buf + OFF_SEQ);
   out->data_offset = get64 (buf + OFF_DATA_OFFSET);
   out->sector_size = get32 (buf + OFF_SECTOR);
-  if ((r = get_name (buf + OFF_CIPHER, out->cipher, "cipher")) < 0 ||
-      (r = get_name (buf + OFF_PROVIDER, out->kek_provider, "KEK provider")) < 0 ||
-      (r = get_name (buf + OFF_WRAP, out->wrap, "wrap")) < 0)
+  if ((r = get_name (buf + OFF_CIPHER, out->cipher, "cipher")) < 0)
     return r;
   memcpy (out->uuid, buf + OFF_UUID, VH_UUID_LEN);
-
-  kek_id_len = get16 (buf + OFF_KEK_ID_LEN);
-  if (kek_id_len == 0 || kek_id_len > VH_MAX_KEK_ID)
-    return ncr_error (EINVAL, "volume header: KEK id length %u out of range (1..%u)",
-                      kek_id_len, VH_MAX_KEK_ID);
-  if (memchr (buf + OFF_KEK_ID, 0, kek_id_len) != NULL ||
-      !all_zero (buf + OFF_KEK_ID + kek_id_len, KEK_ID_FIELD - kek_id_len))
-    return ncr_error (EINVAL, "volume header: KEK id field is malformed");
-  memcpy (out->kek_id, buf + OFF_KEK_ID, kek_id_len);
-  out->kek_id[kek_id_len] = '\0';
-
-  wdek_len = get16 (buf + OFF_WDEK_LEN);
-  if (wdek_len == 0 || wdek_len > VH_MAX_WRAPPED_DEK)
-    return ncr_error (EINVAL, "volume header: wrapped key length %u out of range (1..%u)",
-                      wdek_len, VH_MAX_WRAPPED_DEK);
-  if (!all_zero (buf + OFF_WDEK + wdek_len, VH_MAX_WRAPPED_DEK - wdek_len))
-    return ncr_error (EINVAL, "volume header: bytes after the wrapped key are not zero");
-  out->wrapped_dek_len = wdek_len;
-  memcpy (out->wrapped_dek, buf + OFF_WDEK, wdek_len);
+  for (unsigned i = 0; i < nslots; i++)
+    if ((r = get_slot (buf, i, &out->slot[i])) < 0)
+      return r;
+  out->n_extra = nslots - 1;
   memcpy (out->kcv, buf + OFF_KCV, VH_KCV_LEN);
 
   return volume_header_validate (out);
@@ -252,15 +400,22 @@ volume_header_encode (const struct volume_header *h, uint8_t *buf, size_t len)
   put32 (buf + OFF_SECTOR, h->sector_size);
   /* validate() bounded these names to known values, all shorter than the field. */
   memcpy (buf + OFF_CIPHER, h->cipher, strlen (h->cipher));
-  memcpy (buf + OFF_PROVIDER, h->kek_provider, strlen (h->kek_provider));
-  memcpy (buf + OFF_WRAP, h->wrap, strlen (h->wrap));
   memcpy (buf + OFF_UUID, h->uuid, VH_UUID_LEN);
-  n = strnlen (h->kek_id, sizeof h->kek_id);
-  put16 (buf + OFF_KEK_ID_LEN, (uint16_t) n);
-  put16 (buf + OFF_WDEK_LEN, (uint16_t) h->wrapped_dek_len);
+  if (h->version >= 3)
+    buf[OFF_NSLOTS] = (uint8_t) volume_header_slots (h);
+  for (unsigned i = 0; i <= h->n_extra; i++) {
+    const struct volume_keyslot *k = &h->slot[i];
+    struct slot_place p = slot_place (i);
+
+    n = strnlen (k->kek_id, sizeof k->kek_id);
+    memcpy (buf + p.provider, k->kek_provider, strlen (k->kek_provider));
+    memcpy (buf + p.wrap, k->wrap, strlen (k->wrap));
+    put16 (buf + p.kek_id_len, (uint16_t) n);
+    put16 (buf + p.wdek_len, (uint16_t) k->wrapped_dek_len);
+    memcpy (buf + p.kek_id, k->kek_id, n);
+    memcpy (buf + p.wdek, k->wrapped_dek, k->wrapped_dek_len);
+  }
   memcpy (buf + OFF_KCV, h->kcv, VH_KCV_LEN);
-  memcpy (buf + OFF_KEK_ID, h->kek_id, n);
-  memcpy (buf + OFF_WDEK, h->wrapped_dek, h->wrapped_dek_len);
   return checksum (buf, buf + OFF_CHECKSUM);
 }
 
@@ -303,7 +458,7 @@ volume_kcv_check (const uint8_t *dek, size_t dek_len, const struct volume_header
                     "volume's key");
 }
 
-/* The version 2 MAC: key from HKDF (so the DEK itself never keys anything but XTS and the
+/* The version 2 and 3 MAC: key from HKDF (so the DEK itself never keys anything but XTS and the
  * version 1 KCV), message = the fields that decide how sectors are read, fixed-width. */
 static int
 header_mac (const uint8_t *dek, size_t dek_len, const struct volume_header *h,
@@ -328,7 +483,9 @@ header_mac (const uint8_t *dek, size_t dek_len, const struct volume_header *h,
 int
 volume_header_seal (struct volume_header *h, const uint8_t *dek, size_t dek_len)
 {
-  h->version = VH_VERSION;
+  /* The lowest version that holds the slots: a one-KEK volume stays readable by an nbdcrypt
+   * that predates keyslots. */
+  h->version = h->n_extra > 0 ? VH_VERSION : VH_VERSION_MAC;
   return header_mac (dek, dek_len, h, h->kcv);
 }
 
@@ -337,7 +494,7 @@ volume_header_check_key (const uint8_t *dek, size_t dek_len, const struct volume
 {
   uint8_t mac[VH_KCV_LEN];
 
-  if (h->version < 2)
+  if (h->version < VH_VERSION_MAC)
     return volume_kcv_check (dek, dek_len, h);
   return check_tag (header_mac (dek, dek_len, h, mac), mac, h,
                     "header authentication failed: the header's cipher, sector size, data "

@@ -34,20 +34,30 @@ int volume_read_headers (volume_read_fn rd, void *opaque, uint64_t target_size,
                          struct volume_headers *out);
 
 struct volume {
-  struct volume_header hdr;     /* the copy the key was unwrapped from */
+  /* The copy the key was unwrapped from, with the keyslot that unwrapped it in slot 0 (so
+   * hdr.kek_id is the KEK this volume was opened with): on disk it is slot used_slot, which
+   * trades places with slot 0 here. volume_disk_header() gives the slots in disk order. */
+  struct volume_header hdr;
   unsigned used_copy;           /* 0 = A, 1 = B */
   enum ncr_cipher cipher;
   uint8_t *dek;                 /* secmem; dek_len = ncr_cipher_key_len(cipher) */
   size_t dek_len;
   char warning[400];            /* non-empty: opened, but something needs attention */
+  unsigned used_slot;           /* the keyslot (on disk) the key was unwrapped from */
 };
 
 /* Open: read headers, refuse copies that disagree on the volume's identity, unwrap the DEK
- * through kp, check it and the header's fields (key check value or header MAC). While the KMS
+ * through kp from the first keyslot whose provider is kp's kind (a KEK file tries the slot
+ * naming its fingerprint first) and that unwraps, check it and the header's fields (key check
+ * value or header MAC). On failure the message lists the slots tried and why each failed. While the KMS
  * is unreachable, retries with backoff (0.5 s doubling to 8 s) until timeout_s has passed.
  * Returns 0, or -errno with a one-line reason in ncr_last_error(). */
 int volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
                  struct keyprov *kp, unsigned timeout_s, struct volume **out);
+
+/* The keyslot of h that volume_open tries first with kp (for a KEK file, the slot naming
+ * its fingerprint), or -1 if no slot is for kp's kind of provider. */
+int volume_pick_slot (const struct volume_header *h, struct keyprov *kp);
 
 /* The same, from header copy `copy` (0 = A, 1 = B) only, whatever the other copy holds: the
  * operator's choice when the copies disagree (nbdcrypt verify --use-copy). */
@@ -66,10 +76,25 @@ int volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap
                         enum ncr_cipher c, unsigned sector_size, uint64_t data_offset,
                         const uint8_t *dek, size_t dek_len, struct volume_header *out);
 
-/* Rewrap: a copy of old with the DEK wrapped under new_kek_id (by kp, which may be another
- * provider than the volume's), the sequence incremented, sealed at the current version (a
- * version 1 header is upgraded). */
+/* v's header with its keyslots in the order they have on disk. */
+void volume_disk_header (const struct volume *v, struct volume_header *out);
+
+/* Rewrap: v's header (disk order) with the keyslot v was opened with (v->used_slot) holding
+ * the DEK wrapped under new_kek_id instead (by kp, which may be another provider than the
+ * volume's), the sequence incremented, sealed (a version 1 header is upgraded). -EEXIST if
+ * another slot already holds that KEK. */
 int volume_rewrap_header (const struct volume *v, struct keyprov *kp, const char *new_kek_id,
                           const char *wrap, struct volume_header *out);
+
+/* Add a keyslot: v's header (disk order) plus a last slot with the DEK wrapped under kek_id
+ * by kp, the sequence incremented, sealed (version 3: more than one slot). -EEXIST if the
+ * volume has a slot for that KEK, -ENOSPC if it has VH_MAX_SLOTS. */
+int volume_add_slot_header (const struct volume *v, struct keyprov *kp, const char *kek_id,
+                            const char *wrap, struct volume_header *out);
+
+/* Remove keyslot `slot` (disk order): v's header without it, the sequence incremented,
+ * sealed (version 2 again when one slot is left). -EINVAL for the last slot. */
+int volume_remove_slot_header (const struct volume *v, unsigned slot,
+                               struct volume_header *out);
 
 #endif /* NBDCRYPT_VOLUME_H */

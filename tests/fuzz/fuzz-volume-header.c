@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* libFuzzer target: the volume header parser over arbitrary bytes. Whatever parses must
  * validate and re-encode to exactly the same bytes (the encoding is canonical), in every
- * version still read (1: key check value, 2: header MAC; seeds of both), and be the same
- * volume as itself.
+ * version still read (1: key check value, 2: header MAC, 3: keyslots; seeds of each, with a
+ * four-slot header at the longest KEK ids and wrapped keys), and be the same volume as itself.
  * Input: one control byte, then the header area. Control bit 0 set: the SHA-256 checksum is
  * recomputed first, so the fuzzer gets past it and exercises every field check. */
 #include <stdint.h>

@@ -4,7 +4,8 @@
  * from the other with a warning; both damaged refuses; a wrong KEK file, a provider mismatch,
  * an unformatted target and a tampered key check value are refused with a reason; a rewrap
  * interrupted after its first copy opens with the new KEK, and with the old one from the
- * older copy. */
+ * older copy; keyslots: any slot's KEK opens, an interrupted remove-kek still opens with the
+ * removed KEK from the older copy, a KEK in no slot is refused naming the slots. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,72 @@ test_open_interrupted_rewrap (void)
   }
 }
 
+/* Keyslots: a second KEK file added opens the volume (its slot presented first, the disk
+ * order kept for updates); a remove-kek interrupted after its first copy still opens with the
+ * removed KEK from the older copy, with a warning; completed, that KEK is refused; a KEK file
+ * in no slot is refused naming every slot. */
+static void
+test_open_keyslots (void)
+{
+  struct volume *v = NULL;
+  struct volume_header h3, h4, d;
+  struct keyprov *kp3 = NULL;
+  char kek3[64], id3[64];
+
+  write_copy (&h, 0); write_copy (&h, 1);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "open one slot");
+  if (v == NULL)
+    return;
+  CHECK_MSG (volume_add_slot_header (v, kp2, id2, "aes-kwp", &h3) == 0 && h3.version == 3 &&
+             h3.n_extra == 1 && strcmp (h3.slot[1].kek_id, id2) == 0 &&
+             h3.sequence == h.sequence + 1, "add slot");
+  CHECK_MSG (volume_add_slot_header (v, kp1, id1, "aes-kwp", &h4) == -EEXIST, "add duplicate");
+  volume_free (v); v = NULL;
+  write_copy (&h3, 0); write_copy (&h3, 1);
+
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp2, 0, &v) == 0, "open with slot 1");
+  if (v == NULL)
+    return;
+  volume_disk_header (v, &d);
+  CHECK_MSG (v->used_slot == 1 && strcmp (v->hdr.kek_id, id2) == 0 &&
+             strcmp (d.slot[0].kek_id, id1) == 0 && strcmp (d.slot[1].kek_id, id2) == 0 &&
+             memcmp (v->dek, dek, 64) == 0 && v->warning[0] == '\0',
+             "slot 1 opened: used %u, %s", v->used_slot, v->warning);
+  CHECK_MSG (volume_remove_slot_header (v, 0, &h4) == 0 && h4.version == 2 &&
+             h4.n_extra == 0 && strcmp (h4.kek_id, id2) == 0, "remove slot 0");
+  volume_free (v); v = NULL;
+
+  /* Interrupted: copy B (written first) has only kek2, copy A still both. */
+  write_copy (&h4, 1);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == 0, "removed KEK, old copy");
+  if (v) {
+    CHECK_MSG (v->used_copy == 0 && v->used_slot == 0 && memcmp (v->dek, dek, 64) == 0 &&
+               strstr (v->warning, "interrupted") && strstr (v->warning, "--use-copy A"),
+               "old copy: %s", v->warning);
+    volume_free (v); v = NULL;
+  }
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp2, 0, &v) == 0 && v->used_copy == 1,
+             "remaining KEK, new copy");
+  volume_free (v); v = NULL;
+  write_copy (&h4, 0);
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp1, 0, &v) == -EKEYREJECTED &&
+             strstr (ncr_last_error (), "wrong KEK file"), "removed KEK opened");
+
+  /* A third KEK file, in no slot of a two-slot header. */
+  write_copy (&h3, 0); write_copy (&h3, 1);
+  snprintf (kek3, sizeof kek3, "%s/kek3", dir);
+  make_kek (kek3, 201);
+  CHECK_MSG (keyprov_file_open (kek3, &kp3) == 0 &&
+             keyprov_default_kek_id (kp3, id3, sizeof id3) == 0, "kek3");
+  CHECK_MSG (volume_open (mem_read, NULL, TARGET_SIZE, kp3, 0, &v) == -EKEYREJECTED &&
+             strstr (ncr_last_error (), "in none of this volume's keyslots") &&
+             strstr (ncr_last_error (), id1) && strstr (ncr_last_error (), id2),
+             "unknown KEK file: %s", ncr_last_error ());
+  CHECK_MSG (volume_pick_slot (&h3, kp2) == 1 && volume_pick_slot (&h3, kp3) == -1, "pick slot");
+  keyprov_free (kp3);
+  unlink (kek3);
+}
+
 static void
 test_open_provider_mismatch (void)
 {
@@ -285,6 +352,7 @@ main (void)
   RUN (test_open_edited_fields);
   RUN (test_open_spliced_copies);
   RUN (test_open_interrupted_rewrap);
+  RUN (test_open_keyslots);
   RUN (test_open_provider_mismatch);
 
   secmem_free (dek);

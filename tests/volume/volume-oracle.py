@@ -4,10 +4,12 @@
 # python3-cryptography (RFC 5649 unwrap, AES-CBC, AES-XTS) and PyKMIP's own client.
 #   kms-get --port P --pki DIR [--version 1.4] UID OUT   fetch a key's bytes with PyKMIP
 #   unwrap-dek IMAGE KEKFILE OUT      parse copy A of the header, unwrap the DEK (aes-kwp or kms)
+#                                     from the first keyslot KEKFILE unwraps
 #   check-data IMAGE DEKFILE PLAIN    decrypt IMAGE's data area sector by sector, compare to PLAIN
 #   check-raw IMAGE KEYFILE SECTOR_SIZE PLAIN   the same for a headerless volume
 #   check-mac IMAGE DEKFILE           both copies' key check value / version 2 header MAC
 #   make-v1 IMAGE KEKFILE DEKOUT SECTOR_SIZE   write a version 1 header for a new random DEK
+#   make-v2 IMAGE KEKFILE DEKOUT SECTOR_SIZE   the same, version 2 (header MAC, one keyslot)
 #   encrypt-data IMAGE DEKFILE PLAIN  write PLAIN into the data area, XTS-encrypted
 import hashlib, hmac, struct, sys
 from cryptography.hazmat.primitives import padding
@@ -26,10 +28,23 @@ def parse_header(buf):
     name = lambda b: b.rstrip(b"\0").decode()
     h["cipher"], h["provider"], h["wrap"] = name(buf[40:56]), name(buf[56:72]), name(buf[72:88])
     h["uuid"] = buf[88:104]
-    kek_id_len, wdek_len = struct.unpack(">HH", buf[104:108])
     h["kcv"] = buf[112:144]
-    h["kek_id"] = buf[144:144 + kek_id_len].decode()
-    h["wrapped_dek"] = buf[400:400 + wdek_len]
+    # Slot 0 where versions 1 and 2 keep their one KEK; version 3: the count at 108, slots
+    # 1..3 as 808-byte records from 912 (names 16+16, lengths 2+2, reserved 4, id, key).
+    n = buf[108] if h["version"] >= 3 else 1
+    places = [(56, 72, 104, 144, 400)]
+    for i in range(1, n):
+        b = 912 + (i - 1) * 808
+        places.append((b, b + 16, b + 32, b + 40, b + 296))
+    h["slots"] = []
+    for prov, wrap, lens, kid, wd in places:
+        kek_id_len, wdek_len = struct.unpack(">HH", buf[lens:lens + 4])
+        h["slots"].append({"provider": name(buf[prov:prov + 16]),
+                           "wrap": name(buf[wrap:wrap + 16]),
+                           "kek_id": buf[kid:kid + kek_id_len].decode(),
+                           "wrapped_dek": buf[wd:wd + wdek_len]})
+    h["kek_id"] = h["slots"][0]["kek_id"]
+    h["wrapped_dek"] = h["slots"][0]["wrapped_dek"]
     return h
 
 
@@ -51,7 +66,7 @@ def key_check(dek, h):
     HMAC-SHA256(DEK, "nbdcrypt key check v1" || uuid), version 2 header MAC."""
     if h["version"] == 1:
         return hmac.new(dek, b"nbdcrypt key check v1" + h["uuid"], hashlib.sha256).digest()
-    assert h["version"] == 2, "version"
+    assert h["version"] in (2, 3), "version"
     return header_mac(dek, h)
 
 
@@ -80,23 +95,33 @@ def kms_get(args):
         f.write(key.value)
 
 
-def unwrap_dek(image, kekfile, out):
-    with open(image, "rb") as f:
-        h = parse_header(f.read(4096))
-    kek = open(kekfile, "rb").read()
-    w = h["wrapped_dek"]
-    if h["wrap"] == "aes-kwp":
-        dek = aes_key_unwrap_with_padding(kek, w)
-    elif h["wrap"] == "kms":
+def unwrap_slot(kek, slot):
+    w = slot["wrapped_dek"]
+    if slot["wrap"] == "aes-kwp":
+        return aes_key_unwrap_with_padding(kek, w)
+    if slot["wrap"] == "kms":
         # mode byte (1 = CBC), IV length, IV, then the KMS's AES-CBC/PKCS#7 ciphertext.
         assert w[0] == 1 and w[1] == 16, "kms wrap layout"
         iv, ct = w[2:18], w[18:]
         d = Cipher(algorithms.AES(kek), modes.CBC(iv)).decryptor()
         p = d.update(ct) + d.finalize()
         u = padding.PKCS7(128).unpadder()
-        dek = u.update(p) + u.finalize()
-    else:
-        raise SystemExit("unknown wrap " + h["wrap"])
+        return u.update(p) + u.finalize()
+    raise SystemExit("unknown wrap " + slot["wrap"])
+
+
+def unwrap_dek(image, kekfile, out):
+    with open(image, "rb") as f:
+        h = parse_header(f.read(4096))
+    kek = open(kekfile, "rb").read()
+    dek = None
+    for slot in h["slots"]:
+        try:
+            dek = unwrap_slot(kek, slot)
+            break
+        except Exception:
+            continue
+    assert dek is not None, "no keyslot unwraps under " + kekfile
     assert hmac.compare_digest(key_check(dek, h), h["kcv"]), "key check value / header MAC"
     with open(out, "wb") as f:
         f.write(dek)
@@ -150,9 +175,10 @@ def check_mac(image, dekfile):
             print(f"copy at {off}: version {h['version']}, key check matches")
 
 
-def make_v1(image, kekfile, dekfile, sector_size):
+def make_v1(image, kekfile, dekfile, sector_size, version=1):
     """Write a version 1 header (both copies, as nbdcrypt 1 wrote them) for a new random DEK
-    under the 32-byte KEK file: the compatibility fixture for reading old volumes."""
+    under the 32-byte KEK file: the compatibility fixture for reading old volumes. Version 2:
+    the same with the header MAC at 112 (one KEK, as nbdcrypt wrote before keyslots)."""
     import os
     from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
     kek = open(kekfile, "rb").read()
@@ -163,11 +189,15 @@ def make_v1(image, kekfile, dekfile, sector_size):
     fp = "sha256:" + hashlib.sha256(b"nbdcrypt kek fingerprint v1" + kek).digest()[:16].hex()
     wdek = aes_key_wrap_with_padding(kek, dek)
     kcv = hmac.new(dek, b"nbdcrypt key check v1" + bytes(uuid), hashlib.sha256).digest()
+    if version == 2:
+        kcv = header_mac(dek, {"version": 2, "flags": 0, "sector_size": int(sector_size),
+                               "data_offset": 1 << 20, "cipher": "aes-256-xts",
+                               "uuid": bytes(uuid)})
     with open(image, "r+b") as f:
         for copy, off in ((0, 0), (1, 512 * 1024)):
             b = bytearray(4096)
             b[0:8] = b"NBDCRYPT"
-            b[8:16] = struct.pack(">HBBI", 1, copy, 0, 4096)
+            b[8:16] = struct.pack(">HBBI", version, copy, 0, 4096)
             b[16:36] = struct.pack(">QQI", 1, 1 << 20, int(sector_size))
             b[40:51] = b"aes-256-xts"
             b[56:60] = b"file"
@@ -205,4 +235,5 @@ if __name__ == "__main__":
      "check-raw": lambda: check_raw(*args),
      "check-mac": lambda: check_mac(*args),
      "make-v1": lambda: make_v1(*args),
+     "make-v2": lambda: make_v1(*args, version=2),
      "encrypt-data": lambda: encrypt_data(*args)}[cmd]()
