@@ -217,11 +217,15 @@ want_for (struct volume_set *vs, const char *name, struct volume_headers *hs,
   pthread_mutex_unlock (&vs->lock);
   if (held)
     return 1;
+  /* The slot volume_open will try first with this provider. */
   const struct volume_header *h = &hs->copy[hs->newest];
-  w->kek_id = h->kek_id;
-  w->wrap = h->wrap;
-  w->wrapped = h->wrapped_dek;
-  w->wrapped_len = h->wrapped_dek_len;
+  int slot = volume_pick_slot (h, vs->kp);
+  if (slot < 0)
+    return -ENOKEY;
+  w->kek_id = h->slot[slot].kek_id;
+  w->wrap = h->slot[slot].wrap;
+  w->wrapped = h->slot[slot].wrapped_dek;
+  w->wrapped_len = h->slot[slot].wrapped_dek_len;
   return 0;
 }
 
@@ -332,7 +336,7 @@ follow_rewrap (struct volume_set *vs, struct volume_session *s)
   enum keyprov_kind kind;
   void *reader;
   uint64_t size;
-  char msg[600];
+  char msg[1024];
   int r;
 
   if (s->vol == NULL || vs->no_reread || vs->hooks.reader_open == NULL ||
@@ -343,13 +347,20 @@ follow_rewrap (struct volume_set *vs, struct volume_session *s)
   if (r < 0 || hs.newest < 0 || hs.conflict)
     return;
   h = &hs.copy[hs.newest];
-  if (strcmp (h->kek_id, s->check_id) == 0 || keyprov_kind_from_name (h->kek_provider, &kind) < 0 ||
-      kind != KEYPROV_KMIP || s->key == NULL ||
+  /* Still in a keyslot (other slots may hold other KEKs, revoked ones too): keep watching. */
+  if (volume_header_find_slot (h, "kmip", s->check_id) >= 0 || s->key == NULL ||
       volume_header_check_key (s->key, s->key_len, h) < 0)
     return;
+  /* Gone from every slot: a rewrap replaced it. Watch the first KMS slot's KEK now. */
+  const struct volume_keyslot *k = NULL;
+  for (unsigned i = 0; i < volume_header_slots (h) && k == NULL; i++)
+    if (keyprov_kind_from_name (h->slot[i].kek_provider, &kind) == 0 && kind == KEYPROV_KMIP)
+      k = &h->slot[i];
+  if (k == NULL)
+    return;
   snprintf (msg, sizeof msg, "key check: the volume was rewrapped from KEK %s to KEK %s; "
-            "watching %s from now on", s->check_id, h->kek_id, h->kek_id);
-  snprintf (s->check_id, sizeof s->check_id, "%s", h->kek_id);
+            "watching %s from now on", s->check_id, k->kek_id, k->kek_id);
+  snprintf (s->check_id, sizeof s->check_id, "%s", k->kek_id);
   vs->hooks.event (vs->hooks.opaque, s, SESSION_EVENT_KEK_CHANGED, msg);
 }
 
