@@ -124,9 +124,14 @@ session_open_header (const struct session_config *c, struct keyprov *kp, unsigne
     else if (r == -ENOKEY)
       r = ncr_error (-r, "%s: give %s", ncr_last_error (),
                      keyprov_kind (kp) == KEYPROV_FILE ? "kms-config=FILE" : "kek-file=PATH");
-    else if (r == -ENOENT && volume_read_headers (rd, opaque, size, &hs) == -ENOENT)
-      r = ncr_error (-r, "%s; a headerless volume is opened with key-file= or key-id=, not %s",
-                     ncr_last_error (), c->kms_config ? "kms-config=" : "kek-file=");
+    else if (r == -ENOENT && volume_read_headers (rd, opaque, size, &hs) == -ENOENT) {
+      if (c->many_exports)
+        r = ncr_error (-r, "%s: every file of the directory is served as a volume; format "
+                       "this one with 'nbdcrypt format', or move it out", ncr_last_error ());
+      else
+        r = ncr_error (-r, "%s; a headerless volume is opened with key-file= or key-id=, not "
+                       "%s", ncr_last_error (), c->kms_config ? "kms-config=" : "kek-file=");
+    }
     goto err;
   }
   s->cipher = s->vol->cipher;

@@ -29,6 +29,7 @@ struct session_config {
   unsigned check_interval;      /* key-check-interval=, seconds (default 300; 0 = off) */
   enum session_on_revoke on_revoke; /* on-revoke= (default disconnect) */
   bool allow_core_dumps;        /* allow-core-dumps=true */
+  bool many_exports;            /* set by the server: every export of a directory is a volume */
 };
 
 /* The documented parameter list, for the filter's config_help. */

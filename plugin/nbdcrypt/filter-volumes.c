@@ -478,6 +478,7 @@ filter_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdat
   if (preload && !plugin_dir)
     filter_log_info ("preload=true: the plugin has no dir=; its one volume is opened at "
                      "start anyway");
+  session_cfg.many_exports = plugin_dir != NULL;
   if (session_config_active (&session_cfg)) {
     /* The provider (KEK file, KMS credentials) is read now, before any drop of privileges;
      * a KEK file stays in locked memory kept across the fork. */
