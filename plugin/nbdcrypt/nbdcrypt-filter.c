@@ -24,6 +24,7 @@
 #include "errors.h"
 #include "filemode.h"
 #include "filter-log.h"
+#include "filter-read.h"
 #include "keyfile.h"
 #include "minmax.h"
 #include "parse.h"
@@ -776,7 +777,6 @@ nbdcrypt_pread (nbdkit_next *next, void *handle UNUSED, void *buf, uint32_t coun
 {
   struct ncr_xts_thread *t;
   uint8_t *p = buf;
-  int r;
 
   if (revoked ())
     return revoked_error (err);
@@ -796,15 +796,14 @@ nbdcrypt_pread (nbdkit_next *next, void *handle UNUSED, void *buf, uint32_t coun
     count -= n;
   }
 
-  /* 2. Aligned body: all whole sectors in one call below, straight into the client's
-   * buffer, decrypted in place. */
+  /* 2. Aligned body: whole sectors straight into the client's buffer, decrypted in place
+   * (filter-read.c: one call below; it can also split large bodies, for measurements). */
   if (count >= sector_size) {
     uint32_t n = count / sector_size * sector_size;
 
-    if (next->pread (next, p, n, data_offset + offset, flags, err) == -1)
+    if (filter_read_body (next, t->xts, p, n, data_offset + offset, offset / sector_size,
+                          sector_size, flags, err) == -1)
       return -1;
-    if ((r = ncr_xts_decrypt (t->xts, offset / sector_size, p, p, n)) < 0)
-      return engine_error (r, err);
     p += n;
     offset += n;
     count -= n;
