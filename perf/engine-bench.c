@@ -38,7 +38,7 @@
 #define MAXCALL (1024 * 1024)
 #define MAXREPS 99
 
-static const char *const impls[] = { "vaes-xts", "openssl-xts", "ecb-avx512", "ecb-generic" };
+static const char *const impls[] = { "vaes-xts", "vaes256-xts", "openssl-xts", "ecb-avx512", "ecb-generic" };
 static double seconds = 0.3;
 static int reps = 5;
 

@@ -86,4 +86,25 @@ void vaes_xts_free (struct vaes_xts *x);
 /* The memory that holds the key schedules (for tests). */
 void vaes_xts_key_memory (const struct vaes_xts *x, const void **p, size_t *n);
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* FIPS 197 key expansion of a 16- or 32-byte AES key with AES-NI (xts-vaes.c; the caller
+ * has checked the CPU); returns the number of rounds (10 or 14). */
+int aesni_expand_key (const uint8_t *key, size_t len, __m128i rk[15]);
+#endif
+
+/* ---- AES-XTS on VAES + VPCLMULQDQ, 256-bit registers, no AVX-512 (xts-vaes256.c) ----
+ * The same calls and rules as vaes_xts_* above. */
+struct vaes256_xts;
+
+/* Does this CPU (and build) have AVX2, VAES, VPCLMULQDQ and AES-NI? */
+bool vaes256_xts_available (void);
+int vaes256_xts_new (enum ncr_cipher c, const uint8_t *key, size_t key_len,
+                     struct vaes256_xts **out);
+int vaes256_xts_dup (const struct vaes256_xts *x, struct vaes256_xts **out);
+void vaes256_xts_crypt (const struct vaes256_xts *x, int enc, unsigned unit, uint64_t sector,
+                        const uint8_t *in, uint8_t *out, size_t len);
+void vaes256_xts_free (struct vaes256_xts *x);
+void vaes256_xts_key_memory (const struct vaes256_xts *x, const void **p, size_t *n);
+
 #endif /* NBDCRYPT_CRYPTO_INTERNAL_H */

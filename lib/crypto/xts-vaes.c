@@ -29,6 +29,7 @@
 
 #include "xts-gf512.h"
 
+#define AESNI_TARGET __attribute__ ((target ("aes")))
 #define VAES_TARGET \
   __attribute__ ((target ("aes,avx512f,avx512bw,avx512vl,vpclmulqdq,vaes")))
 
@@ -55,7 +56,7 @@ vaes_xts_available (void)
 }
 
 /* k ^ (k << 32) ^ (k << 64) ^ (k << 96): the running XOR of the previous round key's words. */
-VAES_TARGET static inline __m128i
+AESNI_TARGET static inline __m128i
 prefix_xor (__m128i k)
 {
   k = _mm_xor_si128 (k, _mm_slli_si128 (k, 4));
@@ -73,8 +74,9 @@ prefix_xor (__m128i k)
   rk[i] = _mm_xor_si128 (prefix_xor (rk[i - 2]),                                        \
                          _mm_shuffle_epi32 (_mm_aeskeygenassist_si128 (rk[i - 1], 0), 0xaa))
 
-/* FIPS 197 key expansion; returns the number of rounds. */
-VAES_TARGET static int
+/* FIPS 197 key expansion; returns the number of rounds. AES-NI only (no EVEX encodings):
+ * xts-vaes256.c runs it on CPUs without AVX-512. */
+AESNI_TARGET static int
 expand_key (const uint8_t *key, size_t len, __m128i rk[15])
 {
   rk[0] = _mm_loadu_si128 ((const void *) key);
@@ -88,6 +90,13 @@ expand_key (const uint8_t *key, size_t len, __m128i rk[15])
   K256A (8, 0x08); K256B (9); K256A (10, 0x10); K256B (11); K256A (12, 0x20); K256B (13);
   K256A (14, 0x40);
   return 14;
+}
+
+/* For xts-vaes256.c: the same expansion. */
+AESNI_TARGET int
+aesni_expand_key (const uint8_t *key, size_t len, __m128i rk[15])
+{
+  return expand_key (key, len, rk);
 }
 
 VAES_TARGET static void

@@ -43,6 +43,7 @@ void ncr_xts_free (struct ncr_xts *x);
 int ncr_xts_new_unit (enum ncr_cipher c, const uint8_t *key, size_t key_len,
                       unsigned unit, struct ncr_xts **out);
 /* Like ncr_xts_new_unit with the implementation chosen: "vaes-xts" (VAES + AVX-512),
+ * "vaes256-xts" (VAES on 256-bit registers, no AVX-512),
  * "openssl-xts" (OpenSSL's XTS, one call per sector), "ecb-avx512" (batched ECB with the
  * AVX-512 tweak pass) or "ecb-generic" (batched ECB, portable C tweak pass); NULL: the
  * default choice (or NBDCRYPT_XTS_IMPL). -ENOTSUP when the CPU or the OpenSSL build lacks it.

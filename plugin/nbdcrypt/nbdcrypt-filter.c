@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "filter.h"
+#include "filter-read.h"
 #include "minmax.h"
 #include "rangelock.h"
 #include "volume-session.h"
@@ -261,7 +262,6 @@ nbdcrypt_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count, uint
   const uint64_t data_offset = v->data_offset;
   struct ncr_xts_thread *t;
   uint8_t *p = buf;
-  int r;
 
   if (served_revoked (v))
     return revoked_error (err);
@@ -281,15 +281,14 @@ nbdcrypt_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count, uint
     count -= n;
   }
 
-  /* 2. Aligned body: all whole sectors in one call below, straight into the client's
-   * buffer, decrypted in place. */
+  /* 2. Aligned body: whole sectors straight into the client's buffer, decrypted in place
+   * (filter-read.c: one call below; it can also split large bodies, for measurements). */
   if (count >= sector_size) {
     uint32_t n = count / sector_size * sector_size;
 
-    if (next->pread (next, p, n, data_offset + offset, flags, err) == -1)
+    if (filter_read_body (next, t->xts, p, n, data_offset + offset, offset / sector_size,
+                          sector_size, flags, err) == -1)
       return -1;
-    if ((r = ncr_xts_decrypt (t->xts, offset / sector_size, p, p, n)) < 0)
-      return engine_error (r, err);
     p += n;
     offset += n;
     count -= n;

@@ -56,7 +56,7 @@ struct vector {
 };
 
 /* Every way the engine can compute XTS (ncr_xts_new_impl); those missing here are skipped. */
-static const char *const impls[] = { "vaes-xts", "openssl-xts", "ecb-avx512", "ecb-generic" };
+static const char *const impls[] = { "vaes-xts", "vaes256-xts", "openssl-xts", "ecb-avx512", "ecb-generic" };
 #define NIMPLS (sizeof impls / sizeof impls[0])
 
 static void

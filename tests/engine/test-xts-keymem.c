@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Description: the XTS engine's key schedules live only in locked memory that is left out of
- * core dumps, for every implementation (vaes-xts, openssl-xts, ecb-avx512, ecb-generic) and
- * both ciphers, in the master context, in a copy (ncr_xts_dup) and in a pool thread's copy
- * (lib/crypto/xts-pool.c), and are wiped when freed - a pool's copies in every thread
- * when the pool is freed while another thread keeps serving another pool:
+ * core dumps, for every implementation (vaes-xts, vaes256-xts, openssl-xts, ecb-avx512,
+ * ecb-generic) and both ciphers, in the master context, in a copy (ncr_xts_dup) and in a pool
+ * thread's copy (lib/crypto/xts-pool.c), and are wiped when freed - a pool's copies in every
+ * thread when the pool is freed while another thread keeps serving another pool:
  *  - each region that ncr_xts_key_memory reports lies in a mapping whose /proc/self/smaps
  *    entry has "lo" (mlock'd) and "dd" (MADV_DONTDUMP) in VmFlags and Locked > 0 - and "wf"
- *    (MADV_WIPEONFORK) for vaes-xts, whose schedules a forked child then reads as zeros; and
+ *    (MADV_WIPEONFORK) for vaes-xts and vaes256-xts, whose schedules a forked child then reads
+ *    as zeros; and
  *    those regions really hold the schedules (both halves' first round keys are found there);
  *  - independently of what the engine reports: every copy of any AES round key of either key
  *    half (computed here, FIPS 197 key expansion) found anywhere in the process's writable or
@@ -327,7 +328,8 @@ check_context (const char *what, const struct ncr_xts *x, const uint8_t *key, si
   const void *p[8];
   size_t n[8];
   int k = ncr_xts_key_memory (x, p, n, 8);
-  bool wf = strcmp (ncr_xts_impl (x), "vaes-xts") == 0;
+  bool wf = strcmp (ncr_xts_impl (x), "vaes-xts") == 0 ||
+            strcmp (ncr_xts_impl (x), "vaes256-xts") == 0;
   bool half0 = false, half1 = false;
 
   read_smaps ();
@@ -435,7 +437,7 @@ run (const char *impl, enum ncr_cipher c)
     snprintf (w2, sizeof w2, "%s copy", what);
     check_context (w2, d, key, key_len);
   }
-  if (strcmp (impl, "vaes-xts") == 0)
+  if (strcmp (impl, "vaes-xts") == 0 || strcmp (impl, "vaes256-xts") == 0)
     check_wipe_on_fork (what, x);
   {
     struct thread_arg a = { pool, what, key, key_len };
@@ -562,6 +564,13 @@ test_keymem_vaes_xts (void)
 }
 
 static void
+test_keymem_vaes256_xts (void)
+{
+  run ("vaes256-xts", NCR_CIPHER_AES_256_XTS);
+  run ("vaes256-xts", NCR_CIPHER_AES_128_XTS);
+}
+
+static void
 test_keymem_openssl_xts (void)
 {
   run ("openssl-xts", NCR_CIPHER_AES_256_XTS);
@@ -592,6 +601,7 @@ main (void)
     printf ("valgrind: no memory scan\n");
   RUN (test_fips197_key_expansion);
   RUN (test_keymem_vaes_xts);
+  RUN (test_keymem_vaes256_xts);
   RUN (test_keymem_openssl_xts);
   RUN (test_keymem_ecb_avx512);
   RUN (test_keymem_ecb_generic);

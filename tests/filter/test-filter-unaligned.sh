@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Unaligned/overlapping writes and reads at odd offsets (512 and 4096-byte sectors) against a
-# model; sub-sector writes must decrypt-merge-encrypt and leave neighbour sectors untouched.
+# model; sub-sector writes must decrypt-merge-encrypt and leave neighbour sectors untouched;
+# large reads at odd offsets, whole and read in pieces (NBDCRYPT_READ_PIECE).
 source "$srcdir/functions.sh"
 source "$srcdir/filter/filter-functions.sh"
 key128="$tmpdir/vol128.key"
@@ -26,6 +27,18 @@ for conf in 512:aes-256-xts 4096:aes-256-xts 512:aes-128-xts; do
     key-file="$k" sector-size=$ss cipher=$cipher
   "$PYTHON" "$here/test-filter-unaligned.py" verify "$uri" "$tmpdir/$name.model"
   stop_nbdkit "$name-again"
+
+  # Large reads, whole and in pieces (NBDCRYPT_READ_PIECE, plugin/nbdcrypt/filter-read.c):
+  # one sector per piece, and a piece of three 4 KiB pages (not a power of two).
+  for piece in 0 4096 12288; do
+    export NBDCRYPT_READ_PIECE=$piece
+    start_nbdkit "$name-piece-$piece" --filter="$NBDCRYPT_FILTER" file "$disk" \
+      key-file="$k" sector-size=$ss cipher=$cipher
+    echo "== large reads, NBDCRYPT_READ_PIECE=$piece"
+    "$PYTHON" "$here/test-filter-unaligned.py" large "$uri" "$tmpdir/$name.model" $ss
+    stop_nbdkit "$name-piece-$piece"
+  done
+  unset NBDCRYPT_READ_PIECE
 done
 
 # For comparison only (not part of the verdict): the same 1-byte write through nbdkit's own
