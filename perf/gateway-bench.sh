@@ -7,7 +7,8 @@
 #   crypt4k   the same with --filter=nbdcrypt (key-file=, sector-size=4096)
 #   crypt512  the same with sector-size=512
 # Workloads: 4 KiB reads and writes at depth 16 at scattered offsets (qemu-img bench has no
-# random mode: a stride of 1 MiB + 4 KiB, wrapping around the LUN), 1 MiB sequential reads and
+# random mode: a stride of 1 MiB + 4 KiB, wrapping around the LUN; perf/gateway-random.sh
+# measures random offsets), 1 MiB sequential reads and
 # writes at depth 16. Stacks interleaved within each workload, REPS repetitions, medians. Around
 # every run the CPU time (utime+stime from /proc/PID/stat) of tgtd, nbdfuse, nbdkit and of
 # qemu-img itself is taken, reported per GiB moved. The FUSE files' page cache is dropped before

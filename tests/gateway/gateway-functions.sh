@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Sourced after tests/functions.sh: bring up and tear down the userspace iSCSI gateway's
-# pieces (nbdfuse mounts, a tgtd on a loopback port). Shared by tests/gateway and
-# perf/gateway-bench.sh.
+# pieces (nbdfuse mounts, a tgtd on a loopback port). Shared by tests/gateway,
+# perf/gateway-bench.sh and perf/gateway-random.sh.
 
 # qemu's iscsi:// driver is a module of its own (qemu-block-extra on Debian).
 qemu_has_iscsi () {

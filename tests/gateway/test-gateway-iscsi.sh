@@ -8,7 +8,10 @@
 #     serves directly;
 #   - unaligned qemu-io writes, compared with a model file the test keeps;
 #   - READ CAPACITY(16): 512-byte logical blocks, the volume's size, and for 4096-byte
-#     encryption sectors a 4096-byte physical block (so initiators align to it);
+#     encryption sectors a 4096-byte physical block (so initiators align to it); and the
+#     block sizes docs/gateway.md steers LUNs to: a second LUN with --blocksize 4096 over the
+#     4096-byte volume (4096-byte logical blocks, exponent 0), one with lbppbe=0 over the
+#     512-byte volume (512-byte physical blocks);
 #   - the backing file holds ciphertext only (a plaintext marker is absent), and for the raw
 #     volume every sector equals python3-cryptography's AES-XTS of the model (oracle.py);
 #   - libiscsi's conformance tests that move data (READ, WRITE, VERIFY, WRITE SAME, ...);
@@ -136,6 +139,22 @@ f.write(bytes([int(sys.argv[4])]) * int(sys.argv[3]))' "$model" "$off" "$len" "$
   done
   [ $failed = 0 ]
 }
+
+# The LUNs of docs/gateway.md, "Block sizes": matched to the volume's sector size by hand.
+# check_lun NAME LUN LOGICAL-BLOCK EXPONENT
+check_lun () {
+  local cap
+  cap=$(iscsi-readcapacity16 "iscsi://127.0.0.1:$port/$iqn:$1/$2")
+  echo "== $1 LUN $2: $(echo "$cap" | grep -E 'BLOCK LENGTH|PHYSICAL BLOCK EXPONENT' | tr '\n' ' ')"
+  echo "$cap" | grep -q "^LOGICAL BLOCK LENGTH IN BYTES:$3$" &&
+    echo "$cap" | grep -q "LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT:$4$" ||
+    { echo "$0: FAIL: $1 LUN $2: not $3-byte logical blocks with exponent $4" >&2; return 1; }
+}
+tgt --op new --mode logicalunit --tid 2 --lun 2 -b "$tmpdir/kek4k.mnt/lun" --blocksize 4096
+tgt --op new --mode logicalunit --tid 1 --lun 2 -b "$tmpdir/raw512.mnt/lun"
+tgt --op update --mode logicalunit --tid 1 --lun 2 --params lbppbe=0
+check_lun kek4k 2 4096 0
+check_lun raw512 2 512 0
 
 check_volume raw512 512
 check_volume kek4k 4096
