@@ -5,7 +5,8 @@
 #   mem PID...                  per process: "rss_kib vmlck_kib pss_kib" (/proc/PID/status
 #                               VmRSS, VmLck; smaps_rollup Pss)
 #   kms LOG                     what pykmip-server's log (logging_level=INFO) has counted so
-#                               far: "sessions requests operations"
+#                               far: "sessions requests operations lines"
+#   kms-ops LOG SKIP            the operations logged after line SKIP, by name: "Get 100, ..."
 #   fio JSON                    aggregate MB/s (10^6 bytes) of a fio --output-format=json run
 import json
 import statistics
@@ -60,16 +61,27 @@ def mem(pids):
 
 
 def kms(log):
-    sessions = requests = operations = 0
+    sessions = requests = operations = lines = 0
     with open(log, errors="replace") as f:
         for line in f:
+            lines += 1
             if " - INFO - Starting session: " in line:
                 sessions += 1
             elif " - INFO - Received request at time" in line:
                 requests += 1
             elif " - INFO - Processing operation: " in line:
                 operations += 1
-    print(f"{sessions} {requests} {operations}")
+    print(f"{sessions} {requests} {operations} {lines}")
+
+
+def kms_ops(log, skip):
+    counts = {}
+    with open(log, errors="replace") as f:
+        for i, line in enumerate(f):
+            if i >= int(skip) and " - INFO - Processing operation: " in line:
+                op = line.rsplit(":", 1)[1].strip()
+                counts[op] = counts.get(op, 0) + 1
+    print(", ".join(f"{op} {n}" for op, n in sorted(counts.items())) or "none")
 
 
 def fio(path):
@@ -91,6 +103,8 @@ def main():
         mem(args)
     elif cmd == "kms":
         kms(*args)
+    elif cmd == "kms-ops":
+        kms_ops(*args)
     elif cmd == "fio":
         fio(*args)
     else:
