@@ -85,6 +85,23 @@ run_limit=$memlock_bytes
 [ "$hard" = unlimited ] || [ $((hard * 1024)) -ge "$memlock_bytes" ] || run_limit=$((hard * 1024))
 
 started=$SECONDS
+say () { echo "many-volumes: $(date -u +%T) $*" >&2; }
+# serve NAME [nbdkit args...]: start_nbdkit (tests/functions.sh) with room for a long preload:
+# the server listens only once every volume is open (about 50 ms each against pykmip-server).
+serve () {
+  local name=$1; shift
+  sock="$tmpdir/$name.sock"
+  local pidfile="$tmpdir/$name.pid" log="$tmpdir/$name.log" wait_s=$((60 + volumes / 5))
+  rm -f "$sock" "$pidfile"
+  _nbdkit_pidfiles+=("$pidfile")
+  ( sanitizer_env; exec nbdkit -U "$sock" -P "$pidfile" -f "$@" ) >"$log" 2>&1 &
+  for _ in $(seq $((wait_s * 10))); do
+    [ -s "$pidfile" ] && [ -S "$sock" ] && return 0
+    kill -0 $! 2>/dev/null || die "nbdkit $* failed to start: $(cat "$log")"
+    sleep 0.1
+  done
+  die "nbdkit $* did not listen in $wait_s s: $(tail -5 "$log")"
+}
 ms () { date +%s%3N; }
 kms_count () { "$PYTHON" "$helper" kms "$tmpdir/kms/server.log"; }
 # kms_delta BEFORE AFTER: "sessions requests operations" between two kms_count outputs.
@@ -101,6 +118,7 @@ ratio () { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "
 verdict () { awk -v ok="$1" 'BEGIN { print (ok ? "meets" : "MISSES") }'; }
 
 # 1. KMS and volumes --------------------------------------------------------------------------
+say "KMS and $volumes volumes"
 kmip_start_server
 conf=$tmpdir/kms.conf
 ( umask 077; kmip_write_conf "$conf" )
@@ -122,7 +140,8 @@ read -r f_sess f_req f_ops <<<"$(kms_delta "$k0" "$(kms_count)")"
 f_byop=$(kms_ops "$k0")
 
 # 3a. One nbdkit, each volume opened at its first connection ----------------------------------
-start_nbdkit lazy --filter="$filter" file dir="$vdir" kms-config="$conf"
+say "one nbdkit, open at first connection"
+serve lazy --filter="$filter" file dir="$vdir" kms-config="$conf"
 lazy_sock=$sock
 read -r lz_rss0 lz_lck0 lz_pss0 <<<"$(mem_of lazy)"
 k0=$(kms_count)
@@ -133,7 +152,8 @@ read -r lz_rss1 lz_lck1 lz_pss1 <<<"$(mem_of lazy)"
 stop_nbdkit lazy
 
 # 3b. One nbdkit, preload=true, as the unit runs it (no CAP_IPC_LOCK, LimitMEMLOCK) -----------
-# start_nbdkit runs `nbdkit ARGS`: setpriv and prlimit go in front through a shim on PATH.
+say "one nbdkit, preload=true"
+# serve runs `nbdkit ARGS`: setpriv and prlimit go in front through a shim on PATH.
 shim=$tmpdir/shim
 mkdir -p "$shim"
 real_nbdkit=$(command -v nbdkit)
@@ -142,7 +162,7 @@ cat >"$shim/nbdkit" <<EOF
 exec setpriv --bounding-set=-ipc_lock prlimit --memlock=$run_limit $real_nbdkit "\$@"
 EOF
 chmod +x "$shim/nbdkit"
-PATH="$shim:$PATH" start_nbdkit base --filter="$filter" file dir="$edir" kms-config="$conf" \
+PATH="$shim:$PATH" serve base --filter="$filter" file dir="$edir" kms-config="$conf" \
   preload=true
 read -r b_rss b_lck b_pss <<<"$(mem_of base)"
 b_caps=$(grep CapEff "/proc/$(cat "$tmpdir/base.pid")/status" | awk '{print $2}')
@@ -151,7 +171,7 @@ stop_nbdkit base
 
 k0=$(kms_count)
 t0=$(ms)
-PATH="$shim:$PATH" start_nbdkit preload --filter="$filter" file dir="$vdir" \
+PATH="$shim:$PATH" serve preload --filter="$filter" file dir="$vdir" \
   kms-config="$conf" preload=true
 pl_start_ms=$(( $(ms) - t0 ))
 pre_sock=$sock
@@ -170,6 +190,7 @@ plt_byop=$(kms_ops "$k0")
 read -r pl_rss2 pl_lck2 pl_pss2 <<<"$(mem_of preload)"
 
 # 4. fio: 8 exports at once vs one export ------------------------------------------------------
+say "fio"
 nexp=8
 [ "$volumes" -ge "$nexp" ] || nexp=$volumes
 qd=4
@@ -212,11 +233,12 @@ done
 stop_nbdkit preload
 
 # 5. One nbdkit process per volume --------------------------------------------------------------
+say "$per_process nbdkit processes"
 k0=$(kms_count)
 t0=$(ms)
 mapfile -t pp < <(head -n "$per_process" "$names")
 for e in "${pp[@]}"; do
-  start_nbdkit "pp-$e" --filter="$filter" file "$vdir/$e" kms-config="$conf"
+  serve "pp-$e" --filter="$filter" file "$vdir/$e" kms-config="$conf"
 done
 pp_start_ms=$(( $(ms) - t0 ))
 read -r pp_sess pp_req pp_ops <<<"$(kms_delta "$k0" "$(kms_count)")"
@@ -229,6 +251,7 @@ done
 for e in "${pp[@]}"; do stop_nbdkit "pp-$e"; done
 
 # Report ---------------------------------------------------------------------------------------
+say "report"
 n=$volumes m=$per_process
 per () { awk -v a="$1" -v n="$2" 'BEGIN { printf "%.1f", a / n }'; }
 mib () { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
