@@ -2,6 +2,8 @@
 # Helpers of perf/many-volumes.sh (run with /usr/bin/python3, which has libnbd's module):
 #   ttfb SOCKET NAMES-FILE      connect + one 4 KiB read at offset 0, every export in turn;
 #                               prints "count failed median_ms p99_ms total_s"
+#   hold SOCKET NAMES-FILE K PID   connections to the first K exports at once, a 4 KiB read
+#                               on each, held while PID's memory is read (as mem below)
 #   mem PID...                  per process: "rss_kib vmlck_kib pss_kib" (/proc/PID/status
 #                               VmRSS, VmLck; smaps_rollup Pss)
 #   kms LOG                     what pykmip-server's log (logging_level=INFO) has counted so
@@ -45,6 +47,24 @@ def ttfb(sock, names_file):
     p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
     print(f"{len(names)} {failed} {statistics.median(times) * 1e3:.2f} {p99 * 1e3:.2f} "
           f"{total:.2f}")
+
+
+def hold(sock, names_file, count, pid):
+    """Connections to the first `count` exports at once, one 4 KiB read on each, all held
+    open while the server's memory is read: what connected clients cost beyond the volumes."""
+    import nbd
+    names = [n for n in open(names_file).read().split("\n") if n][:int(count)]
+    handles = []
+    for name in names:
+        h = nbd.NBD()
+        h.set_export_name(name)
+        h.connect_unix(sock)
+        h.pread(4096, 0)
+        handles.append(h)
+    time.sleep(0.5)
+    mem([pid])
+    for h in handles:
+        h.shutdown()
 
 
 def mem(pids):
@@ -99,6 +119,8 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "ttfb":
         ttfb(*args)
+    elif cmd == "hold":
+        hold(*args)
     elif cmd == "mem":
         mem(args)
     elif cmd == "kms":
