@@ -20,7 +20,8 @@
 #  2. KMS traffic is counted on the KMS side, from pykmip-server's own log: one "Starting
 #     session" line per TLS connection it accepts, one "Received request" line per request
 #     message, one "Processing operation" line per operation (batch item) in it. The counts are
-#     taken before and after each phase; nothing else talks to the KMS meanwhile.
+#     taken before and after each phase; nothing else talks to the KMS meanwhile. The log is
+#     copied as it grows (the server rotates it at 1 MB and keeps only five).
 #  3. One nbdkit (`--filter=nbdcrypt file dir=DIR kms-config=C`), both ways:
 #     - open at first connection (preload=false): RSS/VmLck/Pss before any connection, then
 #       connect + 4 KiB read on every export in turn (time to first byte: median, p99, total),
@@ -28,12 +29,15 @@
 #     - preload=true: memory of the same over an empty directory (the base), the filter's
 #       "preload: N of M volumes ... opened in X ms" line, KMS traffic of the start, memory
 #       after preload, then time to first byte on every export (no KMS expected), memory after.
-#     The preloading server runs as the systemd unit would: without CAP_IPC_LOCK and under the
-#     unit's LimitMEMLOCK (setpriv + prlimit), so a locked-memory shortfall shows as failure.
-#  4. fio's nbd engine against the preloading server: 8 exports at once (8 jobs, one export
-#     each, iodepth 4) vs one export at the same total depth (8 jobs on it, iodepth 4) and vs
-#     one connection at depth 32; 4 KiB random read, 4 KiB random write, 1 MiB sequential
-#     read; aggregate MB/s, median of R runs taken in turns.
+#     Then 100 connections held at once (a 4 KiB read on each), and 1 MiB reads on 8 exports
+#     at once (fio) with the server's VmLck sampled. The preloading server runs as the systemd
+#     unit would: without CAP_IPC_LOCK and under the unit's LimitMEMLOCK (setpriv + prlimit;
+#     the shell's hard limit if that is lower), so a locked-memory shortfall shows as failure.
+#  4. fio's nbd engine against the same preloaded directory served by root with CAP_IPC_LOCK
+#     (no limit, as perf/run.sh runs its servers): 8 exports at once (8 jobs, one export each,
+#     iodepth 4) vs one export at the same total depth (8 jobs on it, iodepth 4) and vs one
+#     connection at depth 32; 4 KiB random read, 4 KiB random write, 1 MiB sequential read;
+#     aggregate MB/s, median of R runs taken in turns.
 #  5. M nbdkit processes, one per volume (file FILE kms-config=C): RSS/VmLck/Pss each and in
 #     total, KMS connections; extrapolated to N (marked so).
 # Then the targets next to the figures.
@@ -103,10 +107,12 @@ serve () {
   die "nbdkit $* did not listen in $wait_s s: $(tail -5 "$log")"
 }
 ms () { date +%s%3N; }
-kms_count () { "$PYTHON" "$helper" kms "$tmpdir/kms/server.log"; }
+# The KMS log as a whole: pykmip-server rotates its own at 1 MB and keeps 5, too few here.
+kms_log=$tmpdir/kms-all.log
+kms_count () { sleep 0.3; "$PYTHON" "$helper" kms "$kms_log"; }   # the copy catches up
 # kms_delta BEFORE AFTER: "sessions requests operations" between two kms_count outputs.
 # kms_ops BEFORE: the operations logged since BEFORE (a kms_count output), by name.
-kms_ops () { "$PYTHON" "$helper" kms-ops "$tmpdir/kms/server.log" "$(awk '{print $4}' <<<"$1")"; }
+kms_ops () { "$PYTHON" "$helper" kms-ops "$kms_log" "$(awk '{print $4}' <<<"$1")"; }
 kms_delta () {
   local a b; read -ra a <<<"$1"; read -ra b <<<"$2"
   echo "$((b[0] - a[0])) $((b[1] - a[1])) $((b[2] - a[2]))"
@@ -121,6 +127,9 @@ verdict () { awk -v ok="$1" 'BEGIN { print (ok ? "meets" : "MISSES") }'; }
 # 1. KMS and volumes --------------------------------------------------------------------------
 say "KMS and $volumes volumes"
 kmip_start_server
+"$PYTHON" "$helper" follow "$tmpdir/kms/server.log" "$kms_log" &
+follower=$!
+on_exit "kill $follower"
 conf=$tmpdir/kms.conf
 ( umask 077; kmip_write_conf "$conf" )
 vdir=$tmpdir/vols
@@ -196,12 +205,13 @@ read -r h_rss h_lck h_pss <<<"$("$PYTHON" "$helper" hold "$pre_sock" "$names" "$
 sleep 1   # the connections' threads exit
 read -r pl_rss3 pl_lck3 pl_pss3 <<<"$(mem_of preload)"
 
-# 4. fio: 8 exports at once vs one export ------------------------------------------------------
-say "fio"
+# fio through its nbd engine -------------------------------------------------------------------
 nexp=8
 [ "$volumes" -ge "$nexp" ] || nexp=$volumes
 qd=4
-fio_job () {  # fio_job NAME RW BS then "uri..." per job, iodepth per job last
+# fio_job NAME RW BS DEPTH URI...: one job per URI against server $fio_server; prints MB/s or
+# "failed"; the server's VmLck peak goes to $tmpdir/$fio_server.lck-peak.
+fio_job () {
   local name=$1 rw=$2 bs=$3 depth=$4; shift 4
   local f=$tmpdir/$name.fio j=0
   printf '[global]\nioengine=nbd\nrw=%s\nbs=%s\niodepth=%s\ntime_based=1\nruntime=%s\n' \
@@ -213,7 +223,7 @@ fio_job () {  # fio_job NAME RW BS then "uri..." per job, iodepth per job last
   done
   # The server's locked memory while fio runs: the largest VmLck seen, every 0.2 s.
   local pid lck_max=0 l sampler
-  pid=$(cat "$tmpdir/preload.pid")
+  pid=$(cat "$tmpdir/$fio_server.pid")
   ( while :; do
       l=$(awk '/^VmLck:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || break
       [ "${l:-0}" -gt "$lck_max" ] && lck_max=$l && echo "$lck_max" >"$tmpdir/$name.lck"
@@ -230,16 +240,35 @@ fio_job () {  # fio_job NAME RW BS then "uri..." per job, iodepth per job last
   fi
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
   l=$(cat "$tmpdir/$name.lck" 2>/dev/null || echo 0)
-  [ "$l" -gt "$(cat "$tmpdir/fio-lck-peak" 2>/dev/null || echo 0)" ] &&
-    echo "$l" >"$tmpdir/fio-lck-peak"
+  [ "$l" -gt "$(cat "$tmpdir/$fio_server.lck-peak" 2>/dev/null || echo 0)" ] &&
+    echo "$l" >"$tmpdir/$fio_server.lck-peak"
   return 0
 }
 median () { tr ' ' '\n' | sort -g | awk '/failed/ { f++; next } { v[++n] = $1 } END {
   if (f) printf "failed (%d of %d)", f, f + n
   else printf "%.1f", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'; }
-declare -A fio_mb fio_all
-read -r _ fio_lck0 _ <<<"$(mem_of preload)"
+
+# 1 MiB reads on 8 exports at once, under the limit: does the locked memory of busy threads
+# still fit next to N volumes?
 mapfile -t first < <(head -n "$nexp" "$names")
+lim_uris=()
+for e in "${first[@]}"; do lim_uris+=("nbd+unix:///$e?socket=$pre_sock"); done
+fio_server=preload
+read -r _ lim_lck0 _ <<<"$(mem_of preload)"
+lim_mb=$(fio_job limit-read read 1M "$qd" "${lim_uris[@]}")
+lim_peak=$(cat "$tmpdir/preload.lck-peak" 2>/dev/null || echo 0)
+stop_nbdkit preload
+
+# 4. fio: 8 exports at once vs one export ------------------------------------------------------
+# Throughput is compared on the same preloaded server run as root with CAP_IPC_LOCK (no
+# locked-memory limit), as perf/run.sh runs its servers; the limit is the check above.
+say "fio"
+serve fast --filter="$filter" file dir="$vdir" kms-config="$conf" preload=true
+pre_sock=$sock
+fio_server=fast
+
+declare -A fio_mb fio_all
+read -r _ fio_lck0 _ <<<"$(mem_of fast)"
 many=() one=()
 for e in "${first[@]}"; do
   many+=("nbd+unix:///$e?socket=$pre_sock")
@@ -258,7 +287,7 @@ for wl in "randread 4k" "randwrite 4k" "read 1M"; do
     fio_mb[$rw,$k]=$(echo ${fio_all[$rw,$k]} | median)
   done
 done
-stop_nbdkit preload
+stop_nbdkit fast
 
 # 5. One nbdkit process per volume --------------------------------------------------------------
 say "$per_process nbdkit processes"
@@ -375,10 +404,15 @@ for rw in randread randwrite read; do
     "$(ratio "${fio_mb[$rw,many]}" "${fio_mb[$rw,one]}") |"
 done
 echo
-fio_lck1=$(cat "$tmpdir/fio-lck-peak" 2>/dev/null || echo 0)
-echo "The server's VmLck: $fio_lck0 KiB before fio, $fio_lck1 KiB at most during the runs" \
-  "(sampled every 0.2 s; up to $nexp connections of nbdkit's 16 threads each): XTS contexts" \
-  "copied per thread and volume into locked pages."
+fio_lck1=$(cat "$tmpdir/fast.lck-peak" 2>/dev/null || echo 0)
+echo "This server ran with CAP_IPC_LOCK (no locked-memory limit). Its VmLck: $fio_lck0 KiB" \
+  "before fio, $fio_lck1 KiB at most during the runs (sampled every 0.2 s; up to $nexp" \
+  "connections of nbdkit's 16 threads each, every thread with its own locked XTS context" \
+  "for the volume it serves)."
+echo
+echo "Under the limit (the preloading server above, RLIMIT_MEMLOCK $b_limit bytes): 1 MiB" \
+  "sequential reads on $nexp exports at once (depth $qd each): $lim_mb MB/s; VmLck" \
+  "$lim_lck0 KiB before, $lim_peak KiB at most."
 if [ -s "$tmpdir/fio-errors" ]; then
   echo
   echo "fio errors:"
@@ -423,6 +457,9 @@ echo "| VmLck per volume, after every export was read once | <= 8 KiB | $pv_lck2
 echo "| all N under LimitMEMLOCK=$memlock_spec | base + N x per-volume <= $((memlock_bytes / 1024)) KiB |" \
   "$b_lck + $n x $pv_lim = $need KiB (fits $fit volumes) |" \
   "$(verdict "$(awk -v x="$need" -v l="$memlock_bytes" 'BEGIN { print (x <= l / 1024) }')") |"
+echo "| busy threads under the limit: 1 MiB reads, $nexp exports | no error |" \
+  "$lim_mb MB/s, VmLck at most $lim_peak KiB of $((b_limit / 1024)) |" \
+  "$(verdict "$([ "$lim_mb" != failed ] && echo 1 || echo 0)") |"
 pc_lck=$(kib_per "$held" "$pl_lck2" "$h_lck")
 need_c=$(awk -v b="$need" -v c="$pc_lck" -v n="$n" 'BEGIN { printf "%.0f", b + c * n }')
 echo "| the same with a client connected to every volume | base + N x (per-volume +" \

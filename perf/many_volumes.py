@@ -4,6 +4,7 @@
 #                               prints "count failed median_ms p99_ms total_s"
 #   hold SOCKET NAMES-FILE K PID   connections to the first K exports at once, a 4 KiB read
 #                               on each, held while PID's memory is read (as mem below)
+#   follow LOG OUT              copy LOG to OUT as it grows, across rotations (until killed)
 #   mem PID...                  per process: "rss_kib vmlck_kib pss_kib" (/proc/PID/status
 #                               VmRSS, VmLck; smaps_rollup Pss)
 #   kms LOG                     what pykmip-server's log (logging_level=INFO) has counted so
@@ -67,6 +68,36 @@ def hold(sock, names_file, count, pid):
         h.shutdown()
 
 
+def follow(log, out):
+    """Copy pykmip-server's log to `out` as it grows, across its rotations (the server's
+    RotatingFileHandler keeps 6 MB, less than 1000 volumes log): the renamed file is read to
+    its end before the new one is opened. Runs until killed."""
+    import os
+    dst = open(out, "ab", buffering=0)
+    f = None
+    while True:
+        if f is None:
+            try:
+                f = open(log, "rb")
+                ino = os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                time.sleep(0.05)
+                continue
+        data = f.read()
+        if data:
+            dst.write(data)
+            continue
+        try:
+            if os.stat(log).st_ino != ino:
+                dst.write(f.read())
+                f.close()
+                f = None
+                continue
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+
+
 def mem(pids):
     for pid in pids:
         st = {}
@@ -119,6 +150,8 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "ttfb":
         ttfb(*args)
+    elif cmd == "follow":
+        follow(*args)
     elif cmd == "hold":
         hold(*args)
     elif cmd == "mem":
