@@ -392,7 +392,7 @@ echo
 echo "RSS counts shared library pages in every process; Pss divides them among the processes" \
   "sharing them, so the Pss total is the fairer sum."
 echo
-echo "## fio, nbd engine, ${fio_seconds} s each, against the preloading server (aggregate MB/s, median of $fio_reps)"
+echo "## fio, nbd engine, ${fio_seconds} s each, the $n volumes preloaded (aggregate MB/s, median of $fio_reps)"
 echo
 echo "| workload | $nexp exports, $nexp jobs x depth $qd | 1 export, $nexp jobs x depth $qd | 1 export, 1 job x depth $((qd * nexp)) | $nexp exports / 1 export ($nexp jobs) |"
 echo "|---|---|---|---|---|"
@@ -465,6 +465,13 @@ need_c=$(awk -v b="$need" -v c="$pc_lck" -v n="$n" 'BEGIN { printf "%.0f", b + c
 echo "| the same with a client connected to every volume | base + N x (per-volume +" \
   "per-connection) <= $((memlock_bytes / 1024)) KiB | $need + $n x $pc_lck = $need_c KiB |" \
   "$(verdict "$(awk -v x="$need_c" -v l="$memlock_bytes" 'BEGIN { print (x <= l / 1024) }')") |"
+# A busy connection: what one of the 1 MiB read connections above added at its peak.
+pb_lck=$(kib_per "$nexp" "$lim_lck0" "$lim_peak")
+need_b=$(awk -v b="$need" -v c="$pb_lck" -v n="$n" 'BEGIN { printf "%.0f", b + c * n }')
+echo "| the same with every volume's client busy (1 MiB reads, depth $qd) | base + N x" \
+  "(per-volume + per-busy-connection) <= $((memlock_bytes / 1024)) KiB |" \
+  "$need + $n x $pb_lck = $need_b KiB |" \
+  "$(verdict "$(awk -v x="$need_b" -v l="$memlock_bytes" 'BEGIN { print (x <= l / 1024) }')") |"
 echo "| one process vs one per volume, memory | >= 10x less | RSS ${mem_x}x," \
   "Pss ${mem_xp}x ($(if [ "$m" -lt "$n" ]; then echo "extrapolated from $m"; else echo measured; fi)) |" \
   "$(verdict "$(awk -v x="$mem_xp" 'BEGIN { print (x >= 10) }')") |"
