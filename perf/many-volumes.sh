@@ -120,7 +120,8 @@ kms_delta () {
 mem_of () { "$PYTHON" "$helper" mem "$(cat "$tmpdir/$1.pid")"; }
 # kib_per N A B: (B - A) / N in KiB, one decimal.
 kib_per () { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", (b - a) / n }'; }
-ratio () { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "-"
+ratio () { awk -v a="$1" -v b="$2" 'BEGIN {
+  if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "-"
   else printf "%.3f", a / b }'; }
 verdict () { awk -v ok="$1" 'BEGIN { print (ok ? "meets" : "MISSES") }'; }
 
@@ -327,7 +328,8 @@ echo "| $n | $(awk -v t="$format_ms" 'BEGIN { printf "%.1f", t / 1000 }') |" \
 echo
 echo "## One nbdkit, N exports: time to first byte (connect + 4 KiB read, exports in turn)"
 echo
-echo "| mode | exports | failed | median ms | p99 ms | total s | KMS connections | KMS messages | KMS operations |"
+echo "| mode | exports | failed | median ms | p99 ms | total s |" \
+  "KMS connections | KMS messages | KMS operations |"
 echo "|---|---|---|---|---|---|---|---|---|"
 echo "| open at first connection | $n | $lz_fail | $lz_med | $lz_p99 | $lz_total |" \
   "$lz_sess | $lz_req | $lz_ops |"
@@ -336,14 +338,16 @@ echo "| after preload | $n | $pl_fail | $pl_med | $pl_p99 | $pl_total |" \
 echo
 echo "## Preload (preload=true)"
 echo
-echo "| volumes opened | preload ms (filter's log) | ms per volume | start to listening ms | KMS connections | KMS messages | KMS operations | messages per volume |"
+echo "| volumes opened | preload ms (filter's log) | ms per volume | start to listening ms |" \
+  "KMS connections | KMS messages | KMS operations | messages per volume |"
 echo "|---|---|---|---|---|---|---|---|"
 echo "| $pl_opened of $n | $pl_ms | $(per "$pl_ms" "$n") | $pl_start_ms | $pl_sess | $pl_req |" \
   "$pl_ops | $(per "$pl_req" "$n") |"
 echo
 echo "## Memory of the one process (KiB; per volume = (after - before) / N)"
 echo
-echo "| mode | before: RSS | VmLck | Pss | after: RSS | VmLck | Pss | per volume: RSS | VmLck | Pss |"
+echo "| mode | before: RSS | VmLck | Pss | after: RSS | VmLck | Pss |" \
+  "per volume: RSS | VmLck | Pss |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 echo "| open at first connection (before: no connection yet; after: all $n exports read) |" \
   "$lz_rss0 | $lz_lck0 | $lz_pss0 | $lz_rss1 | $lz_lck1 | $lz_pss1 |" \
@@ -357,7 +361,8 @@ echo "| preload, after all $n exports read |" \
   "$b_rss | $b_lck | $b_pss | $pl_rss2 | $pl_lck2 | $pl_pss2 |" \
   "$(kib_per "$n" "$b_rss" "$pl_rss2") | $(kib_per "$n" "$b_lck" "$pl_lck2") |" \
   "$(kib_per "$n" "$b_pss" "$pl_pss2") |"
-echo "| preload, $held connections held at once (a 4 KiB read on each; per volume: per connection) |" \
+echo "| preload, $held connections held at once (a 4 KiB read on each;" \
+  "per volume: per connection) |" \
   "$pl_rss2 | $pl_lck2 | $pl_pss2 | $h_rss | $h_lck | $h_pss |" \
   "$(kib_per "$held" "$pl_rss2" "$h_rss") | $(kib_per "$held" "$pl_lck2" "$h_lck") |" \
   "$(kib_per "$held" "$pl_pss2" "$h_pss") |"
@@ -392,9 +397,11 @@ echo
 echo "RSS counts shared library pages in every process; Pss divides them among the processes" \
   "sharing them, so the Pss total is the fairer sum."
 echo
-echo "## fio, nbd engine, ${fio_seconds} s each, the $n volumes preloaded (aggregate MB/s, median of $fio_reps)"
+echo "## fio, nbd engine, ${fio_seconds} s each, the $n volumes preloaded" \
+  "(aggregate MB/s, median of $fio_reps)"
 echo
-echo "| workload | $nexp exports, $nexp jobs x depth $qd | 1 export, $nexp jobs x depth $qd | 1 export, 1 job x depth $((qd * nexp)) | $nexp exports / 1 export ($nexp jobs) |"
+echo "| workload | $nexp exports, $nexp jobs x depth $qd | 1 export, $nexp jobs x depth $qd |" \
+  "1 export, 1 job x depth $((qd * nexp)) | $nexp exports / 1 export ($nexp jobs) |"
 echo "|---|---|---|---|---|"
 for rw in randread randwrite read; do
   label=$rw
@@ -441,6 +448,8 @@ pv_lim=$(awk -v a="$pv_lck" -v b="$pv_lck2" 'BEGIN { print (a > b ? a : b) }')
 fit=$(awk -v lim="$memlock_bytes" -v b="$b_lck" -v p="$pv_lim" \
   'BEGIN { if (p <= 0) print "unbounded"; else printf "%d", (lim / 1024 - b) / p }')
 need=$(awk -v b="$b_lck" -v p="$pv_lim" -v n="$n" 'BEGIN { printf "%.0f", b + p * n }')
+how_pp=measured
+[ "$m" -ge "$n" ] || how_pp="extrapolated from $m"
 mem_x=$(awk -v e="$ex_rss" -v o="$pl_rss1" 'BEGIN { printf "%.1f", e / o }')
 mem_xp=$(awk -v e="$ex_pss" -v o="$pl_pss1" 'BEGIN { printf "%.1f", e / o }')
 echo "| what | target | measured | |"
@@ -454,7 +463,8 @@ echo "| VmLck per opened volume beyond the base | <= 8 KiB | $pv_lck KiB |" \
   "$(verdict "$(awk -v x="$pv_lck" 'BEGIN { print (x <= 8) }')") |"
 echo "| VmLck per volume, after every export was read once | <= 8 KiB | $pv_lck2 KiB |" \
   "$(verdict "$(awk -v x="$pv_lck2" 'BEGIN { print (x <= 8) }')") |"
-echo "| all N under LimitMEMLOCK=$memlock_spec | base + N x per-volume <= $((memlock_bytes / 1024)) KiB |" \
+echo "| all N under LimitMEMLOCK=$memlock_spec |" \
+  "base + N x per-volume <= $((memlock_bytes / 1024)) KiB |" \
   "$b_lck + $n x $pv_lim = $need KiB (fits $fit volumes) |" \
   "$(verdict "$(awk -v x="$need" -v l="$memlock_bytes" 'BEGIN { print (x <= l / 1024) }')") |"
 echo "| busy threads under the limit: 1 MiB reads, $nexp exports | no error |" \
@@ -473,7 +483,7 @@ echo "| the same with every volume's client busy (1 MiB reads, depth $qd) | base
   "$need + $n x $pb_lck = $need_b KiB |" \
   "$(verdict "$(awk -v x="$need_b" -v l="$memlock_bytes" 'BEGIN { print (x <= l / 1024) }')") |"
 echo "| one process vs one per volume, memory | >= 10x less | RSS ${mem_x}x," \
-  "Pss ${mem_xp}x ($(if [ "$m" -lt "$n" ]; then echo "extrapolated from $m"; else echo measured; fi)) |" \
+  "Pss ${mem_xp}x ($how_pp) |" \
   "$(verdict "$(awk -v x="$mem_xp" 'BEGIN { print (x >= 10) }')") |"
 for rw in randread randwrite read; do
   r=$(ratio "${fio_mb[$rw,many]}" "${fio_mb[$rw,one]}")
