@@ -44,7 +44,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 volumes=1000 per_process="" size=16M format_jobs=4 fio_seconds=5 fio_reps=3 build=""
-usage () { sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage () { sed -n '5,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --volumes) volumes=$2; shift 2 ;;
