@@ -157,6 +157,7 @@ static pthread_once_t funcs_once = PTHREAD_ONCE_INIT;
 struct crypto_aes {
   const struct prov_cipher *f;
   void *ctx;
+  size_t locked;                /* bytes of ctx locked by lock_ctx (0: not locked) */
   int enc;
 };
 
@@ -233,29 +234,43 @@ resolve_all (void)
     resolve (&kwp_funcs[i]);
 }
 
-/* Lock the pages of a provider context and keep them out of core dumps. */
+/* Lock the pages of a provider context and keep them out of core dumps; *locked: the bytes
+ * locked, for ctx_free. */
 static int
-lock_ctx (void *ctx)
+lock_ctx (void *ctx, size_t *locked)
 {
-  return secmem_lock_region (ctx, malloc_usable_size (ctx));
+  size_t n = malloc_usable_size (ctx);
+  int r = secmem_lock_region (ctx, n);
+
+  *locked = r == 0 ? n : 0;
+  return r;
+}
+
+/* Free a context (OPENSSL_clear_free: its key schedules are wiped), then give its pages'
+ * locks back. */
+static void
+ctx_free (const struct prov_cipher *f, void *ctx, size_t locked)
+{
+  f->freectx (ctx);
+  secmem_unlock_region (ctx, locked);   /* the address only: the lock counts of its pages */
 }
 
 /* A new context of f, locked, then keyed. Returns 0 or -errno with a message. */
 static int
 ctx_new (const struct prov_cipher *f, int enc, const uint8_t *key, size_t key_len,
-         const OSSL_PARAM *params, void **out)
+         const OSSL_PARAM *params, void **out, size_t *locked)
 {
   void *ctx = f->newctx (f->provctx);
   int r;
 
   if (!ctx)
     return ncr_error (ENOMEM, "cannot make an OpenSSL %s context", f->name);
-  if ((r = lock_ctx (ctx)) < 0) {
+  if ((r = lock_ctx (ctx, locked)) < 0) {
     f->freectx (ctx);
     return r;
   }
   if ((enc ? f->einit : f->dinit) (ctx, key, key_len, NULL, 0, params) != 1) {
-    f->freectx (ctx);
+    ctx_free (f, ctx, *locked);
     return ncr_error (EINVAL, "OpenSSL refused the %s key", f->name);
   }
   *out = ctx;
@@ -289,7 +304,8 @@ crypto_aes_new (enum crypto_aes_mode mode, int enc, const uint8_t *key, size_t k
     return ncr_error (ENOMEM, "out of memory");
   a->f = &funcs[aes_len == 32];
   a->enc = enc;
-  r = ctx_new (a->f, enc, key, key_len, mode == CRYPTO_AES_ECB ? ecb_params : NULL, &a->ctx);
+  r = ctx_new (a->f, enc, key, key_len, mode == CRYPTO_AES_ECB ? ecb_params : NULL, &a->ctx,
+               &a->locked);
   if (r < 0) {
     free (a);
     return r;
@@ -307,12 +323,13 @@ crypto_aes_dup (const struct crypto_aes *a, struct crypto_aes **out)
   if (!d)
     return ncr_error (ENOMEM, "out of memory");
   *d = *a;
+  d->locked = 0;
   d->ctx = a->f->dupctx (a->ctx);
   if (!d->ctx) {
     free (d);
     return ncr_error (ENOMEM, "cannot copy an OpenSSL %s context", a->f->name);
   }
-  if ((r = lock_ctx (d->ctx)) < 0) {
+  if ((r = lock_ctx (d->ctx, &d->locked)) < 0) {
     crypto_aes_free (d);
     return r;
   }
@@ -355,7 +372,7 @@ crypto_aes_free (struct crypto_aes *a)
 {
   if (!a)
     return;
-  a->f->freectx (a->ctx);       /* OPENSSL_clear_free: the key schedules are wiped */
+  ctx_free (a->f, a->ctx, a->locked);
   free (a);
 }
 
@@ -375,7 +392,7 @@ crypto_aes_wrap_pad_locked (int enc, const uint8_t *kek, size_t kek_len,
 {
   const struct prov_cipher *f;
   void *ctx;
-  size_t n = 0;
+  size_t n = 0, locked = 0;
   int r, ok;
 
   if (kek_len != 16 && kek_len != 24 && kek_len != 32)
@@ -384,7 +401,7 @@ crypto_aes_wrap_pad_locked (int enc, const uint8_t *kek, size_t kek_len,
   f = &kwp_funcs[kek_len / 8 - 2];
   if (!f->ok)
     return -ENOTSUP;
-  if ((r = ctx_new (f, enc, kek, kek_len, NULL, &ctx)) < 0)
+  if ((r = ctx_new (f, enc, kek, kek_len, NULL, &ctx, &locked)) < 0)
     return r == -EINVAL ? ncr_error (EINVAL, "key wrap: OpenSSL refused the KEK") : r;
   /* The wrap ciphers do the whole job in one update. The provider wants room for in_len
    * bytes even when unwrapping (which yields in_len - 8 at most): unwrap into locked scratch
@@ -395,15 +412,16 @@ crypto_aes_wrap_pad_locked (int enc, const uint8_t *kek, size_t kek_len,
     uint8_t *tmp = secmem_alloc (in_len);
 
     if (!tmp) {
-      f->freectx (ctx);
-      return -errno;
+      r = -errno;
+      ctx_free (f, ctx, locked);
+      return r;
     }
     ok = f->update (ctx, tmp, &n, in_len, in, in_len) == 1 && n <= out_size;
     if (ok)
       memcpy (out, tmp, n);
     secmem_free (tmp);          /* wipes */
   }
-  f->freectx (ctx);             /* OPENSSL_clear_free */
+  ctx_free (f, ctx, locked);
   if (!ok)
     return -EKEYREJECTED;
   *out_len = n;

@@ -8,10 +8,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+
+#include <stdlib.h>
 
 #include "errors.h"
 
@@ -26,10 +29,63 @@ struct secmem_header {
  * inherits their contents but not their locks, so secmem_after_fork locks them again. */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct secmem_header *live;
-#define MAX_REGIONS 256
-static struct { uintptr_t start, len; } regions[MAX_REGIONS];
-static size_t nregions;
 static bool keep_across_fork;
+
+/* Pages locked by secmem_lock_region, each with the number of live regions on it (several
+ * small objects share a malloc page): a page is unlocked when its last region goes, so that
+ * locked memory follows the objects alive (threads come and go with connections) instead of
+ * growing for the life of the process. An open-addressing table keyed by page address, under
+ * live_lock; a removed entry leaves a tombstone. */
+struct locked_page {
+  uintptr_t page;               /* 0: empty; TOMBSTONE: removed */
+  uint32_t count;
+};
+#define TOMBSTONE ((uintptr_t) 1)
+static struct locked_page *pages;
+static size_t pages_cap, pages_used;    /* used: live entries and tombstones */
+
+static struct locked_page *
+page_slot (uintptr_t page, bool insert)
+{
+  struct locked_page *tomb = NULL;
+
+  if (pages_cap == 0)
+    return NULL;
+  for (size_t i = (page / 4096 * 11400714819323198485ull) & (pages_cap - 1), n = 0;
+       n < pages_cap; i = (i + 1) & (pages_cap - 1), n++) {
+    if (pages[i].page == page)
+      return &pages[i];
+    if (pages[i].page == TOMBSTONE && tomb == NULL)
+      tomb = &pages[i];
+    if (pages[i].page == 0)
+      return insert ? (tomb ? tomb : &pages[i]) : NULL;
+  }
+  return insert ? tomb : NULL;
+}
+
+/* Room for one more entry (caller holds live_lock). Returns 0 or -ENOMEM. */
+static int
+pages_reserve (void)
+{
+  if ((pages_used + 1) * 2 <= pages_cap)
+    return 0;
+  size_t cap = pages_cap ? pages_cap * 2 : 256;
+  struct locked_page *old = pages, *t = calloc (cap, sizeof *t);
+  size_t old_cap = pages_cap;
+
+  if (t == NULL)
+    return -ENOMEM;
+  pages = t;
+  pages_cap = cap;
+  pages_used = 0;
+  for (size_t i = 0; i < old_cap; i++)
+    if (old[i].page > TOMBSTONE) {
+      *page_slot (old[i].page, true) = old[i];
+      pages_used++;
+    }
+  free (old);
+  return 0;
+}
 
 static void
 link_live (struct secmem_header *h)
@@ -133,10 +189,55 @@ secmem_lock_region (const void *p, size_t n)
     return ncr_error (errno, "cannot exclude key memory from core dumps (madvise: %s)",
                       strerror (errno));
   pthread_mutex_lock (&live_lock);
-  if (nregions < MAX_REGIONS)
-    regions[nregions++] = (typeof (regions[0])) { start, end - start };
+  for (uintptr_t a = start; a < end; a += page) {
+    struct locked_page *e = page_slot (a, false);
+    if (e == NULL) {
+      if (pages_reserve () < 0) {
+        pthread_mutex_unlock (&live_lock);
+        return ncr_error (ENOMEM, "out of memory");
+      }
+      e = page_slot (a, true);
+      if (e->page == 0)
+        pages_used++;
+      *e = (struct locked_page) { a, 0 };
+    }
+    e->count++;
+  }
   pthread_mutex_unlock (&live_lock);
   return 0;
+}
+
+void
+secmem_unlock_region (const void *p, size_t n)
+{
+  uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE), start, end;
+
+  if (p == NULL || n == 0)
+    return;
+  start = (uintptr_t) p & ~(page - 1);
+  end = ((uintptr_t) p + n + page - 1) & ~(page - 1);
+  pthread_mutex_lock (&live_lock);
+  for (uintptr_t a = start; a < end; a += page) {
+    struct locked_page *e = page_slot (a, false);
+    if (e == NULL || --e->count > 0)
+      continue;
+    e->page = TOMBSTONE;        /* stays counted in pages_used until the table is rebuilt */
+    munlock ((void *) a, page);
+    madvise ((void *) a, page, MADV_DODUMP);
+  }
+  pthread_mutex_unlock (&live_lock);
+}
+
+size_t
+secmem_locked_region_pages (void)
+{
+  size_t n = 0;
+
+  pthread_mutex_lock (&live_lock);
+  for (size_t i = 0; i < pages_cap; i++)
+    n += pages[i].page > TOMBSTONE;
+  pthread_mutex_unlock (&live_lock);
+  return n;
 }
 
 void
@@ -164,8 +265,9 @@ secmem_after_fork (void)
       r = ncr_error (errno, "cannot exclude key memory from core dumps/forks (madvise: %s)",
                      strerror (errno));
   }
-  for (i = 0; i < nregions && r == 0; i++)
-    if (mlock ((void *) regions[i].start, regions[i].len) == -1)
+  for (i = 0; i < pages_cap && r == 0; i++)
+    if (pages[i].page > TOMBSTONE &&
+        mlock ((void *) pages[i].page, (size_t) sysconf (_SC_PAGESIZE)) == -1)
       r = ncr_error (errno, "cannot lock key memory again after nbdkit's fork (mlock: %s)",
                      strerror (errno));
   pthread_mutex_unlock (&live_lock);

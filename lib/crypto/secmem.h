@@ -29,10 +29,17 @@ cleanup_secmem_free (void *ptr)
  * e.g. an OpenSSL provider context holding an AES key schedule): mlock the pages that hold
  * [p, p + n) and leave them out of core dumps (MADV_DONTDUMP). Call it before the secret is
  * written where possible. Not MADV_WIPEONFORK: the pages are shared with unrelated objects
- * that a forked child needs. The pages are never unlocked (other locked objects may share
- * them; munlock does not count), so use it for a bounded number of objects; the owner still
- * wipes the secret when it frees the object. Returns 0 or -errno with a message. */
+ * that a forked child needs. Pages are counted: each stays locked until the last region on it
+ * is given back with secmem_unlock_region (the owner wipes the secret before that). Returns 0
+ * or -errno with a message. */
 int secmem_lock_region (const void *p, size_t n);
+
+/* The object locked with secmem_lock_region (p, n) is gone (its secret wiped): pages no other
+ * live region is on are unlocked and may be dumped again. */
+void secmem_unlock_region (const void *p, size_t n);
+
+/* Pages locked through secmem_lock_region now (tests). */
+size_t secmem_locked_region_pages (void);
 
 /* After key bytes went through the CPU: zero the vector registers (SSE/AVX/AVX-512) and the
  * SECMEM_SCRUB_BYTES of stack below the caller's frame. Memory copies, OpenSSL and our XTS

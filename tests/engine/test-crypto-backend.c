@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "crypto-internal.h"
 #include "errors.h"
+#include "secmem.h"
 
 #define CHECK_LAST_ERROR ncr_last_error
 #include "check.h"
@@ -108,6 +109,72 @@ test_compare_wipe_random (void)
          memcmp (a, zero, 32) != 0 && memcmp (a, b, 32) != 0, "random key bytes");
 }
 
+/* The process's locked memory in KiB (VmLck), or -1. */
+static long
+vmlck_kib (void)
+{
+  char line[256];
+  long v = -1;
+  FILE *f = fopen ("/proc/self/status", "r");
+
+  while (f && fgets (line, sizeof line, f))
+    if (sscanf (line, "VmLck: %ld kB", &v) == 1)
+      break;
+  if (f)
+    fclose (f);
+  return v;
+}
+
+/* Locked memory follows the contexts alive: a server makes and frees an engine copy per
+ * thread as connections come and go, so pages locked for freed contexts must be unlocked, or
+ * locked memory grows until RLIMIT_MEMLOCK is hit and requests fail with ENOMEM. */
+static void
+test_locked_pages_follow_contexts (void)
+{
+  uint8_t key[64];
+  struct crypto_aes *a = NULL, *c[64] = { NULL };
+  size_t base;
+  long lck0, lck1;
+
+  memset (key, 0x3c, 32);
+  memset (key + 32, 0xa5, 32);
+  if (crypto_aes_new (CRYPTO_AES_XTS, 1, key, 64, &a) == -ENOTSUP) {
+    printf ("OpenSSL's provider contexts cannot be locked here: not checked\n");
+    return;
+  }
+  CHECK_MSG (a != NULL, "an XTS context: %s", ncr_last_error ());
+  if (a == NULL)
+    return;
+  base = secmem_locked_region_pages ();
+  lck0 = vmlck_kib ();
+  for (int round = 0; round < 50; round++) {
+    for (size_t i = 0; i < 64; i++)
+      CHECK_MSG (crypto_aes_dup (a, &c[i]) == 0, "copy %zu: %s", i, ncr_last_error ());
+    CHECK_MSG (secmem_locked_region_pages () > base, "the copies' pages are locked");
+    for (size_t i = 0; i < 64; i++) {
+      crypto_aes_free (c[i]);
+      c[i] = NULL;
+    }
+  }
+  lck1 = vmlck_kib ();
+  CHECK_MSG (secmem_locked_region_pages () == base,
+             "after 3200 copies made and freed, %zu pages stay locked (%zu before)",
+             secmem_locked_region_pages (), base);
+  CHECK_MSG (lck0 < 0 || lck1 <= lck0, "VmLck %ld kB after the copies, %ld kB before",
+             lck1, lck0);
+  crypto_aes_free (a);
+
+  /* Two regions on one page: the page stays locked until the second goes. */
+  static uint8_t two[2][64] __attribute__ ((aligned (4096)));
+  base = secmem_locked_region_pages ();
+  CHECK (secmem_lock_region (two[0], 64) == 0 && secmem_lock_region (two[1], 64) == 0);
+  CHECK (secmem_locked_region_pages () == base + 1);
+  secmem_unlock_region (two[0], 64);
+  CHECK_MSG (secmem_locked_region_pages () == base + 1, "a page with a live region stays locked");
+  secmem_unlock_region (two[1], 64);
+  CHECK_MSG (secmem_locked_region_pages () == base, "the last region unlocks its page");
+}
+
 /* FIPS 197 appendix C.1 and C.3. */
 static void
 test_aes_ecb_fips197 (void)
@@ -125,5 +192,6 @@ main (void)
   RUN (test_hmac_sha256);
   RUN (test_aes_ecb_fips197);
   RUN (test_compare_wipe_random);
+  RUN (test_locked_pages_follow_contexts);
   return check_exit ();
 }
