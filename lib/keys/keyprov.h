@@ -104,7 +104,7 @@ struct keyprov_want {
 
 /* Fetch what unwrapping these needs in as few KMS messages as possible: for wrap "aes-kwp"
  * the distinct KEKs (batched Get), for "kms" the DEKs (batched Decrypt), each with the KEK's
- * State in the same exchange (batched GetAttributes; up to 64 batch items a message, so 32
+ * State in the same exchange (batched GetAttributes; up to 128 batch items a message, so 64
  * volumes with a KEK each). A KEK that is not Active is refused as keyprov_unwrap refuses it
  * (EKEYREVOKED; ENOENT when missing) and nothing of it is kept. What succeeded is kept in
  * locked memory in the provider until keyprov_forget() (or until keyprov_kek_state[_many]

@@ -241,10 +241,10 @@ int kmip_decrypt_aead (struct kmip_client *c, const char *uid, const uint8_t *iv
 /* ---------------------------------------------------------------- batches */
 
 /* Independent operations on many objects in few messages: up to KMIP_BATCH_ITEMS_MAX batch
- * items a request (pykmip-server takes any number within its 1 MiB message cap; 64 Get
- * answers make about 20 KB), sent with Batch Error Continuation Option "Continue" so that a
+ * items a request (pykmip-server takes any number within its 1 MiB message cap; 128 Get
+ * answers make about 40 KB), sent with Batch Error Continuation Option "Continue" so that a
  * failed item (a missing or refused object) does not stop the items after it. */
-#define KMIP_BATCH_ITEMS_MAX 64
+#define KMIP_BATCH_ITEMS_MAX 128
 
 struct kmip_batch_item {
   /* In. */
