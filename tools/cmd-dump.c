@@ -86,7 +86,7 @@ print_json (const struct volume_headers *hs, const struct volume_header *h,
     printf (", \"wrap\": \"%s\", \"wrapped_dek\": \"%s\"}", h->slot[i].wrap, wdek);
   }
   if (reencrypt_progress (t, h, &done, &total))
-    printf ("], \"reencrypt\": {\"done_sectors\": %llu, \"total_sectors\": %llu",
+    printf ("], \"reencrypt\": {\"done_sectors\": %llu, \"total_sectors\": %llu}",
             (unsigned long long) done, (unsigned long long) total);
   else
     printf ("], \"reencrypt\": null");
