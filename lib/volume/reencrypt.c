@@ -17,6 +17,7 @@
 
 static const char next_info[] = "nbdcrypt reencrypt next-dek v1";
 static const char journal_info[] = "nbdcrypt reencrypt journal v1";
+enum { RJ_SCRATCH = 256 * 1024 };  /* a multiple of both sector sizes */
 static const char rj_magic[8] = { 'N', 'B', 'D', 'C', 'R', 'J', 'N', 'L' };
 
 /* Journal record head (4096 bytes, big-endian), followed by count 8-byte hashes. */
@@ -49,7 +50,8 @@ struct reencrypt_state {
   uint8_t uuid[VH_UUID_LEN];
   uint8_t *jkey;                /* secmem, 32 bytes */
   struct ncr_xts *old_x, *new_x;
-  uint8_t *buf;                 /* one zone */
+  uint8_t *buf;                 /* one zone (ciphertext only) */
+  uint8_t *scratch;             /* secmem, RJ_SCRATCH bytes: plaintext between the passes */
   uint8_t *rec;                 /* one journal record: head + hashes */
 };
 
@@ -260,7 +262,8 @@ reencrypt_open_state (const struct volume *v, uint64_t target_size,
   s->buf = malloc ((size_t) zs * s->ss);
   s->rec = calloc (1, RJ_REC_MAX);
   s->jkey = secmem_alloc (32);
-  if (s->buf == NULL || s->rec == NULL || s->jkey == NULL) {
+  s->scratch = secmem_alloc (RJ_SCRATCH);
+  if (s->buf == NULL || s->rec == NULL || s->jkey == NULL || s->scratch == NULL) {
     r = ncr_error (ENOMEM, "out of memory for a %llu-byte zone",
                    (unsigned long long) zs * s->ss);
     goto err;
@@ -291,14 +294,20 @@ zone_io (struct reencrypt_state *s, bool wr, uint64_t start, uint64_t count)
             : s->io.read (s->io.opaque, s->buf, len, off);
 }
 
+/* Old DEK -> new DEK, in place, through the locked scratch buffer: the plaintext never sits
+ * in the (large, swappable) zone buffer. */
 static int
 transform (struct reencrypt_state *s, uint64_t sector, uint8_t *p, size_t len)
 {
   int r;
 
-  if ((r = ncr_xts_decrypt (s->old_x, sector, p, p, len)) < 0 ||
-      (r = ncr_xts_encrypt (s->new_x, sector, p, p, len)) < 0)
-    return r;
+  for (size_t done = 0; done < len; done += RJ_SCRATCH) {
+    size_t n = len - done < RJ_SCRATCH ? len - done : RJ_SCRATCH;
+    uint64_t sec = sector + done / s->ss;
+    if ((r = ncr_xts_decrypt (s->old_x, sec, p + done, s->scratch, n)) < 0 ||
+        (r = ncr_xts_encrypt (s->new_x, sec, s->scratch, p + done, n)) < 0)
+      return r;
+  }
   return 0;
 }
 
@@ -402,11 +411,8 @@ reencrypt_state_free (struct reencrypt_state *s)
   ncr_xts_free (s->old_x);
   ncr_xts_free (s->new_x);
   secmem_free (s->jkey);
-  if (s->buf) {
-    /* It held plaintext between the two XTS passes. */
-    explicit_bzero (s->buf, (size_t) s->zone_sectors * s->ss);
-    free (s->buf);
-  }
+  secmem_free (s->scratch);
+  free (s->buf);
   free (s->rec);
   free (s);
 }
@@ -483,8 +489,14 @@ reencrypt_finish_header (const struct volume *v, struct keyprov *const *kps, siz
                                    "KEK file", d->kek_id);
         continue;
       }
-      if ((r = volume_wrap_keyslot (kp, d->kek_id, d->wrap, v->next_dek, v->dek_len, &k)) < 0)
+      if ((r = volume_wrap_keyslot (kp, d->kek_id, d->wrap, v->next_dek, v->dek_len, &k)) < 0) {
+        if (pass == 1)
+          r = ncr_error (-r, "keyslot %u (%s %s) cannot wrap the new data key: %s; make it "
+                         "work, or remove the slot ('nbdcrypt remove-kek --slot %u') and run "
+                         "'nbdcrypt reencrypt' again", i, d->kek_provider, d->kek_id,
+                         ncr_last_error (), i);
         goto done;
+      }
       if (pass == 0)
         out->slot[0] = k;
       else if ((r = volume_header_add_slot (out, &k)) < 0)

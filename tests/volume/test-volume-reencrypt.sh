@@ -55,7 +55,7 @@ for case in "aes-256-xts 4096 1M" "aes-128-xts 512 64M"; do
   fi
   head -c $((23 << 20)) /dev/urandom > "$tmpdir/plain"
   start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kek-file="$kek"
-  nbdcopy "$tmpdir/plain" "$uri"
+  env -u LD_PRELOAD nbdcopy "$tmpdir/plain" "$uri"
   stop_nbdkit vol
   rm -f "$tmpdir/dek.old" "$tmpdir/dek.new"
   "$NBDCRYPT" dump "$vol" --kek-file "$kek" --dump-volume-key "$tmpdir/dek.old" 2>/dev/null
@@ -86,7 +86,7 @@ for case in "aes-256-xts 4096 1M" "aes-128-xts 512 64M"; do
   gaps_zero "$vol"
 
   start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kek-file="$kek"
-  nbdcopy "$uri" "$tmpdir/back"
+  env -u LD_PRELOAD nbdcopy "$uri" "$tmpdir/back"
   stop_nbdkit vol
   cmp "$tmpdir/plain" "$tmpdir/back" || { echo "$0: FAIL: the filter serves other data"; exit 1; }
   echo "$case: re-encrypted; new key decrypts all $n sectors, old key none"
@@ -141,7 +141,7 @@ msg=$(oracle check-data "$vol" "$tmpdir/dek.old" "$tmpdir/plain" 2>&1 | tail -1)
 [ "$msg" = "47104 of 47104 sectors differ" ] || { echo "$0: FAIL: old key: $msg"; exit 1; }
 gaps_zero "$vol"
 start_nbdkit vol --filter="$NBDCRYPT_FILTER" file "$vol" kek-file="$kek"
-nbdcopy "$uri" "$tmpdir/back"
+env -u LD_PRELOAD nbdcopy "$uri" "$tmpdir/back"
 stop_nbdkit vol
 cmp "$tmpdir/plain" "$tmpdir/back" || { echo "$0: FAIL: data changed across the crashes"; exit 1; }
 echo "crash in a zone's data write, then in its resume: resumed, data intact under the new key"
