@@ -46,6 +46,7 @@ struct reencrypt_state {
   unsigned zone_sectors;
   uint64_t seq;                 /* sequence of the newest record */
   bool pending;                 /* the newest record's zone needs the hash rule */
+  bool unflushed;               /* the last zone's new ciphertext is written, not flushed */
   uint64_t pz_start, pz_count;
   uint8_t uuid[VH_UUID_LEN];
   uint8_t *jkey;                /* secmem, 32 bytes */
@@ -149,15 +150,7 @@ journal_key (const struct volume *v, uint8_t key[32])
 static int
 hash_sectors (const uint8_t *p, size_t n, uint32_t ss, uint8_t *hashes)
 {
-  uint8_t d[CRYPTO_SHA256_LEN];
-
-  for (size_t i = 0; i < n; i++) {
-    struct iovec part = { .iov_base = (void *) (p + i * ss), .iov_len = ss };
-    if (crypto_sha256 (&part, 1, d) < 0)
-      return ncr_error (EIO, "SHA-256 failed");
-    memcpy (hashes + i * RJ_HASH_LEN, d, RJ_HASH_LEN);
-  }
-  return 0;
+  return crypto_sha256_units (p, ss, n, hashes, RJ_HASH_LEN);
 }
 
 static int
@@ -352,8 +345,12 @@ reencrypt_zone (struct reencrypt_state *s)
 
   if (s->pending)
     return resume_zone (s);
-  if (start >= s->total)
+  if (start >= s->total) {
+    if (s->unflushed && (r = s->io.flush (s->io.opaque)) < 0)
+      return r;
+    s->unflushed = false;
     return 1;
+  }
   n = s->total - start < s->zone_sectors ? s->total - start : s->zone_sectors;
 
   /* 1. Old ciphertext, its hashes, then old DEK -> new DEK in place (tweaks unchanged). */
@@ -362,8 +359,12 @@ reencrypt_zone (struct reencrypt_state *s)
       (r = transform (s, start, s->buf, n * s->ss)) < 0)
     return r;
 
-  /* 2. The record, in the slot the previous zone's did not use, flushed: from here on a
-   * crash is recovered from this zone's hashes. */
+  /* 2. The previous zone's new ciphertext made durable (its flush was deferred to here, so
+   * that its write-back overlaps step 1), then the record, in the slot the previous zone's
+   * did not use, flushed: from here on a crash is recovered from this zone's hashes. */
+  if (s->unflushed && (r = s->io.flush (s->io.opaque)) < 0)
+    return r;
+  s->unflushed = false;
   memset (h, 0, RJ_HEAD_SIZE);
   memcpy (h + RJ_OFF_MAGIC, rj_magic, 8);
   put32 (h + RJ_OFF_VERSION, 1);
@@ -385,9 +386,11 @@ reencrypt_zone (struct reencrypt_state *s)
     return r;
   s->seq = seq;
 
-  /* 3. The new ciphertext, flushed; 4. the watermark. */
-  if ((r = zone_io (s, true, start, n)) < 0 || (r = s->io.flush (s->io.opaque)) < 0)
+  /* 3. The new ciphertext (flushed before the next record, or by reencrypt_zone's last
+   * call); 4. the watermark: reads see the new ciphertext from here on. */
+  if ((r = zone_io (s, true, start, n)) < 0)
     return r;
+  s->unflushed = true;
   s->watermark = start + n;
   return 0;
 }

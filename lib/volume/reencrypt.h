@@ -60,10 +60,12 @@ int reencrypt_open_state (const struct volume *v, uint64_t target_size,
                           struct reencrypt_state **out);
 
 /* Re-encrypt the next zone: the pending zone (sector by sector, by the hash rule), else the
- * zone_bytes at the watermark (old ciphertext read and hashed; journal record written to the
- * other slot, flushed; new ciphertext written, flushed). 0 and the watermark moved, 1 if
- * every sector was already done, or -errno (the journal still tells a later run where to
- * resume). */
+ * zone_bytes at the watermark (old ciphertext read, hashed, re-encrypted in memory; the
+ * previous zone's data flushed; journal record written to the other slot, flushed; new
+ * ciphertext written). The new ciphertext's flush is deferred to the next call, so that its
+ * write-back overlaps the next zone's reading and hashing: call until it returns 1 (every
+ * sector done and flushed). 0 and the watermark moved, or -errno (the journal still tells a
+ * later run where to resume). */
 int reencrypt_zone (struct reencrypt_state *s);
 
 /* Online path: is data sector `sector` under the new DEK? True below the watermark. Valid
