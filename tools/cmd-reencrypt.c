@@ -34,7 +34,7 @@ usage (FILE *fp)
 "Replaces the volume's data key and re-encrypts all data under the new one, offline (no\n"
 "server may use the volume meanwhile). Killed or failed, run it again: it resumes.\n"
 "  --zone-size BYTES   data re-encrypted per journal record (K, M, G suffixes; default\n"
-"                      64M, at most 31232 sectors)\n");
+"                      64M, at most 64000 sectors)\n");
 }
 
 /* The tool's I/O for the engine: the target, plus (test build only) hooks that slow data

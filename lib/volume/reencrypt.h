@@ -13,13 +13,13 @@
 
 #include "volume.h"
 
-/* Journal records: two, alternating, each up to 248 KiB, in the zeros below data_offset. */
+/* Journal records: two, alternating, each up to 504 KiB, in the zeros below data_offset. */
 #define RJ_REC0_OFFSET     (8u * 1024)
 #define RJ_REC1_OFFSET     (520u * 1024)
-#define RJ_REC_MAX         (248u * 1024)
+#define RJ_REC_MAX         (504u * 1024)
 #define RJ_HEAD_SIZE       4096u
 #define RJ_HASH_LEN        8u
-#define RJ_MAX_ZONE_SECTORS ((RJ_REC_MAX - RJ_HEAD_SIZE) / RJ_HASH_LEN)   /* 31232 */
+#define RJ_MAX_ZONE_SECTORS ((RJ_REC_MAX - RJ_HEAD_SIZE) / RJ_HASH_LEN)   /* 64000 */
 #define RJ_DEFAULT_ZONE_BYTES (64u * 1024 * 1024)
 
 /* Write exactly count bytes at offset / make every completed write durable (fdatasync, NBD
