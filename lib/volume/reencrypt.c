@@ -160,7 +160,8 @@ array_digest (const uint8_t *hashes, uint64_t count, uint8_t out[CRYPTO_SHA256_L
   return crypto_sha256 (&part, 1, out);
 }
 
-/* Read record at off into s->rec and check it; 0 if valid (fields returned), -1 if not. */
+/* Read the record at off into s->rec and check it: 0 if valid (fields returned), 1 if not
+ * (absent, torn, from another run or volume), -errno if it cannot be read. */
 static int
 read_record (struct reencrypt_state *s, uint64_t off, uint64_t *seq, uint64_t *start,
              uint64_t *count)

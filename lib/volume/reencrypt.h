@@ -3,7 +3,8 @@
  * a progress journal in the zero gaps of the header area (layout and rules: docs/format.md,
  * "Re-encryption"). No nbdkit dependency: I/O goes through callbacks, so the nbdcrypt tool
  * (file, block device, NBD) and a filter (through the plugin below) can both drive it. The
- * caller keeps the sectors of a zone away from other writers while reencrypt_zone runs. */
+ * caller keeps the sectors of a zone away from other writers while reencrypt_zone runs, and
+ * calls the functions on one state from one thread at a time. */
 #ifndef NBDCRYPT_REENCRYPT_H
 #define NBDCRYPT_REENCRYPT_H
 
