@@ -257,7 +257,8 @@ cmd_reencrypt (int argc, char **argv)
     }
     started = true;
   }
-  if (reencrypt_open_state (v, target_size (t), &io, zone, &st) < 0) {
+  if (reencrypt_open_state (v, target_size (t), &io, zone, &st) < 0 ||
+      (sysconf (_SC_NPROCESSORS_ONLN) > 1 && reencrypt_set_threads (st, 2) < 0)) {
     tool_err (cmd, "%s", ncr_last_error ());
     goto out;
   }

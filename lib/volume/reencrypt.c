@@ -3,6 +3,7 @@
  * with a journal record per zone (the old ciphertext's hashes) that lets any later run tell,
  * after a crash anywhere, which sectors of the zone were already rewritten. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,18 @@ _Static_assert (RJ_REC0_OFFSET >= VH_COPY_A_OFFSET + VH_AREA_SIZE, "record 0 aft
 _Static_assert (RJ_REC1_OFFSET >= VH_COPY_B_OFFSET + VH_AREA_SIZE, "record 1 after copy B");
 _Static_assert (RJ_REC1_OFFSET + RJ_REC_MAX <= VH_MIN_DATA_OFFSET, "record 1 below the data");
 
+/* One CPU lane of step 1: its own XTS contexts (a context serves one thread) and scratch,
+ * and the part of a zone it hashes and re-encrypts. */
+struct lane {
+  struct reencrypt_state *s;
+  struct ncr_xts *old_x, *new_x;
+  uint8_t *scratch;             /* secmem, RJ_SCRATCH bytes: plaintext between the passes */
+  uint64_t first;               /* job: sectors [first, first + n) at p, hashes out */
+  size_t n;
+  uint8_t *p, *hashes;
+  int r;
+};
+
 struct reencrypt_state {
   struct reencrypt_io io;
   uint32_t ss;
@@ -50,9 +63,9 @@ struct reencrypt_state {
   uint64_t pz_start, pz_count;
   uint8_t uuid[VH_UUID_LEN];
   uint8_t *jkey;                /* secmem, 32 bytes */
-  struct ncr_xts *old_x, *new_x;
+  struct lane lane[2];          /* lane 1: a helper thread's, when threads == 2 */
+  unsigned threads;
   uint8_t *buf;                 /* one zone (ciphertext only) */
-  uint8_t *scratch;             /* secmem, RJ_SCRATCH bytes: plaintext between the passes */
   uint8_t *rec;                 /* one journal record: head + hashes */
 };
 
@@ -256,8 +269,10 @@ reencrypt_open_state (const struct volume *v, uint64_t target_size,
   s->buf = malloc ((size_t) zs * s->ss);
   s->rec = calloc (1, RJ_REC_MAX);
   s->jkey = secmem_alloc (32);
-  s->scratch = secmem_alloc (RJ_SCRATCH);
-  if (s->buf == NULL || s->rec == NULL || s->jkey == NULL || s->scratch == NULL) {
+  s->lane[0].scratch = secmem_alloc (RJ_SCRATCH);
+  s->lane[0].s = s->lane[1].s = s;
+  s->threads = 1;
+  if (s->buf == NULL || s->rec == NULL || s->jkey == NULL || s->lane[0].scratch == NULL) {
     r = ncr_error (ENOMEM, "out of memory for a %llu-byte zone",
                    (unsigned long long) zs * s->ss);
     goto err;
@@ -266,8 +281,8 @@ reencrypt_open_state (const struct volume *v, uint64_t target_size,
     r = ncr_error (EIO, "HKDF-SHA256 failed");
     goto err;
   }
-  if ((r = ncr_xts_new (v->cipher, v->dek, v->dek_len, s->ss, &s->old_x)) < 0 ||
-      (r = ncr_xts_new (v->cipher, v->next_dek, v->dek_len, s->ss, &s->new_x)) < 0 ||
+  if ((r = ncr_xts_new (v->cipher, v->dek, v->dek_len, s->ss, &s->lane[0].old_x)) < 0 ||
+      (r = ncr_xts_new (v->cipher, v->next_dek, v->dek_len, s->ss, &s->lane[0].new_x)) < 0 ||
       (r = recover (s)) < 0)
     goto err;
   *out = s;
@@ -288,20 +303,79 @@ zone_io (struct reencrypt_state *s, bool wr, uint64_t start, uint64_t count)
             : s->io.read (s->io.opaque, s->buf, len, off);
 }
 
-/* Old DEK -> new DEK, in place, through the locked scratch buffer: the plaintext never sits
- * in the (large, swappable) zone buffer. */
+/* Old DEK -> new DEK, in place, through the lane's locked scratch buffer: the plaintext
+ * never sits in the (large, swappable) zone buffer. */
 static int
-transform (struct reencrypt_state *s, uint64_t sector, uint8_t *p, size_t len)
+transform (struct lane *l, uint64_t sector, uint8_t *p, size_t len)
 {
+  uint32_t ss = l->s->ss;
   int r;
 
   for (size_t done = 0; done < len; done += RJ_SCRATCH) {
     size_t n = len - done < RJ_SCRATCH ? len - done : RJ_SCRATCH;
-    uint64_t sec = sector + done / s->ss;
-    if ((r = ncr_xts_decrypt (s->old_x, sec, p + done, s->scratch, n)) < 0 ||
-        (r = ncr_xts_encrypt (s->new_x, sec, s->scratch, p + done, n)) < 0)
+    uint64_t sec = sector + done / ss;
+    if ((r = ncr_xts_decrypt (l->old_x, sec, p + done, l->scratch, n)) < 0 ||
+        (r = ncr_xts_encrypt (l->new_x, sec, l->scratch, p + done, n)) < 0)
       return r;
   }
+  return 0;
+}
+
+/* A lane's job: hash its sectors' old ciphertext, then re-encrypt them. */
+static void *
+lane_run (void *arg)
+{
+  struct lane *l = arg;
+  uint32_t ss = l->s->ss;
+
+  l->r = hash_sectors (l->p, l->n, ss, l->hashes);
+  if (l->r == 0)
+    l->r = transform (l, l->first, l->p, l->n * ss);
+  return NULL;
+}
+
+/* Step 1 for n sectors from `first` in s->buf: split between the lanes (the helper thread
+ * takes the second half), hashes into `hashes`. */
+static int
+hash_and_transform (struct reencrypt_state *s, uint64_t first, size_t n, uint8_t *hashes)
+{
+  size_t half = s->threads > 1 && n >= 2 ? n / 2 : 0;
+  struct lane *a = &s->lane[0], *b = &s->lane[1];
+  pthread_t t;
+  bool spawned = false;
+
+  a->first = first; a->n = n - half; a->p = s->buf; a->hashes = hashes;
+  if (half) {
+    b->first = first + a->n; b->n = half; b->p = s->buf + a->n * s->ss;
+    b->hashes = hashes + a->n * RJ_HASH_LEN;
+    spawned = pthread_create (&t, NULL, lane_run, b) == 0;
+  }
+  lane_run (a);
+  if (half) {
+    if (spawned)
+      pthread_join (t, NULL);
+    else
+      lane_run (b);           /* no thread: the same work, here */
+  }
+  if (a->r < 0)
+    return a->r;
+  return half ? b->r : 0;
+}
+
+int
+reencrypt_set_threads (struct reencrypt_state *s, unsigned n)
+{
+  struct lane *b = &s->lane[1];
+  int r;
+
+  if (n < 2 || s->threads > 1)
+    return 0;
+  if ((r = ncr_xts_dup (s->lane[0].old_x, &b->old_x)) < 0 ||
+      (r = ncr_xts_dup (s->lane[0].new_x, &b->new_x)) < 0)
+    return r;
+  if ((b->scratch = secmem_alloc (RJ_SCRATCH)) == NULL)
+    return ncr_error (ENOMEM, "out of locked memory");
+  s->threads = 2;
   return 0;
 }
 
@@ -324,7 +398,7 @@ resume_zone (struct reencrypt_state *s)
       return r;
     if (memcmp (got, want + i * RJ_HASH_LEN, RJ_HASH_LEN) != 0)
       continue;
-    if ((r = transform (s, s->pz_start + i, p, s->ss)) < 0)
+    if ((r = transform (&s->lane[0], s->pz_start + i, p, s->ss)) < 0)
       return r;
     old++;
   }
@@ -356,8 +430,7 @@ reencrypt_zone (struct reencrypt_state *s)
 
   /* 1. Old ciphertext, its hashes, then old DEK -> new DEK in place (tweaks unchanged). */
   if ((r = zone_io (s, false, start, n)) < 0 ||
-      (r = hash_sectors (s->buf, n, s->ss, hashes)) < 0 ||
-      (r = transform (s, start, s->buf, n * s->ss)) < 0)
+      (r = hash_and_transform (s, start, n, hashes)) < 0)
     return r;
 
   /* 2. The previous zone's new ciphertext made durable (its flush was deferred to here, so
@@ -412,10 +485,12 @@ reencrypt_state_free (struct reencrypt_state *s)
 {
   if (s == NULL)
     return;
-  ncr_xts_free (s->old_x);
-  ncr_xts_free (s->new_x);
+  for (unsigned i = 0; i < 2; i++) {
+    ncr_xts_free (s->lane[i].old_x);
+    ncr_xts_free (s->lane[i].new_x);
+    secmem_free (s->lane[i].scratch);
+  }
   secmem_free (s->jkey);
-  secmem_free (s->scratch);
   free (s->buf);
   free (s->rec);
   free (s);

@@ -60,6 +60,10 @@ int reencrypt_open_state (const struct volume *v, uint64_t target_size,
                           const struct reencrypt_io *io, uint64_t zone_bytes,
                           struct reencrypt_state **out);
 
+/* Hash and re-encrypt each zone in n = 2 threads (the calling one and a helper per zone:
+ * offline, where the CPU work is on the critical path); default 1. 0 or -errno. */
+int reencrypt_set_threads (struct reencrypt_state *s, unsigned n);
+
 /* Re-encrypt the next zone: the pending zone (sector by sector, by the hash rule), else the
  * zone_bytes at the watermark (old ciphertext read, hashed, re-encrypted in memory; the
  * previous zone's data flushed; journal record written to the other slot, flushed; new
