@@ -47,11 +47,20 @@ struct tool_io {
   uint64_t written;             /* data bytes written so far */
 };
 
+/* Zones go to the target in pieces of at most this: NBD servers cap a request (qemu-nbd at
+ * 32 MiB), and smaller pieces start the write-back sooner. */
+enum { IO_PIECE = 16 * 1024 * 1024 };
+
 static int
 io_read (void *opaque, void *buf, size_t count, uint64_t offset)
 {
   struct tool_io *io = opaque;
-  return target_pread (io->t, buf, count, offset);
+  int r = 0;
+
+  for (size_t done = 0; done < count && r == 0; done += IO_PIECE)
+    r = target_pread (io->t, (uint8_t *) buf + done,
+                      count - done < IO_PIECE ? count - done : IO_PIECE, offset + done);
+  return r;
 }
 
 static int
@@ -73,10 +82,13 @@ io_write (void *opaque, const void *buf, size_t count, uint64_t offset)
     return target_pwrite (io->t, buf, count, offset);
   if (io->delay_ms == 0 && io->crash_after == 0) {
     /* The engine flushes this zone after reading and hashing the next one: start the
-     * write-back now, so that the two overlap. */
-    r = target_pwrite (io->t, buf, count, offset);
-    if (r == 0)
-      target_start_writeback (io->t, offset, count);
+     * write-back of each piece at once, so that the two overlap. */
+    for (size_t done = 0; done < count && r == 0; done += IO_PIECE) {
+      size_t n = count - done < IO_PIECE ? count - done : IO_PIECE;
+      r = target_pwrite (io->t, p + done, n, offset + done);
+      if (r == 0)
+        target_start_writeback (io->t, offset + done, n);
+    }
     return r;
   }
   /* Test hooks: a data write in flushed pieces, a delay after each, or an exit in the middle
