@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "commands.h"
 #include "errors.h"
+#include "reencrypt.h"
 #include "secmem.h"
 #include "volume-common.h"
 #include "volume.h"
@@ -42,9 +43,27 @@ json_str (const char *s)
   putchar ('"');
 }
 
-static void
-print_json (const struct volume_headers *hs, const struct volume_header *h, uint64_t size)
+/* Re-encryption progress of a flagged header, from the journal (unauthenticated without the
+ * key: a figure to show, nothing is decided on it). False if h is not flagged. */
+static bool
+reencrypt_progress (struct volume_target *t, const struct volume_header *h, uint64_t *done,
+                    uint64_t *total)
 {
+  uint64_t size = target_size (t);
+
+  if (!(h->flags & VH_FLAG_REENCRYPT))
+    return false;
+  *total = size > h->data_offset ? (size - h->data_offset) / h->sector_size : 0;
+  if (reencrypt_peek_progress (target_read_cb, t, h, done) < 0 || *done > *total)
+    *done = 0;
+  return true;
+}
+
+static void
+print_json (const struct volume_headers *hs, const struct volume_header *h,
+            struct volume_target *t)
+{
+  uint64_t size = target_size (t), done, total;
   char uuid[37], wdek[2 * VH_MAX_WRAPPED_DEK + 1], kcv[2 * VH_KCV_LEN + 1];
 
   volume_uuid_str (h->uuid, uuid);
@@ -66,7 +85,12 @@ print_json (const struct volume_headers *hs, const struct volume_header *h, uint
     json_str (h->slot[i].kek_id);
     printf (", \"wrap\": \"%s\", \"wrapped_dek\": \"%s\"}", h->slot[i].wrap, wdek);
   }
-  printf ("], \"copies\": [");
+  if (reencrypt_progress (t, h, &done, &total))
+    printf ("], \"reencrypt\": {\"done_sectors\": %llu, \"total_sectors\": %llu}",
+            (unsigned long long) done, (unsigned long long) total);
+  else
+    printf ("], \"reencrypt\": null");
+  printf (", \"copies\": [");
   for (unsigned i = 0; i < 2; i++) {
     printf ("%s{\"copy\": \"%c\", \"offset\": %llu, \"valid\": %s", i ? ", " : "", 'A' + i,
             (unsigned long long) volume_header_copy_offset (i), hs->status[i] ? "false" : "true");
@@ -90,8 +114,10 @@ print_json (const struct volume_headers *hs, const struct volume_header *h, uint
 }
 
 static void
-print_text (const struct volume_headers *hs, const struct volume_header *h, uint64_t size)
+print_text (const struct volume_headers *hs, const struct volume_header *h,
+            struct volume_target *t)
 {
+  uint64_t size = target_size (t), done, total;
   char uuid[37], wdek[2 * VH_MAX_WRAPPED_DEK + 1];
 
   volume_uuid_str (h->uuid, uuid);
@@ -116,6 +142,10 @@ print_text (const struct volume_headers *hs, const struct volume_header *h, uint
   for (unsigned i = 0; i <= h->n_extra; i++)
     printf ("slot %u:        %s %s (wrap %s)\n", i, h->slot[i].kek_provider, h->slot[i].kek_id,
             h->slot[i].wrap);
+  if (reencrypt_progress (t, h, &done, &total))
+    printf ("re-encryption in progress: %llu of %llu sectors (%.1f%%); resume with "
+            "'nbdcrypt reencrypt'\n", (unsigned long long) done, (unsigned long long) total,
+            total ? 100.0 * (double) done / (double) total : 0.0);
   for (unsigned i = 0; i < 2; i++) {
     if (hs->status[i] == 0) {
       volume_uuid_str (hs->copy[i].uuid, uuid);
@@ -217,9 +247,9 @@ cmd_dump (int argc, char **argv)
     }
   }
   else if (json)
-    print_json (&hs, &hs.copy[hs.newest], target_size (t));
+    print_json (&hs, &hs.copy[hs.newest], t);
   else
-    print_text (&hs, &hs.copy[hs.newest], target_size (t));
+    print_text (&hs, &hs.copy[hs.newest], t);
   status = 0;
  out:
   target_close (t);

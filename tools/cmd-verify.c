@@ -220,6 +220,9 @@ cmd_verify (int argc, char **argv)
   }
   printf ("volume key: unwrapped from copy %c, key check value OK%s\n", 'A' + v->used_copy,
           v->hdr.version >= 2 ? " (header MAC: fields authenticated)" : "");
+  if (v->hdr.flags & VH_FLAG_REENCRYPT)
+    printf ("re-encryption in progress: the next data key unwraps too; the filter will not "
+            "serve the volume until 'nbdcrypt reencrypt' finishes it\n");
   if (!repair_opt) {
     if (v->warning[0])
       tool_warn (cmd, "%s", v->warning);

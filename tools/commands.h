@@ -9,6 +9,7 @@ int cmd_dump (int argc, char **argv);
 int cmd_rewrap (int argc, char **argv);
 int cmd_add_kek (int argc, char **argv);
 int cmd_remove_kek (int argc, char **argv);
+int cmd_reencrypt (int argc, char **argv);
 int cmd_verify (int argc, char **argv);
 int cmd_kms (int argc, char **argv);
 int cmd_ttlv (int argc, char **argv);

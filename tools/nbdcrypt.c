@@ -15,6 +15,7 @@ static const struct {
   { "rewrap", cmd_rewrap, "rotate the key-encryption key without touching data" },
   { "add-kek", cmd_add_kek, "add a keyslot: the data key wrapped under one more KEK" },
   { "remove-kek", cmd_remove_kek, "remove a keyslot (never the last)" },
+  { "reencrypt", cmd_reencrypt, "replace the data key and re-encrypt all data (resumable)" },
   { "verify", cmd_verify, "check KMS reachability, KEK state and the key check value" },
   { "header", cmd_header, "back up or restore the volume header copies (as luksHeaderBackup)" },
   { "kms",    cmd_kms,    "talk to a KMIP server (versions, query, create, get, ...)" },

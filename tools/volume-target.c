@@ -150,6 +150,14 @@ target_pwrite (struct volume_target *t, const void *buf, size_t count, uint64_t 
   return 0;
 }
 
+void
+target_start_writeback (struct volume_target *t, uint64_t offset, size_t count)
+{
+  /* Best effort: an error here shows up at the flush. */
+  if (t->fd >= 0)
+    (void) sync_file_range (t->fd, (off_t) offset, (off_t) count, SYNC_FILE_RANGE_WRITE);
+}
+
 int
 target_flush (struct volume_target *t)
 {

@@ -17,6 +17,9 @@ const char *target_name (const struct volume_target *t);
 /* Exactly count bytes at offset. Returns 0 or -errno. */
 int target_pread (struct volume_target *t, void *buf, size_t count, uint64_t offset);
 int target_pwrite (struct volume_target *t, const void *buf, size_t count, uint64_t offset);
+/* Start writing back [offset, offset+count) without waiting (a file or block device:
+ * sync_file_range; an NBD target: nothing). A hint: target_flush still makes it durable. */
+void target_start_writeback (struct volume_target *t, uint64_t offset, size_t count);
 /* Durable: fdatasync / NBD flush. */
 int target_flush (struct volume_target *t);
 /* Close; returns the first error of a final flush for writable targets. */

@@ -94,6 +94,27 @@ crypto_sha256 (const struct iovec *parts, size_t n, uint8_t out[CRYPTO_SHA256_LE
 }
 
 int
+crypto_sha256_units (const uint8_t *p, size_t unit, size_t n, uint8_t *out, size_t out_len)
+{
+  EVP_MD *md = EVP_MD_fetch (NULL, "SHA256", NULL);
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+  uint8_t d[CRYPTO_SHA256_LEN];
+  unsigned md_len = 0;
+  bool ok = md && ctx && out_len >= 1 && out_len <= CRYPTO_SHA256_LEN;
+
+  for (size_t i = 0; ok && i < n; i++) {
+    ok = EVP_DigestInit_ex2 (ctx, md, NULL) == 1 &&
+         EVP_DigestUpdate (ctx, p + i * unit, unit) == 1 &&
+         EVP_DigestFinal_ex (ctx, d, &md_len) == 1 && md_len == CRYPTO_SHA256_LEN;
+    if (ok)
+      memcpy (out + i * out_len, d, out_len);
+  }
+  EVP_MD_CTX_free (ctx);
+  EVP_MD_free (md);
+  return ok ? 0 : ncr_error (EIO, "SHA-256 failed");
+}
+
+int
 crypto_hmac_sha256 (const uint8_t *key, size_t key_len, const void *msg, size_t len,
                     uint8_t out[CRYPTO_SHA256_LEN])
 {

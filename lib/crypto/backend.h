@@ -27,6 +27,12 @@ void crypto_wipe (void *p, size_t n);
 /* SHA-256 of the concatenation of n parts. Returns 0 or -errno with a message. */
 int crypto_sha256 (const struct iovec *parts, size_t n, uint8_t out[CRYPTO_SHA256_LEN]);
 
+/* SHA-256 of each of n consecutive units of unit bytes at p, the first out_len (1..32) bytes
+ * of each digest written to out (n * out_len bytes): one algorithm fetch and one context for
+ * all, for many small hashes (re-encryption hashes every sector). Returns 0 or -errno. */
+int crypto_sha256_units (const uint8_t *p, size_t unit, size_t n, uint8_t *out,
+                         size_t out_len);
+
 /* HMAC-SHA256 of msg under key. Returns 0 or -errno with a message. */
 int crypto_hmac_sha256 (const uint8_t *key, size_t key_len, const void *msg, size_t len,
                         uint8_t out[CRYPTO_SHA256_LEN]);

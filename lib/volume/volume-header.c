@@ -37,7 +37,11 @@ enum {
   OFF_KEK_ID = 144,       /* 256 (VH_MAX_KEK_ID + 1, zero padded) */
   OFF_WDEK = 400,         /* 512 */
   OFF_SLOTS = 912,        /* v3: slots 1..3, SLOT_REC bytes each, zero when unused */
-  OFF_RSVD4 = 912 + 3 * 808,  /* up to the checksum: zero (v1/v2: from OFF_SLOTS) */
+  OFF_RSVD4 = 912 + 3 * 808,  /* zero (v1/v2: from OFF_SLOTS) */
+  OFF_NEXT_LEN = OFF_RSVD4,   /* 2  u16 BE: with VH_FLAG_REENCRYPT, the next DEK's length */
+  OFF_NEXT_RSVD = OFF_NEXT_LEN + 2,   /* 2 zero */
+  OFF_NEXT_DEK = OFF_NEXT_LEN + 4,    /* VH_MAX_NEXT_DEK: the wrapped next DEK, zero padded */
+  OFF_RSVD5 = OFF_NEXT_DEK + VH_MAX_NEXT_DEK,  /* up to the checksum: zero */
   OFF_CHECKSUM = 4064,    /* 32 SHA-256 over bytes [0, 4064) */
   NAME_FIELD = 16,
   KEK_ID_FIELD = 256,
@@ -57,7 +61,7 @@ _Static_assert (OFF_WDEK + VH_MAX_WRAPPED_DEK == OFF_SLOTS, "layout");
 _Static_assert (SLOT_KEK_ID + KEK_ID_FIELD == SLOT_WDEK, "layout");
 _Static_assert (SLOT_WDEK + VH_MAX_WRAPPED_DEK == SLOT_REC, "layout");
 _Static_assert (OFF_SLOTS + (VH_MAX_SLOTS - 1) * SLOT_REC == OFF_RSVD4, "layout");
-_Static_assert (OFF_RSVD4 <= OFF_CHECKSUM, "four keyslots fit in one area");
+_Static_assert (OFF_RSVD5 <= OFF_CHECKSUM, "four keyslots and a next DEK fit in one area");
 _Static_assert (OFF_CHECKSUM + 32 == VH_AREA_SIZE, "layout");
 /* The slot-0 names alias slot[0] exactly. */
 _Static_assert (offsetof (struct volume_header, kek_provider) ==
@@ -196,9 +200,19 @@ volume_header_validate (const struct volume_header *h)
   if (h->version < VH_VERSION_MIN || h->version > VH_VERSION)
     return ncr_error (EINVAL, "volume header: version %u is not supported (this nbdcrypt "
                       "reads versions %u to %u)", h->version, VH_VERSION_MIN, VH_VERSION);
-  if (h->flags != 0)
+  if ((h->flags & ~VH_FLAG_REENCRYPT) != 0 || (h->flags != 0 && h->version < VH_VERSION_MAC))
     return ncr_error (EINVAL, "volume header: unknown flags 0x%x (written by a newer "
                       "nbdcrypt?)", h->flags);
+  if (h->flags & VH_FLAG_REENCRYPT) {
+    /* RFC 5649 output for the cipher's key length, as a slot's aes-kwp key. */
+    uint32_t want = strcmp (h->cipher, "aes-256-xts") == 0 ? 72 : 40;
+    if (h->next_dek_len != want)
+      return ncr_error (EINVAL, "volume header: the next data key (re-encryption) is %u "
+                        "bytes, %s wants %u", h->next_dek_len, h->cipher, want);
+  }
+  else if (h->next_dek_len != 0)
+    return ncr_error (EINVAL, "volume header: a next data key without the re-encryption "
+                      "flag");
   if (h->copy_index > 1)
     return ncr_error (EINVAL, "volume header: copy index %u is not 0 or 1", h->copy_index);
   if (h->n_extra > VH_MAX_SLOTS - 1)
@@ -326,7 +340,7 @@ volume_header_parse (const uint8_t *buf, size_t len, unsigned expected_copy,
 {
   uint8_t sum[CRYPTO_SHA256_LEN];
   uint16_t version;
-  unsigned nslots, used_end;
+  unsigned nslots, used_end, next_end;
   int r;
 
   memset (out, 0, sizeof *out);
@@ -354,12 +368,26 @@ volume_header_parse (const uint8_t *buf, size_t len, unsigned expected_copy,
                       VH_MAX_SLOTS);
   /* Version 1/2 headers end at the first slot; in version 3 unused slot records are zero. */
   used_end = version >= 3 ? OFF_SLOTS + (nslots - 1) * SLOT_REC : OFF_SLOTS;
+  out->flags = get32 (buf + OFF_FLAGS);
+  /* The next DEK field is used only while re-encrypting; the flag itself is checked by
+   * volume_header_validate (any unknown bit refused). */
+  next_end = (out->flags & VH_FLAG_REENCRYPT) ? OFF_NEXT_LEN : OFF_CHECKSUM;
   if (buf[OFF_RSVD1] || !all_zero (buf + OFF_RSVD3, 3) ||
-      !all_zero (buf + used_end, OFF_CHECKSUM - used_end))
+      !all_zero (buf + used_end, next_end - used_end))
     return ncr_error (EINVAL, "volume header: reserved bytes are not zero");
+  if (out->flags & VH_FLAG_REENCRYPT) {
+    out->next_dek_len = get16 (buf + OFF_NEXT_LEN);
+    if (out->next_dek_len == 0 || out->next_dek_len > VH_MAX_NEXT_DEK)
+      return ncr_error (EINVAL, "volume header: next data key length %u out of range (1..%u)",
+                        out->next_dek_len, VH_MAX_NEXT_DEK);
+    if (!all_zero (buf + OFF_NEXT_RSVD, 2) ||
+        !all_zero (buf + OFF_NEXT_DEK + out->next_dek_len,
+                   OFF_CHECKSUM - OFF_NEXT_DEK - out->next_dek_len))
+      return ncr_error (EINVAL, "volume header: reserved bytes are not zero");
+    memcpy (out->next_dek, buf + OFF_NEXT_DEK, out->next_dek_len);
+  }
 
   out->version = version;
-  out->flags = get32 (buf + OFF_FLAGS);
   out->copy_index = buf[OFF_COPY];
   if (out->copy_index != expected_copy)
     return ncr_error (EINVAL, "volume header: copy %u found where copy %u belongs",
@@ -415,6 +443,10 @@ volume_header_encode (const struct volume_header *h, uint8_t *buf, size_t len)
     memcpy (buf + p.kek_id, k->kek_id, n);
     memcpy (buf + p.wdek, k->wrapped_dek, k->wrapped_dek_len);
   }
+  if (h->flags & VH_FLAG_REENCRYPT) {
+    put16 (buf + OFF_NEXT_LEN, (uint16_t) h->next_dek_len);
+    memcpy (buf + OFF_NEXT_DEK, h->next_dek, h->next_dek_len);
+  }
   memcpy (buf + OFF_KCV, h->kcv, VH_KCV_LEN);
   return checksum (buf, buf + OFF_CHECKSUM);
 }
@@ -464,7 +496,8 @@ static int
 header_mac (const uint8_t *dek, size_t dek_len, const struct volume_header *h,
             uint8_t out[VH_KCV_LEN])
 {
-  uint8_t key[32], msg[2 + 4 + 4 + 8 + NAME_FIELD + VH_UUID_LEN] = { 0 };
+  uint8_t key[32], msg[2 + 4 + 4 + 8 + NAME_FIELD + VH_UUID_LEN + 2 + VH_MAX_NEXT_DEK] = { 0 };
+  size_t len = 2 + 4 + 4 + 8 + NAME_FIELD + VH_UUID_LEN;
   int r;
 
   put16 (msg, h->version);
@@ -473,9 +506,16 @@ header_mac (const uint8_t *dek, size_t dek_len, const struct volume_header *h,
   put64 (msg + 10, h->data_offset);
   memcpy (msg + 18, h->cipher, strnlen (h->cipher, NAME_FIELD));
   memcpy (msg + 18 + NAME_FIELD, h->uuid, VH_UUID_LEN);
+  /* While re-encrypting, the wrapped next DEK too: it decides which key reads each sector.
+   * Without the flag the message is unchanged, so existing MACs stay valid. */
+  if ((h->flags & VH_FLAG_REENCRYPT) && h->next_dek_len <= VH_MAX_NEXT_DEK) {
+    put16 (msg + len, (uint16_t) h->next_dek_len);
+    memcpy (msg + len + 2, h->next_dek, h->next_dek_len);
+    len += 2 + h->next_dek_len;
+  }
   r = crypto_hkdf_sha256 (dek, dek_len, NULL, 0, mac_info, key, sizeof key);
   if (r == 0)
-    r = crypto_hmac_sha256 (key, sizeof key, msg, sizeof msg, out);
+    r = crypto_hmac_sha256 (key, sizeof key, msg, len, out);
   crypto_wipe (key, sizeof key);
   return r;
 }
@@ -519,11 +559,15 @@ volume_header_same_volume (const struct volume_header *a, const struct volume_he
   else if (a->data_offset != b->data_offset)
     snprintf (why, why_size, "data offset %llu / %llu", (unsigned long long) a->data_offset,
               (unsigned long long) b->data_offset);
-  else if (a->flags != b->flags)
+  else if ((a->flags & ~VH_FLAG_REENCRYPT) != (b->flags & ~VH_FLAG_REENCRYPT))
     snprintf (why, why_size, "flags 0x%x / 0x%x", a->flags, b->flags);
   /* Same version: the KCV or MAC is a function of the DEK and the fields above only, so
-   * copies of one volume hold the same bytes; different bytes mean a different data key. */
-  else if (a->version == b->version && crypto_ct_memcmp (a->kcv, b->kcv, VH_KCV_LEN) != 0)
+   * copies of one volume hold the same bytes; different bytes mean a different data key.
+   * Copies that differ in the re-encryption flag are one volume caught between the start or
+   * the end of a re-encryption and the second copy's write: their MACs differ by design (the
+   * wrapped next DEK; at the end, the new DEK). */
+  else if ((a->flags & VH_FLAG_REENCRYPT) == (b->flags & VH_FLAG_REENCRYPT) &&
+           a->version == b->version && crypto_ct_memcmp (a->kcv, b->kcv, VH_KCV_LEN) != 0)
     snprintf (why, why_size, "a different data key (key check value / header MAC)");
   else
     return true;

@@ -25,6 +25,9 @@
 #define VH_KCV_LEN          32u
 #define VH_UUID_LEN         16u
 #define VH_MAX_NAME         15u             /* cipher, provider and wrap names */
+/* Flags (offset 36; versions 2 and 3). A reader that predates a flag refuses the header. */
+#define VH_FLAG_REENCRYPT   0x1u            /* re-encryption in progress: next_dek is set */
+#define VH_MAX_NEXT_DEK     72u             /* the next DEK, AES-KWP wrapped (64 + 8 bytes) */
 
 /* One keyslot: the DEK wrapped under one KEK. Strings are NUL-terminated; kek_id is opaque
  * text (a KMIP unique identifier, or "sha256:..." for a KEK file). */
@@ -41,7 +44,7 @@ struct volume_keyslot {
  * 1..n_extra are in use; a header filled field by field with n_extra = 0 has one slot. */
 struct volume_header {
   uint16_t version;                     /* VH_VERSION_MIN..VH_VERSION */
-  uint32_t flags;                       /* none defined yet: always 0 */
+  uint32_t flags;                       /* 0 or VH_FLAG_REENCRYPT */
   uint64_t sequence;
   uint64_t data_offset;                 /* bytes, multiple of 4096, >= VH_MIN_DATA_OFFSET */
   uint32_t sector_size;                 /* 512 or 4096 */
@@ -62,6 +65,10 @@ struct volume_header {
   /* Version 1: key check value (volume_kcv()). Version 2 and 3: the header MAC, which seals
    * the fields that change how data is read (volume_header_seal()) and proves the DEK too. */
   uint8_t kcv[VH_KCV_LEN];
+  /* With VH_FLAG_REENCRYPT: the DEK being re-encrypted to, AES-KWP wrapped under a key derived
+   * from the current DEK (reencrypt.h); sealed by the header MAC. Otherwise empty. */
+  uint32_t next_dek_len;
+  uint8_t next_dek[VH_MAX_NEXT_DEK];
 };
 
 /* Keyslots in use in h (1..VH_MAX_SLOTS). */
@@ -117,7 +124,8 @@ int volume_kcv_check (const uint8_t *dek, size_t dek_len, const struct volume_he
 /* Set h->version to the lowest version that holds h (VH_VERSION_MAC for one keyslot,
  * VH_VERSION for more) and h->kcv to the header MAC: HMAC-SHA256 under HKDF-SHA256(DEK,
  * info "nbdcrypt header mac v2") over version, flags, sector size, data offset, cipher and
- * UUID (docs/format.md); the keyslots are not in it. Returns 0 or -EIO. */
+ * UUID (docs/format.md), plus the wrapped next DEK while re-encrypting; the keyslots are not
+ * in it. Returns 0 or -EIO. */
 int volume_header_seal (struct volume_header *h, const uint8_t *dek, size_t dek_len);
 
 /* Check an unwrapped DEK against header h, in constant time: the key check value (version 1)

@@ -134,6 +134,12 @@ session_open_header (const struct session_config *c, struct keyprov *kp, unsigne
     }
     goto err;
   }
+  /* Serving it needs the per-sector key choice of the journal: not done here (yet). */
+  if (s->vol->hdr.flags & VH_FLAG_REENCRYPT) {
+    r = ncr_error (EBUSY, "re-encryption in progress: finish it with 'nbdcrypt reencrypt "
+                   "TARGET' (with this volume's key) before serving the volume");
+    goto err;
+  }
   s->cipher = s->vol->cipher;
   s->key = s->vol->dek;
   s->key_len = s->vol->dek_len;

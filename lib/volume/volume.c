@@ -9,6 +9,7 @@
 #include "backend.h"
 #include "cleanup.h"
 #include "errors.h"
+#include "reencrypt.h"
 #include "secmem.h"
 #include "timeutil.h"
 #include "volume.h"
@@ -322,6 +323,17 @@ open_from (volume_read_fn rd, void *opaque, uint64_t target_size, struct keyprov
     return ncr_error (-r, "%s", msg);
   }
 
+  if (v->hdr.flags & VH_FLAG_REENCRYPT) {
+    /* The header MAC (checked above) covers the wrapped next DEK. */
+    v->next_dek = secmem_alloc (v->dek_len);
+    r = v->next_dek == NULL ? ncr_error (ENOMEM, "out of locked memory") :
+        reencrypt_unwrap_next_dek (v->dek, v->dek_len, v->hdr.next_dek, v->hdr.next_dek_len,
+                                   v->next_dek, v->dek_len);
+    if (r < 0) {
+      volume_free (v);
+      return r;
+    }
+  }
   if (only < 0)
     open_warning (v, &hs);
   if (v->hdr.data_offset >= target_size) {
@@ -358,6 +370,7 @@ volume_free (struct volume *v)
   if (v == NULL)
     return;
   secmem_free (v->dek);
+  secmem_free (v->next_dek);
   explicit_bzero (v, sizeof *v);
   free (v);
 }
@@ -384,8 +397,8 @@ volume_new_dek (enum ncr_cipher c, uint8_t **dek_out, size_t *len_out)
   return 0;
 }
 
-static int
-fill_wrap (struct keyprov *kp, const char *kek_id, const char *wrap,
+int
+volume_wrap_keyslot (struct keyprov *kp, const char *kek_id, const char *wrap,
            const uint8_t *dek, size_t dek_len, struct volume_keyslot *h)
 {
   size_t wlen = 0;
@@ -425,7 +438,7 @@ volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap,
     return ncr_error (EIO, "the OS random generator failed");
   out->uuid[6] = (out->uuid[6] & 0x0f) | 0x40;    /* RFC 4122 version 4 */
   out->uuid[8] = (out->uuid[8] & 0x3f) | 0x80;
-  if ((r = fill_wrap (kp, kek_id, wrap, dek, dek_len, &out->slot[0])) < 0 ||
+  if ((r = volume_wrap_keyslot (kp, kek_id, wrap, dek, dek_len, &out->slot[0])) < 0 ||
       (r = volume_header_seal (out, dek, dek_len)) < 0)
     return r;
   return volume_header_validate (out);
@@ -450,7 +463,7 @@ volume_rewrap_header (const struct volume *v, struct keyprov *kp, const char *ne
 
   volume_disk_header (v, out);
   out->sequence = v->hdr.sequence + 1;
-  if ((r = fill_wrap (kp, new_kek_id, wrap, v->dek, v->dek_len, &k)) < 0)
+  if ((r = volume_wrap_keyslot (kp, new_kek_id, wrap, v->dek, v->dek_len, &k)) < 0)
     goto done;
   other = volume_header_find_slot (out, k.kek_provider, k.kek_id);
   if (other >= 0 && (unsigned) other != v->used_slot) {
@@ -483,7 +496,7 @@ volume_add_slot_header (const struct volume *v, struct keyprov *kp, const char *
   if (volume_header_slots (out) >= VH_MAX_SLOTS)
     return ncr_error (ENOSPC, "the volume has %u keyslots, the most a header holds; remove "
                       "one first ('nbdcrypt remove-kek')", VH_MAX_SLOTS);
-  if ((r = fill_wrap (kp, kek_id, wrap, v->dek, v->dek_len, &k)) == 0 &&
+  if ((r = volume_wrap_keyslot (kp, kek_id, wrap, v->dek, v->dek_len, &k)) == 0 &&
       (r = volume_header_add_slot (out, &k)) == 0 &&
       (r = volume_header_seal (out, v->dek, v->dek_len)) == 0)
     r = volume_header_validate (out);

@@ -44,12 +44,16 @@ struct volume {
   size_t dek_len;
   char warning[400];            /* non-empty: opened, but something needs attention */
   unsigned used_slot;           /* the keyslot (on disk) the key was unwrapped from */
+  /* Re-encryption in progress (hdr.flags & VH_FLAG_REENCRYPT): the DEK the data is moving to,
+   * unwrapped from the header with the DEK (reencrypt.h); secmem, dek_len bytes. Else NULL. */
+  uint8_t *next_dek;
 };
 
 /* Open: read headers, refuse copies that disagree on the volume's identity, unwrap the DEK
  * through kp from the first keyslot whose provider is kp's kind (a KEK file tries the slot
  * naming its fingerprint first) and that unwraps, check it and the header's fields (key check
- * value or header MAC). On failure the message lists the slots tried and why each failed. While the KMS
+ * value or header MAC). A header flagged for re-encryption opens with both keys (next_dek).
+ * On failure the message lists the slots tried and why each failed. While the KMS
  * is unreachable, retries with backoff (0.5 s doubling to 8 s) until timeout_s has passed.
  * Returns 0, or -errno with a one-line reason in ncr_last_error(). */
 int volume_open (volume_read_fn rd, void *opaque, uint64_t target_size,
@@ -75,6 +79,10 @@ int volume_new_dek (enum ncr_cipher c, uint8_t **dek_out, size_t *len_out);
 int volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap,
                         enum ncr_cipher c, unsigned sector_size, uint64_t data_offset,
                         const uint8_t *dek, size_t dek_len, struct volume_header *out);
+
+/* A keyslot holding dek wrapped under kp's KEK kek_id with wrap. Returns 0 or -errno. */
+int volume_wrap_keyslot (struct keyprov *kp, const char *kek_id, const char *wrap,
+                         const uint8_t *dek, size_t dek_len, struct volume_keyslot *out);
 
 /* v's header with its keyslots in the order they have on disk. */
 void volume_disk_header (const struct volume *v, struct volume_header *out);

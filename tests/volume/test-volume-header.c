@@ -3,7 +3,8 @@
  * positions (docs/format.md), and rejection of every kind of damage (checksum, magic, version,
  * lengths, values, reserved bytes, misplaced copy); the version 2 header MAC seals exactly the
  * fields that change how data is read; copies of different volumes are told apart; version 3
- * keyslots: four at their longest fit, sit where documented, are edited and left unsealed. */
+ * keyslots: four at their longest fit, sit where documented, are edited and left unsealed;
+ * the re-encryption flag and the wrapped next DEK: placed as documented, sealed by the MAC. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +129,8 @@ test_header_damage_refused (void)
   CHECK_MSG (parse_edit (buf, 108, 1, true) == -EINVAL, "slot count in a version 2 header");
   CHECK_MSG (parse_edit (buf, 9, 0, true) == -EINVAL, "version 0 accepted");
   CHECK_MSG (parse_edit (buf, 9, 1, true) == 0, "version 1 refused");
-  CHECK_MSG (parse_edit (buf, 39, 1, true) == -EINVAL, "unknown flag accepted");
+  CHECK_MSG (parse_edit (buf, 39, 2, true) == -EINVAL, "unknown flag accepted");
+  CHECK_MSG (parse_edit (buf, 39, 1, true) == -EINVAL, "re-encryption flag without a key");
   CHECK_MSG (parse_edit (buf, 10, 1, true) == -EINVAL, "copy B accepted as copy A");
   CHECK_MSG (parse_edit (buf, 11, 1, true) == -EINVAL, "reserved byte accepted");
   CHECK_MSG (parse_edit (buf, 34, 0x11, true) == -EINVAL, "sector size 0x1100 accepted");
@@ -256,6 +258,42 @@ test_header_copy_identity (void)
   CHECK_MSG (volume_header_same_volume (&s2, &e, why, sizeof why), "upgrade seen as other volume");
 }
 
+/* The re-encryption flag with the wrapped next DEK at 3336: round trip, documented bytes,
+ * damage refused, in the MAC; a flagged and an unflagged copy are one volume. */
+static void
+test_header_reencrypt_flag (void)
+{
+  struct volume_header h, p, e;
+  uint8_t buf[VH_AREA_SIZE], dek[64];
+  char why[120];
+
+  for (int i = 0; i < 64; i++) dek[i] = (uint8_t) i;
+  sample (&h);
+  h.flags = VH_FLAG_REENCRYPT;
+  h.next_dek_len = 72;
+  for (int i = 0; i < 72; i++) h.next_dek[i] = (uint8_t) (0x80 + i);
+  CHECK_MSG (volume_header_seal (&h, dek, 64) == 0, "seal");
+  REQUIRE (volume_header_encode (&h, buf, sizeof buf) == 0);
+  CHECK_MSG (volume_header_parse (buf, sizeof buf, 0, &p) == 0 &&
+             memcmp (&h, &p, sizeof h) == 0, "flagged header round trip");
+  CHECK_MSG (buf[39] == 1 && buf[3336] == 0 && buf[3337] == 72 && buf[3340] == 0x80 &&
+             buf[3340 + 71] == 0x80 + 71 && buf[3340 + 72] == 0, "documented positions");
+  CHECK_MSG (parse_edit (buf, 3337, 71, true) == -EINVAL, "next DEK length 71 accepted");
+  CHECK_MSG (parse_edit (buf, 3338, 1, true) == -EINVAL, "reserved byte at 3338 accepted");
+  CHECK_MSG (parse_edit (buf, 3340 + 72, 1, true) == -EINVAL, "byte after the next DEK");
+  CHECK_MSG (parse_edit (buf, 9, 1, true) == -EINVAL, "flagged version 1 accepted");
+  CHECK_MSG (parse_edit (buf, 39, 0, true) == -EINVAL, "next DEK without the flag accepted");
+  CHECK_MSG (volume_header_check_key (dek, 64, &h) == 0, "sealed flagged header refused");
+  e = h; e.next_dek[5] ^= 1;
+  CHECK_MSG (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "next DEK not in the MAC");
+  e = h; e.flags = 0; e.next_dek_len = 0; memset (e.next_dek, 0, sizeof e.next_dek);
+  CHECK_MSG (volume_header_check_key (dek, 64, &e) == -EKEYREJECTED, "flag not in the MAC");
+  CHECK_MSG (volume_header_seal (&e, dek, 64) == 0 &&
+             volume_header_same_volume (&h, &e, why, sizeof why), "start/end of a run: %s", why);
+  e.uuid[0] ^= 1;
+  CHECK_MSG (!volume_header_same_volume (&h, &e, why, sizeof why), "other volume accepted");
+}
+
 /* A keyslot at its longest: a 255-byte KEK id and a 512-byte wrapped key. */
 static void
 long_slot (struct volume_keyslot *k, char tag)
@@ -379,5 +417,6 @@ main (void)
   RUN (test_header_copy_identity);
   RUN (test_header_keyslots_layout);
   RUN (test_header_keyslots_edit);
+  RUN (test_header_reencrypt_flag);
   return check_exit ();
 }

@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbdcrypt reencrypt: replace a volume's data key (DEK) and re-encrypt every data sector under
+ * the new one, offline, crash-safe (lib/volume/reencrypt.h): start, or resume an interrupted
+ * run. The header first gets the new DEK (wrapped under the old one) and a flag; a journal
+ * record per zone lets a run killed at any instant be resumed; the end writes a header with
+ * only the new DEK, wrapped under the keyslots whose KEKs were given. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "errors.h"
+#include "parse.h"
+#include "reencrypt.h"
+#include "secmem.h"
+#include "timeutil.h"
+#include "volume-common.h"
+#include "volume.h"
+
+static const char *cmd = "reencrypt";
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp,
+"usage: nbdcrypt reencrypt TARGET KEY [--zone-size BYTES]\n"
+"KEY: --kms-config FILE (KEK in a KMS) and/or --kek-file PATH (local KEK): the volume opens\n"
+"  with one of them; at the end, the new data key is wrapped under every keyslot whose KEK\n"
+"  is given (a KMS slot: --kms-config; a KEK file slot: that --kek-file). The other slots\n"
+"  are removed (add them back with 'nbdcrypt add-kek').\n"
+"Replaces the volume's data key and re-encrypts all data under the new one, offline (no\n"
+"server may use the volume meanwhile). Killed or failed, run it again: it resumes.\n"
+"  --zone-size BYTES   data re-encrypted per journal record (K, M, G suffixes; default\n"
+"                      64M, at most 64000 sectors)\n");
+}
+
+/* The tool's I/O for the engine: the target, plus (test build only) hooks that slow data
+ * writes down or end the process in the middle of one. */
+struct tool_io {
+  struct volume_target *t;
+  uint64_t data_offset;
+  unsigned delay_ms;            /* NBDCRYPT_TEST_REENCRYPT_DELAY_MS */
+  uint64_t crash_after;         /* NBDCRYPT_TEST_REENCRYPT_CRASH_AFTER: data bytes, 0 = off */
+  uint64_t written;             /* data bytes written so far */
+};
+
+/* Zones go to the target in pieces of at most this: NBD servers cap a request (qemu-nbd at
+ * 32 MiB), and smaller pieces start the write-back sooner. */
+enum { IO_PIECE = 16 * 1024 * 1024 };
+
+static int
+io_read (void *opaque, void *buf, size_t count, uint64_t offset)
+{
+  struct tool_io *io = opaque;
+  int r = 0;
+
+  for (size_t done = 0; done < count && r == 0; done += IO_PIECE)
+    r = target_pread (io->t, (uint8_t *) buf + done,
+                      count - done < IO_PIECE ? count - done : IO_PIECE, offset + done);
+  return r;
+}
+
+static int
+io_flush (void *opaque)
+{
+  struct tool_io *io = opaque;
+  return target_flush (io->t);
+}
+
+static int
+io_write (void *opaque, const void *buf, size_t count, uint64_t offset)
+{
+  struct tool_io *io = opaque;
+  const uint8_t *p = buf;
+  const size_t piece = 128 * 1024;
+  int r = 0;
+
+  if (offset < io->data_offset)
+    return target_pwrite (io->t, buf, count, offset);
+  if (io->delay_ms == 0 && io->crash_after == 0) {
+    /* The engine flushes this zone after reading and hashing the next one: start the
+     * write-back of each piece at once, so that the two overlap. */
+    for (size_t done = 0; done < count && r == 0; done += IO_PIECE) {
+      size_t n = count - done < IO_PIECE ? count - done : IO_PIECE;
+      r = target_pwrite (io->t, p + done, n, offset + done);
+      if (r == 0)
+        target_start_writeback (io->t, offset + done, n);
+    }
+    return r;
+  }
+  /* Test hooks: a data write in flushed pieces, a delay after each, or an exit in the middle
+   * (a crash with part of a zone written). */
+  for (size_t done = 0; done < count && r == 0;) {
+    size_t n = count - done < piece ? count - done : piece;
+    if (io->crash_after && io->written + n >= io->crash_after) {
+      n = (size_t) (io->crash_after - io->written);
+      if (n)
+        r = target_pwrite (io->t, p + done, n, offset + done);
+      if (r == 0)
+        r = target_flush (io->t);
+      fprintf (stderr, "nbdcrypt reencrypt: test hook: exiting after %llu data bytes\n",
+               (unsigned long long) io->crash_after);
+      _exit (99);
+    }
+    r = target_pwrite (io->t, p + done, n, offset + done);
+    if (r == 0 && io->delay_ms) {
+      r = target_flush (io->t);
+      ncr_sleep_ms (io->delay_ms);
+    }
+    done += n;
+    io->written += n;
+  }
+  return r;
+}
+
+static void
+test_hooks (struct tool_io *io)
+{
+#ifdef NBDCRYPT_TEST_HOOKS
+  const char *d = getenv ("NBDCRYPT_TEST_REENCRYPT_DELAY_MS");
+  const char *c = getenv ("NBDCRYPT_TEST_REENCRYPT_CRASH_AFTER");
+  uint64_t v;
+
+  if (d && ncr_parse_uint (d, 10000, &v) == 0)
+    io->delay_ms = (unsigned) v;
+  if (c && ncr_parse_uint (c, UINT64_MAX, &v) == 0)
+    io->crash_after = v;
+#else
+  (void) io;
+#endif
+}
+
+/* Open the volume: t, hs, v; kps[0] the provider that opened it, kps[1] the other one given. */
+static int
+open_volume (const char *kms_config, const char *kek_file,
+             struct volume_target *t, struct volume_headers *hs, struct keyprov *kps[2],
+             struct volume **v)
+{
+  int r;
+
+  volume_free (*v);
+  *v = NULL;
+  if ((r = volume_read_headers (target_read_cb, t, target_size (t), hs)) < 0)
+    return r;
+  if (kps[0] == NULL) {
+    if ((r = tool_provider_for_header (cmd, &hs->copy[hs->newest], kms_config, kek_file,
+                                       &kps[0])) < 0)
+      return r;
+    if (kms_config && kek_file &&
+        (r = tool_open_provider (cmd, keyprov_kind (kps[0]) == KEYPROV_KMIP ? NULL : kms_config,
+                                 keyprov_kind (kps[0]) == KEYPROV_KMIP ? kek_file : NULL,
+                                 &kps[1])) < 0)
+      return r;
+  }
+  r = volume_open (target_read_cb, t, target_size (t), kps[0], 0, v);
+  if (r < 0 && kps[1] &&
+      (r = volume_open (target_read_cb, t, target_size (t), kps[1], 0, v)) == 0) {
+    struct keyprov *k = kps[0];
+    kps[0] = kps[1];
+    kps[1] = k;
+  }
+  return r;
+}
+
+/* The other copy still flagged, the newest one not: a run killed after the first copy of the
+ * final header was written. */
+static bool
+finish_interrupted (const struct volume_headers *hs, const struct volume *v)
+{
+  unsigned o = 1 - v->used_copy;
+  return !(v->hdr.flags & VH_FLAG_REENCRYPT) && hs->status[o] == 0 &&
+         (hs->copy[o].flags & VH_FLAG_REENCRYPT) &&
+         memcmp (hs->copy[o].uuid, v->hdr.uuid, VH_UUID_LEN) == 0;
+}
+
+/* One progress line: sectors done and the rate since this run started. */
+static void
+progress (const char *target, struct reencrypt_state *st, unsigned ss, uint64_t t0,
+          uint64_t done0)
+{
+  uint64_t done = reencrypt_done_sectors (st), total = reencrypt_total_sectors (st);
+  uint64_t ms = ncr_now_ms () - t0;
+
+  fprintf (stderr, "nbdcrypt reencrypt: %s: %llu of %llu sectors (%.1f%%), %.1f MB/s\n",
+           target, (unsigned long long) done, (unsigned long long) total,
+           total ? 100.0 * (double) done / (double) total : 100.0,
+           ms ? (double) ((done - done0) * ss) / 1e3 / (double) ms : 0.0);
+}
+
+int
+cmd_reencrypt (int argc, char **argv)
+{
+  enum { O_KMS = 256, O_KEK_FILE, O_ZONE };
+  static const struct option opts[] = {
+    TOOL_KEY_OPTIONS,
+    { "zone-size", required_argument, NULL, O_ZONE },
+    TOOL_END_OPTIONS,
+  };
+  const char *kms_config = NULL, *kek_file = NULL, *target;
+  struct volume_target *t = NULL;
+  struct keyprov *kps[2] = { NULL, NULL };
+  struct volume *v = NULL;
+  struct reencrypt_state *st = NULL;
+  struct volume_headers hs;
+  struct volume_header nh;
+  struct tool_io tio = { 0 };
+  struct reencrypt_io io = { io_read, io_write, io_flush, &tio };
+  uint64_t zone = RJ_DEFAULT_ZONE_BYTES, t0, last, done0, ms;
+  char removed[1200];
+  bool started = false;
+  int c, r, status = 1;
+
+  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case O_KMS: kms_config = optarg; break;
+    case O_KEK_FILE: kek_file = optarg; break;
+    case O_ZONE:
+      if (ncr_parse_size (optarg, 1ull << 30, &zone) < 0 || zone < 512) {
+        tool_err (cmd, "--zone-size must be a size from 512 bytes to 1G (K, M, G suffixes), "
+                  "not '%s'", optarg);
+        return 2;
+      }
+      break;
+    case 'h': usage (stdout); return 0;
+    default: usage (stderr); return 2;
+    }
+  }
+  if (optind != argc - 1)
+    return tool_usage_error (usage);
+  target = argv[optind];
+  if (secmem_protect_process (false) < 0 ||
+      target_open (target, true, &t) < 0 ||
+      open_volume (kms_config, kek_file, t, &hs, kps, &v) < 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
+    goto out;
+  }
+  tio.t = t;
+  tio.data_offset = v->hdr.data_offset;
+  test_hooks (&tio);
+
+  if (finish_interrupted (&hs, v)) {
+    /* The new header opened: only its second copy and the journal's zeroing are missing. */
+    volume_disk_header (v, &nh);
+    if (tool_commit_header (t, &hs, v, &nh) < 0 || reencrypt_clear_journal (&io) < 0) {
+      tool_err (cmd, "%s", ncr_last_error ());
+      goto out;
+    }
+    printf ("re-encrypted %s: finished an interrupted run (header sequence %llu)\n", target,
+            (unsigned long long) nh.sequence);
+    status = 0;
+    goto out;
+  }
+  if (v->warning[0])
+    tool_warn (cmd, "%s", v->warning);
+  if (!(v->hdr.flags & VH_FLAG_REENCRYPT)) {
+    /* Start: a journal without records, then the flagged header on both copies. */
+    if (reencrypt_clear_journal (&io) < 0 || reencrypt_begin_header (v, &nh) < 0 ||
+        tool_commit_header (t, &hs, v, &nh) < 0 ||
+        open_volume (kms_config, kek_file, t, &hs, kps, &v) < 0) {
+      tool_err (cmd, "%s", ncr_last_error ());
+      goto out;
+    }
+    if (!(v->hdr.flags & VH_FLAG_REENCRYPT)) {
+      tool_err (cmd, "the header written to start the re-encryption did not open");
+      goto out;
+    }
+    started = true;
+  }
+  if (reencrypt_open_state (v, target_size (t), &io, zone, &st) < 0 ||
+      (sysconf (_SC_NPROCESSORS_ONLN) > 1 && reencrypt_set_threads (st, 2) < 0)) {
+    tool_err (cmd, "%s", ncr_last_error ());
+    goto out;
+  }
+  done0 = reencrypt_done_sectors (st);
+  fprintf (stderr, "nbdcrypt reencrypt: %s: %s at sector %llu of %llu (zones of %u sectors "
+           "of %u bytes)\n", target, started ? "starting" : "resuming",
+           (unsigned long long) done0, (unsigned long long) reencrypt_total_sectors (st),
+           reencrypt_zone_sectors (st), v->hdr.sector_size);
+  t0 = last = ncr_now_ms ();
+  while ((r = reencrypt_zone (st)) == 0) {
+    if (ncr_now_ms () - last >= 1000) {
+      last = ncr_now_ms ();
+      progress (target, st, v->hdr.sector_size, t0, done0);
+    }
+  }
+  if (r < 0) {
+    tool_err (cmd, "%s (run 'nbdcrypt reencrypt' again to resume)", ncr_last_error ());
+    goto out;
+  }
+  ms = ncr_now_ms () - t0;
+
+  /* The end: the new DEK alone, under the KEKs given; then the journal zeroed. */
+  if (reencrypt_finish_header (v, kps, 2, &nh, removed, sizeof removed) < 0 ||
+      volume_read_headers (target_read_cb, t, target_size (t), &hs) < 0 ||
+      tool_commit_header (t, &hs, v, &nh) < 0 || reencrypt_clear_journal (&io) < 0) {
+    tool_err (cmd, "%s (run 'nbdcrypt reencrypt' again to finish)", ncr_last_error ());
+    goto out;
+  }
+  {
+    uint64_t bytes = (reencrypt_total_sectors (st) - done0) * v->hdr.sector_size;
+    printf ("re-encrypted %s: %llu bytes in %.2f s (%.1f MB/s), new data key, %u keyslot%s, "
+            "header sequence %llu\n", target, (unsigned long long) bytes,
+            (double) ms / 1000.0, ms ? (double) bytes / 1e3 / (double) ms : 0.0,
+            volume_header_slots (&nh), nh.n_extra ? "s" : "",
+            (unsigned long long) nh.sequence);
+  }
+  if (removed[0]) {
+    char *line = removed;
+    for (char *nl; line; line = nl) {
+      if ((nl = strchr (line, '\n')) != NULL)
+        *nl++ = '\0';
+      tool_warn (cmd, "removed the keyslot of %s: its KEK was not given, so it could not "
+                 "wrap the new data key; add it back with 'nbdcrypt add-kek %s KEY "
+                 "--new-kek-id UID' (KMS) or '--new-kek-file PATH' (KEK file)", line, target);
+    }
+  }
+  status = 0;
+ out:
+  reencrypt_state_free (st);
+  volume_free (v);
+  keyprov_free (kps[0]);
+  keyprov_free (kps[1]);
+  if (t && target_close (t) < 0 && status == 0) {
+    tool_err (cmd, "%s", ncr_last_error ());
+    status = 1;
+  }
+  return status;
+}
