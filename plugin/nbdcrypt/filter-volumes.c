@@ -124,11 +124,12 @@ filter_load (void)
 void
 filter_unload (void)
 {
+  /* key-file='s volume is not in the set; key-id='s is, and is freed with it. */
+  if (headerless && headerless->s == NULL)
+    served_free (headerless);
+  headerless = NULL;
   vset_free (vset);             /* stops the key check thread, wipes every DEK */
   vset = NULL;
-  if (headerless && headerless->s == NULL)
-    served_free (headerless);   /* key-file=: not in the set */
-  headerless = NULL;
   secmem_free (file_key);
   file_key = NULL;
   free (key_file);

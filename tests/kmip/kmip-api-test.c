@@ -246,7 +246,8 @@ batch (struct kmip_client *c)
 
   REQUIRE (kmip_create_aes (c, &p, ids[0]) == 0);
   for (size_t i = 0; i < 70; i++) {
-    strcpy (ids[i], ids[0]);
+    if (i > 0)
+      strcpy (ids[i], ids[0]);
     uids[i] = ids[i];
   }
   strcpy (ids[3], "999999");
