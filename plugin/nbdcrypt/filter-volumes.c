@@ -345,13 +345,27 @@ reader_close (void *opaque UNUSED, void *reader)
 
 /* Volumes -------------------------------------------------------------------------------- */
 
+/* A keyed volume, in the log: the engine (debug) and the volume's line (info). s: NULL for
+ * key-file='s headerless volume. */
+static void
+log_keyed (const struct served_volume *v, const struct volume_session *s)
+{
+  char line[600];
+
+  nbdkit_debug ("nbdcrypt: %s, discard %s, engine %s", v->description,
+                filter_discard ? "on" : "off", v->engine);
+  if (s == NULL)
+    return;
+  session_describe (&session_cfg, s, line, sizeof line);
+  filter_log_info ("%s%s%s", line, s->name[0] ? ", export " : "", s->name);
+}
+
 /* A new volume joins the set: its serving state. Before the fork the engine is only checked;
  * after it (a volume opened by a connection), keyed at once. */
 static int
 volume_attach (void *opaque UNUSED, struct volume_session *s, bool before_fork)
 {
   struct served_volume *v;
-  char line[600];
   int r;
 
   if (s->vol && ((cipher_set && s->cipher != cipher) ||
@@ -368,12 +382,8 @@ volume_attach (void *opaque UNUSED, struct volume_session *s, bool before_fork)
   s->user = v;
   if (s->warning[0])
     filter_log_warning ("%s", s->warning);
-  if (!before_fork) {
-    nbdkit_debug ("nbdcrypt: %s, discard %s, engine %s", v->description,
-                  filter_discard ? "on" : "off", v->engine);
-    session_describe (&session_cfg, s, line, sizeof line);
-    filter_log_info ("%s%s%s", line, s->name[0] ? ", export " : "", s->name);
-  }
+  if (!before_fork)
+    log_keyed (v, s);
   return 0;
 }
 
@@ -692,16 +702,12 @@ static int
 key_after_fork (struct volume_session *s, void *arg UNUSED)
 {
   struct served_volume *v = s->user;
-  char line[600];
 
   if (served_key (v, s->key, s->key_len, false) < 0) {
     nbdkit_error ("nbdcrypt: %s: %s", v->description, ncr_last_error ());
     return -1;
   }
-  nbdkit_debug ("nbdcrypt: %s, discard %s, engine %s", v->description,
-                filter_discard ? "on" : "off", v->engine);
-  session_describe (&session_cfg, s, line, sizeof line);
-  filter_log_info ("%s%s%s", line, s->name[0] ? ", export " : "", s->name);
+  log_keyed (v, s);
   return 0;
 }
 
@@ -728,8 +734,7 @@ filter_after_fork (nbdkit_backend *backend UNUSED)
       nbdkit_error ("nbdcrypt: key-file '%s': %s", key_file, ncr_last_error ());
       return -1;
     }
-    nbdkit_debug ("nbdcrypt: %s, discard %s, engine %s", headerless->description,
-                  filter_discard ? "on" : "off", headerless->engine);
+    log_keyed (headerless, NULL);
     filter_log_info ("headerless volume opened: %s, %u-byte sectors, key-file '%s'",
                      ncr_cipher_name (cipher), sector_size, key_file);
     return 0;
