@@ -86,8 +86,9 @@ print_json (const struct volume_headers *hs, const struct volume_header *h,
     printf (", \"wrap\": \"%s\", \"wrapped_dek\": \"%s\"}", h->slot[i].wrap, wdek);
   }
   if (reencrypt_progress (t, h, &done, &total))
-    printf ("], \"reencrypt\": {\"done_sectors\": %llu, \"total_sectors\": %llu}",
-            (unsigned long long) done, (unsigned long long) total);
+    printf ("], \"reencrypt\": {\"done_sectors\": %llu, \"total_sectors\": %llu, "
+            "\"online\": %s}", (unsigned long long) done, (unsigned long long) total,
+            (h->flags & VH_FLAG_REENCRYPT_ONLINE) ? "true" : "false");
   else
     printf ("], \"reencrypt\": null");
   printf (", \"copies\": [");
@@ -143,9 +144,12 @@ print_text (const struct volume_headers *hs, const struct volume_header *h,
     printf ("slot %u:        %s %s (wrap %s)\n", i, h->slot[i].kek_provider, h->slot[i].kek_id,
             h->slot[i].wrap);
   if (reencrypt_progress (t, h, &done, &total))
-    printf ("re-encryption in progress: %llu of %llu sectors (%.1f%%); resume with "
-            "'nbdcrypt reencrypt'\n", (unsigned long long) done, (unsigned long long) total,
-            total ? 100.0 * (double) done / (double) total : 0.0);
+    printf ("re-encryption in progress: %llu of %llu sectors (%.1f%%); %s\n",
+            (unsigned long long) done, (unsigned long long) total,
+            total ? 100.0 * (double) done / (double) total : 0.0,
+            (h->flags & VH_FLAG_REENCRYPT_ONLINE) ?
+            "online: the server that serves the volume runs it" :
+            "offline: resume with 'nbdcrypt reencrypt'");
   for (unsigned i = 0; i < 2; i++) {
     if (hs->status[i] == 0) {
       volume_uuid_str (hs->copy[i].uuid, uuid);

@@ -26,7 +26,8 @@ static void
 usage (FILE *fp)
 {
   fprintf (fp,
-"usage: nbdcrypt reencrypt TARGET KEY [--zone-size BYTES]\n"
+"usage: nbdcrypt reencrypt TARGET KEY [--zone-size BYTES] [--take-over]\n"
+"       nbdcrypt reencrypt TARGET KEY --online [--no-wait]\n"
 "KEY: --kms-config FILE (KEK in a KMS) and/or --kek-file PATH (local KEK): the volume opens\n"
 "  with one of them; at the end, the new data key is wrapped under every keyslot whose KEK\n"
 "  is given (a KMS slot: --kms-config; a KEK file slot: that --kek-file). The other slots\n"
@@ -34,7 +35,13 @@ usage (FILE *fp)
 "Replaces the volume's data key and re-encrypts all data under the new one, offline (no\n"
 "server may use the volume meanwhile). Killed or failed, run it again: it resumes.\n"
 "  --zone-size BYTES   data re-encrypted per journal record (K, M, G suffixes; default\n"
-"                      64M, at most 64000 sectors)\n");
+"                      64M, at most 64000 sectors)\n"
+"  --take-over         finish offline a run started with --online (no server may use\n"
+"                      the volume any more)\n"
+"  --online            the server that serves the volume (nbdkit --filter=nbdcrypt)\n"
+"                      re-encrypts it while clients go on: hand the run over, show\n"
+"                      progress and wait until the server has finished\n"
+"  --no-wait           with --online: return once the run is handed over\n");
 }
 
 /* The tool's I/O for the engine: the target, plus (test build only) hooks that slow data
@@ -190,13 +197,92 @@ progress (const char *target, struct reencrypt_state *st, unsigned ss, uint64_t 
            ms ? (double) ((done - done0) * ss) / 1e3 / (double) ms : 0.0);
 }
 
+/* Online: the server has ended the run when the newest copy is unflagged and sealed under
+ * the next DEK. 1 ended, 0 not yet (progress in *done), -errno. */
+static int
+online_state (struct volume_target *t, const struct volume *v, uint64_t *done)
+{
+  struct volume_headers hs;
+  const struct volume_header *h;
+  int r;
+
+  if ((r = volume_read_headers (target_read_cb, t, target_size (t), &hs)) < 0)
+    return r;
+  h = &hs.copy[hs.newest];
+  if (memcmp (h->uuid, v->hdr.uuid, VH_UUID_LEN) != 0)
+    return ncr_error (EINVAL, "the target now holds another volume");
+  if (h->flags & VH_FLAG_REENCRYPT) {
+    r = reencrypt_peek_progress (target_read_cb, t, h, done);
+    return r < 0 ? r : 0;
+  }
+  if (volume_header_check_key (v->next_dek, v->dek_len, h) < 0)
+    return ncr_error (EKEYREJECTED, "the run ended, but not with this run's data key: another "
+                      "re-encryption or header restore happened meanwhile");
+  return 1;
+}
+
+/* Online: show progress until the server has finished. */
+static int
+online_wait (const char *target, struct volume_target *t, const struct volume *v)
+{
+  uint64_t total = (target_size (t) - v->hdr.data_offset) / v->hdr.sector_size;
+  uint64_t t0 = ncr_now_ms (), last = 0, done = 0, first = UINT64_MAX, shown = UINT64_MAX;
+  bool told = false;
+  int r;
+
+  while ((r = online_state (t, v, &done)) == 0) {
+    uint64_t now = ncr_now_ms ();
+    if (first == UINT64_MAX && done > 0)
+      first = done;
+    if (done != shown && now - last >= 1000) {
+      fprintf (stderr, "nbdcrypt reencrypt: %s: %llu of %llu sectors (%.1f%%), online\n",
+               target, (unsigned long long) done, (unsigned long long) total,
+               total ? 100.0 * (double) done / (double) total : 100.0);
+      shown = done;
+      last = now;
+    }
+    if (!told && done == 0 && now - t0 >= 10000) {
+      fprintf (stderr, "nbdcrypt reencrypt: %s: no server has started the run yet; it "
+               "starts within reencrypt-poll-interval= seconds of nbdkit serving the volume "
+               "(Ctrl-C leaves it to the server)\n", target);
+      told = true;
+    }
+    ncr_sleep_ms (250);
+  }
+  if (r < 0)
+    return r;
+  uint64_t ms = ncr_now_ms () - t0;
+  printf ("re-encrypted %s online: %llu sectors of %u bytes in %.2f s, new data key\n", target,
+          (unsigned long long) total, v->hdr.sector_size, (double) ms / 1000.0);
+  return 0;
+}
+
+static void
+warn_removed (const char *target, char *removed)
+{
+  char *line = removed;
+
+  if (!removed[0])
+    return;
+  for (char *nl; line; line = nl) {
+    if ((nl = strchr (line, '\n')) != NULL)
+      *nl++ = '\0';
+    tool_warn (cmd, "removed the keyslot of %s: its KEK was not given, so it could not "
+               "wrap the new data key; add it back with 'nbdcrypt add-kek %s KEY "
+               "--new-kek-id UID' (KMS) or '--new-kek-file PATH' (KEK file)", line, target);
+  }
+}
+
 int
 cmd_reencrypt (int argc, char **argv)
 {
-  enum { O_KMS = 256, O_KEK_FILE, O_ZONE };
+  enum { O_KMS = 256, O_KEK_FILE, O_ZONE, O_ONLINE, O_NO_WAIT, O_TAKE_OVER };
   static const struct option opts[] = {
     TOOL_KEY_OPTIONS,
     { "zone-size", required_argument, NULL, O_ZONE },
+    { "online", no_argument, NULL, O_ONLINE },
+    { "no-wait", no_argument, NULL, O_NO_WAIT },
+    { "take-over", no_argument, NULL, O_TAKE_OVER },
     TOOL_END_OPTIONS,
   };
   const char *kms_config = NULL, *kek_file = NULL, *target;
@@ -210,7 +296,7 @@ cmd_reencrypt (int argc, char **argv)
   struct reencrypt_io io = { io_read, io_write, io_flush, &tio };
   uint64_t zone = RJ_DEFAULT_ZONE_BYTES, t0, last, done0, ms;
   char removed[1200];
-  bool started = false;
+  bool started = false, online = false, no_wait = false, take_over = false;
   int c, r, status = 1;
 
   while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
@@ -224,12 +310,20 @@ cmd_reencrypt (int argc, char **argv)
         return 2;
       }
       break;
+    case O_ONLINE: online = true; break;
+    case O_NO_WAIT: no_wait = true; break;
+    case O_TAKE_OVER: take_over = true; break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 2;
     }
   }
   if (optind != argc - 1)
     return tool_usage_error (usage);
+  if ((no_wait && !online) || (online && take_over)) {
+    tool_err (cmd, "%s", no_wait ? "--no-wait goes with --online" :
+              "--take-over finishes an online run offline: not with --online");
+    return 2;
+  }
   target = argv[optind];
   if (secmem_protect_process (false) < 0 ||
       target_open (target, true, &t) < 0 ||
@@ -255,9 +349,20 @@ cmd_reencrypt (int argc, char **argv)
   }
   if (v->warning[0])
     tool_warn (cmd, "%s", v->warning);
+  if ((v->hdr.flags & VH_FLAGS_REENCRYPT) == VH_FLAGS_REENCRYPT && !online && !take_over) {
+    tool_err (cmd, "the server that serves this volume is re-encrypting it (a run started "
+              "with --online): follow it with 'nbdcrypt reencrypt --online %s KEY'; if no "
+              "server serves the volume any more, finish it here with --take-over", target);
+    goto out;
+  }
+  if ((v->hdr.flags & VH_FLAGS_REENCRYPT) == VH_FLAG_REENCRYPT && online) {
+    tool_err (cmd, "an offline re-encryption of this volume is in progress: finish it with "
+              "'nbdcrypt reencrypt %s KEY' while no server uses the volume", target);
+    goto out;
+  }
   if (!(v->hdr.flags & VH_FLAG_REENCRYPT)) {
     /* Start: a journal without records, then the flagged header on both copies. */
-    if (reencrypt_clear_journal (&io) < 0 || reencrypt_begin_header (v, &nh) < 0 ||
+    if (reencrypt_clear_journal (&io) < 0 || reencrypt_begin_header (v, online, &nh) < 0 ||
         tool_commit_header (t, &hs, v, &nh) < 0 ||
         open_volume (kms_config, kek_file, t, &hs, kps, &v) < 0) {
       tool_err (cmd, "%s", ncr_last_error ());
@@ -268,6 +373,28 @@ cmd_reencrypt (int argc, char **argv)
       goto out;
     }
     started = true;
+  }
+  if (online) {
+    /* The header that ends the run, wrapped under the KEKs given here, for the server (which
+     * holds no KEK) to commit when the data is done; staged again on every call. */
+    if (reencrypt_finish_header (v, kps, 2, &nh, removed, sizeof removed) < 0 ||
+        reencrypt_stage_final (v, &nh, &io) < 0) {
+      tool_err (cmd, "%s", ncr_last_error ());
+      goto out;
+    }
+    warn_removed (target, removed);
+    if (no_wait) {
+      printf ("handed over %s: the server that serves it re-encrypts it in the background "
+              "('nbdcrypt dump %s' shows the progress)\n", target, target);
+      status = 0;
+      goto out;
+    }
+    if (online_wait (target, t, v) < 0) {
+      tool_err (cmd, "%s", ncr_last_error ());
+      goto out;
+    }
+    status = 0;
+    goto out;
   }
   if (reencrypt_open_state (v, target_size (t), &io, zone, &st) < 0 ||
       (sysconf (_SC_NPROCESSORS_ONLN) > 1 && reencrypt_set_threads (st, 2) < 0)) {
@@ -307,16 +434,7 @@ cmd_reencrypt (int argc, char **argv)
             volume_header_slots (&nh), nh.n_extra ? "s" : "",
             (unsigned long long) nh.sequence);
   }
-  if (removed[0]) {
-    char *line = removed;
-    for (char *nl; line; line = nl) {
-      if ((nl = strchr (line, '\n')) != NULL)
-        *nl++ = '\0';
-      tool_warn (cmd, "removed the keyslot of %s: its KEK was not given, so it could not "
-                 "wrap the new data key; add it back with 'nbdcrypt add-kek %s KEY "
-                 "--new-kek-id UID' (KMS) or '--new-kek-file PATH' (KEK file)", line, target);
-    }
-  }
+  warn_removed (target, removed);
   status = 0;
  out:
   reencrypt_state_free (st);

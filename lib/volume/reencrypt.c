@@ -130,7 +130,7 @@ reencrypt_unwrap_next_dek (const uint8_t *dek, size_t dek_len, const uint8_t *wr
 }
 
 int
-reencrypt_begin_header (const struct volume *v, struct volume_header *out)
+reencrypt_begin_header (const struct volume *v, bool online, struct volume_header *out)
 {
   uint8_t *next = NULL;
   size_t len = 0;
@@ -145,7 +145,7 @@ reencrypt_begin_header (const struct volume *v, struct volume_header *out)
   secmem_free (next);
   if (r < 0)
     return r;
-  out->flags |= VH_FLAG_REENCRYPT;
+  out->flags |= VH_FLAG_REENCRYPT | (online ? VH_FLAG_REENCRYPT_ONLINE : 0);
   if ((r = volume_header_seal (out, v->dek, v->dek_len)) < 0)
     return r;
   return volume_header_validate (out);
@@ -435,8 +435,11 @@ reencrypt_zone (struct reencrypt_state *s)
 
   /* 2. The previous zone's new ciphertext made durable (its flush was deferred to here, so
    * that its write-back overlaps step 1), then the record, in the slot the previous zone's
-   * did not use, flushed: from here on a crash is recovered from this zone's hashes. */
-  if (s->unflushed && (r = s->io.flush (s->io.opaque)) < 0)
+   * did not use, flushed: from here on a crash is recovered from this zone's hashes. The
+   * flush is made even after no zone: the ciphertext just hashed must be durable before the
+   * record names it (online, it may be a client's write still in a cache; if the storage
+   * lost it, the older ciphertext under it would be taken for new). */
+  if ((r = s->io.flush (s->io.opaque)) < 0)
     return r;
   s->unflushed = false;
   memset (h, 0, RJ_HEAD_SIZE);
@@ -581,7 +584,7 @@ reencrypt_finish_header (const struct volume *v, struct keyprov *const *kps, siz
       else if ((r = volume_header_add_slot (out, &k)) < 0)
         goto done;
     }
-  out->flags &= ~VH_FLAG_REENCRYPT;
+  out->flags &= ~VH_FLAGS_REENCRYPT;
   out->next_dek_len = 0;
   explicit_bzero (out->next_dek, sizeof out->next_dek);
   if ((r = volume_header_seal (out, v->next_dek, v->dek_len)) == 0)
@@ -601,8 +604,119 @@ reencrypt_clear_journal (const struct reencrypt_io *io)
   if (z == NULL)
     return ncr_error (ENOMEM, "out of memory");
   if ((r = io->write (io->opaque, z, RJ_REC_MAX, RJ_REC0_OFFSET)) == 0 &&
-      (r = io->write (io->opaque, z, RJ_REC_MAX, RJ_REC1_OFFSET)) == 0)
+      (r = io->write (io->opaque, z, RJ_REC_MAX, RJ_REC1_OFFSET)) == 0 &&
+      (r = io->write (io->opaque, z, VH_AREA_SIZE, RJ_FINAL_OFFSET)) == 0)
     r = io->flush (io->opaque);
   free (z);
   return r;
+}
+
+/* Encode h as copy `copy` (sequence as given) and write it, flushed. */
+static int
+write_copy (const struct reencrypt_io *io, const struct volume_header *h, unsigned copy,
+            uint64_t offset)
+{
+  struct volume_header c = *h;
+  uint8_t area[VH_AREA_SIZE];
+  int r;
+
+  c.copy_index = (uint8_t) copy;
+  r = volume_header_encode (&c, area, sizeof area);
+  if (r == 0 && (r = io->write (io->opaque, area, sizeof area, offset)) == 0)
+    r = io->flush (io->opaque);
+  explicit_bzero (&c, sizeof c);
+  explicit_bzero (area, sizeof area);
+  return r;
+}
+
+int
+reencrypt_stage_final (const struct volume *v, const struct volume_header *final,
+                       const struct reencrypt_io *io)
+{
+  if (!(v->hdr.flags & VH_FLAG_REENCRYPT) || (final->flags & VH_FLAGS_REENCRYPT) ||
+      memcmp (final->uuid, v->hdr.uuid, VH_UUID_LEN) != 0)
+    return ncr_error (EINVAL, "the final header does not end this volume's re-encryption");
+  return write_copy (io, final, 0, RJ_FINAL_OFFSET);
+}
+
+int
+reencrypt_read_final (const struct volume *v, const struct reencrypt_io *io,
+                      struct volume_header *out)
+{
+  uint8_t area[VH_AREA_SIZE];
+  int r;
+
+  if (v->next_dek == NULL)
+    return ncr_error (EINVAL, "no re-encryption is in progress on this volume");
+  if ((r = io->read (io->opaque, area, sizeof area, RJ_FINAL_OFFSET)) < 0)
+    return r;
+  r = volume_header_parse (area, sizeof area, 0, out);
+  explicit_bzero (area, sizeof area);
+  if (r == -ENOENT)
+    return ncr_error (ENOENT, "no final header is staged for the end of the re-encryption");
+  if (r < 0)
+    return ncr_error (-r, "the staged final header is damaged: %s", ncr_last_error ());
+  if ((out->flags & VH_FLAGS_REENCRYPT) || memcmp (out->uuid, v->hdr.uuid, VH_UUID_LEN) != 0 ||
+      strcmp (out->cipher, v->hdr.cipher) != 0 || out->sector_size != v->hdr.sector_size ||
+      out->data_offset != v->hdr.data_offset)
+    return ncr_error (EINVAL, "the staged final header is not this volume's");
+  if (volume_header_check_key (v->next_dek, v->dek_len, out) < 0)
+    return ncr_error (EKEYREJECTED, "the staged final header is not sealed under the new "
+                      "data key (a header staged by another run)");
+  return 0;
+}
+
+int
+reencrypt_commit_final (const struct volume *v, const struct reencrypt_io *io,
+                        uint64_t target_size, struct volume_header *out)
+{
+  struct volume_headers hs;
+  struct volume_header f;
+  uint64_t seq = 0;
+  unsigned first;
+  int r;
+
+  if ((r = reencrypt_read_final (v, io, &f)) < 0 ||
+      (r = volume_read_headers (io->read, io->opaque, target_size, &hs)) < 0)
+    goto out;
+  for (unsigned i = 0; i < 2; i++)
+    if (hs.status[i] == 0 && hs.copy[i].sequence > seq)
+      seq = hs.copy[i].sequence;
+  f.sequence = seq + 1;
+  /* The copy that does not hold the newest flagged header first: until the second write,
+   * the newest copy is still the run's (or, once written, the final one). */
+  first = hs.newest == 0 ? 1 : 0;
+  if ((r = write_copy (io, &f, first, volume_header_copy_offset (first))) == 0 &&
+      (r = write_copy (io, &f, 1 - first, volume_header_copy_offset (1 - first))) == 0)
+    r = reencrypt_clear_journal (io);
+  if (r == 0 && out)
+    *out = f;
+ out:
+  explicit_bzero (&f, sizeof f);
+  explicit_bzero (&hs, sizeof hs);
+  return r;
+}
+
+int
+reencrypt_complete_end (const struct volume_headers *hs, const uint8_t *key, size_t key_len,
+                        const struct reencrypt_io *io)
+{
+  const struct volume_header *n, *o;
+  int r;
+
+  if (hs->newest < 0 || hs->conflict || hs->status[1 - hs->newest] != 0)
+    return 0;
+  n = &hs->copy[hs->newest];
+  o = &hs->copy[1 - hs->newest];
+  if ((n->flags & VH_FLAG_REENCRYPT) || !(o->flags & VH_FLAG_REENCRYPT) ||
+      memcmp (n->uuid, o->uuid, VH_UUID_LEN) != 0 ||
+      volume_header_check_key (key, key_len, n) < 0)
+    return 0;
+  struct volume_header c = *n;
+  c.sequence = n->sequence + 1;
+  r = write_copy (io, &c, 1 - hs->newest, volume_header_copy_offset (1 - hs->newest));
+  explicit_bzero (&c, sizeof c);
+  if (r == 0)
+    r = reencrypt_clear_journal (io);
+  return r < 0 ? r : 1;
 }

@@ -22,6 +22,9 @@
 #define RJ_HASH_LEN        8u
 #define RJ_MAX_ZONE_SECTORS ((RJ_REC_MAX - RJ_HEAD_SIZE) / RJ_HASH_LEN)   /* 64000 */
 #define RJ_DEFAULT_ZONE_BYTES (64u * 1024 * 1024)
+/* Online runs: the header that ends the run, staged by the command for the server (one
+ * 4096-byte area between copy A and record 0). */
+#define RJ_FINAL_OFFSET    4096u
 
 /* Write exactly count bytes at offset / make every completed write durable (fdatasync, NBD
  * flush). 0 or -errno with ncr_error set. */
@@ -45,10 +48,11 @@ int reencrypt_unwrap_next_dek (const uint8_t *dek, size_t dek_len, const uint8_t
                                size_t wrapped_len, uint8_t *next, size_t next_len);
 
 /* The header that starts a re-encryption of v: v's header (disk order) with a fresh random
- * next DEK wrapped in it, VH_FLAG_REENCRYPT set, sealed under the current DEK (which every
- * keyslot still holds). The caller zeroes the journal (reencrypt_clear_journal) and then
- * commits it to both copies; the sequence is the caller's. -EBUSY if v is already flagged. */
-int reencrypt_begin_header (const struct volume *v, struct volume_header *out);
+ * next DEK wrapped in it, VH_FLAG_REENCRYPT set (and VH_FLAG_REENCRYPT_ONLINE if online: the
+ * server that serves the volume runs it), sealed under the current DEK (which every keyslot
+ * still holds). The caller zeroes the journal (reencrypt_clear_journal) and then commits it to
+ * both copies; the sequence is the caller's. -EBUSY if v is already flagged. */
+int reencrypt_begin_header (const struct volume *v, bool online, struct volume_header *out);
 
 /* Read the journal of flagged volume v and recover where the re-encryption stands: below the
  * newest valid record's zone, every sector is under the new DEK; from its end on, under the
@@ -100,8 +104,34 @@ int reencrypt_peek_progress (volume_read_fn rd, void *opaque, const struct volum
 int reencrypt_finish_header (const struct volume *v, struct keyprov *const *kps, size_t n,
                              struct volume_header *out, char *removed, size_t removed_size);
 
-/* Zero both journal records, flushed: at the start of a run, and after the finished header
- * is on both copies. */
+/* Zero both journal records and the staged final header, flushed: at the start of a run, and
+ * after the finished header is on both copies. */
 int reencrypt_clear_journal (const struct reencrypt_io *io);
+
+/* Online runs. The command (which has the KEKs) stages the header that ends the run, made by
+ * reencrypt_finish_header, at RJ_FINAL_OFFSET; the server (which has only the DEKs) commits it
+ * when the data is done. v: the flagged volume, with next_dek. 0 or -errno. */
+int reencrypt_stage_final (const struct volume *v, const struct volume_header *final,
+                           const struct reencrypt_io *io);
+
+/* Read the staged final header and check it ends v's run: a valid header of the same volume
+ * (UUID, cipher, sector size, data offset), not flagged, whose MAC checks under v's next DEK.
+ * 0, -ENOENT (none staged) or -EINVAL/-EKEYREJECTED with a message. */
+int reencrypt_read_final (const struct volume *v, const struct reencrypt_io *io,
+                          struct volume_header *out);
+
+/* The server's end of an online run, once every sector is done: the staged final header
+ * written to both copies (sequence above both; the copy other than `newest` first, each
+ * flushed), then the journal cleared. target_size: for re-reading the copies. out: the header
+ * committed (copy B's index). 0 or -errno. */
+int reencrypt_commit_final (const struct volume *v, const struct reencrypt_io *io,
+                            uint64_t target_size, struct volume_header *out);
+
+/* Complete an end interrupted between its two copy writes: if the newest copy of hs is an
+ * unflagged header of v's volume (its MAC checking under key) and the other copy is still
+ * flagged, write the newest one over it and clear the journal. 1 if it did, 0 if nothing was
+ * to do, -errno. */
+int reencrypt_complete_end (const struct volume_headers *hs, const uint8_t *key, size_t key_len,
+                            const struct reencrypt_io *io);
 
 #endif /* NBDCRYPT_REENCRYPT_H */

@@ -200,7 +200,8 @@ volume_header_validate (const struct volume_header *h)
   if (h->version < VH_VERSION_MIN || h->version > VH_VERSION)
     return ncr_error (EINVAL, "volume header: version %u is not supported (this nbdcrypt "
                       "reads versions %u to %u)", h->version, VH_VERSION_MIN, VH_VERSION);
-  if ((h->flags & ~VH_FLAG_REENCRYPT) != 0 || (h->flags != 0 && h->version < VH_VERSION_MAC))
+  if ((h->flags & ~VH_FLAGS_REENCRYPT) != 0 || (h->flags != 0 && h->version < VH_VERSION_MAC) ||
+      (h->flags & VH_FLAGS_REENCRYPT) == VH_FLAG_REENCRYPT_ONLINE)
     return ncr_error (EINVAL, "volume header: unknown flags 0x%x (written by a newer "
                       "nbdcrypt?)", h->flags);
   if (h->flags & VH_FLAG_REENCRYPT) {
@@ -559,7 +560,7 @@ volume_header_same_volume (const struct volume_header *a, const struct volume_he
   else if (a->data_offset != b->data_offset)
     snprintf (why, why_size, "data offset %llu / %llu", (unsigned long long) a->data_offset,
               (unsigned long long) b->data_offset);
-  else if ((a->flags & ~VH_FLAG_REENCRYPT) != (b->flags & ~VH_FLAG_REENCRYPT))
+  else if ((a->flags & ~VH_FLAGS_REENCRYPT) != (b->flags & ~VH_FLAGS_REENCRYPT))
     snprintf (why, why_size, "flags 0x%x / 0x%x", a->flags, b->flags);
   /* Same version: the KCV or MAC is a function of the DEK and the fields above only, so
    * copies of one volume hold the same bytes; different bytes mean a different data key.

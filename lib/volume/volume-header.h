@@ -27,6 +27,8 @@
 #define VH_MAX_NAME         15u             /* cipher, provider and wrap names */
 /* Flags (offset 36; versions 2 and 3). A reader that predates a flag refuses the header. */
 #define VH_FLAG_REENCRYPT   0x1u            /* re-encryption in progress: next_dek is set */
+#define VH_FLAG_REENCRYPT_ONLINE 0x2u       /* with REENCRYPT: the serving filter runs it */
+#define VH_FLAGS_REENCRYPT  (VH_FLAG_REENCRYPT | VH_FLAG_REENCRYPT_ONLINE)
 #define VH_MAX_NEXT_DEK     72u             /* the next DEK, AES-KWP wrapped (64 + 8 bytes) */
 
 /* One keyslot: the DEK wrapped under one KEK. Strings are NUL-terminated; kek_id is opaque
@@ -44,7 +46,7 @@ struct volume_keyslot {
  * 1..n_extra are in use; a header filled field by field with n_extra = 0 has one slot. */
 struct volume_header {
   uint16_t version;                     /* VH_VERSION_MIN..VH_VERSION */
-  uint32_t flags;                       /* 0 or VH_FLAG_REENCRYPT */
+  uint32_t flags;                       /* 0, or VH_FLAG_REENCRYPT (| _ONLINE) */
   uint64_t sequence;
   uint64_t data_offset;                 /* bytes, multiple of 4096, >= VH_MIN_DATA_OFFSET */
   uint32_t sector_size;                 /* 512 or 4096 */

@@ -134,12 +134,14 @@ session_open_header (const struct session_config *c, struct keyprov *kp, unsigne
     }
     goto err;
   }
-  /* Serving it needs the per-sector key choice of the journal: not done here (yet). */
-  if (s->vol->hdr.flags & VH_FLAG_REENCRYPT) {
-    r = ncr_error (EBUSY, "re-encryption in progress: finish it with 'nbdcrypt reencrypt "
-                   "TARGET' (with this volume's key) before serving the volume");
+  /* An online run is the server's to drive (both keys); an offline one belongs to the
+   * command, which must not share the volume with a server. */
+  if ((s->vol->hdr.flags & VH_FLAGS_REENCRYPT) == VH_FLAG_REENCRYPT) {
+    r = ncr_error (EBUSY, "an offline re-encryption is in progress: finish it with 'nbdcrypt "
+                   "reencrypt TARGET' (with this volume's key) before serving the volume");
     goto err;
   }
+  s->next_key = s->vol->next_dek;
   s->cipher = s->vol->cipher;
   s->key = s->vol->dek;
   s->key_len = s->vol->dek_len;
@@ -230,6 +232,7 @@ session_wipe_key (struct volume_session *s)
   /* volume_free and secmem_free wipe before they free; the header (wrapped DEK, KEK id) goes
    * too, since nothing may read it without the key. */
   s->key = NULL;
+  s->next_key = NULL;
   volume_free (s->vol);
   s->vol = NULL;
   secmem_free (s->raw_key);

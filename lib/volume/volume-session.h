@@ -66,6 +66,7 @@ struct volume_session {
   enum ncr_cipher cipher;
   const uint8_t *key;           /* the XTS key: vol->dek or raw_key */
   size_t key_len;
+  const uint8_t *next_key;      /* online re-encryption in progress: vol->next_dek; else NULL */
   unsigned sector_size;
   uint64_t data_offset;         /* 0 in key-id mode */
   uint8_t uuid[VH_UUID_LEN];    /* header mode */
@@ -86,7 +87,9 @@ struct volume_session {
 int session_open_provider (const struct session_config *c, struct keyprov **out);
 
 /* Header mode: read the header through rd, unwrap the DEK through kp (retrying an unreachable
- * KMS for up to timeout_s). Returns 0 or -errno with a one-line reason in ncr_last_error(). */
+ * KMS for up to timeout_s). A volume in an online re-encryption opens with both keys
+ * (next_key); one in an offline run is refused (-EBUSY). Returns 0 or -errno with a one-line
+ * reason in ncr_last_error(). */
 int session_open_header (const struct session_config *c, struct keyprov *kp, unsigned timeout_s,
                          volume_read_fn rd, void *opaque, uint64_t size,
                          struct volume_session **out);

@@ -26,6 +26,7 @@ struct volume_set {
   pthread_mutex_t open_lock;
   struct volume_session *head;
   size_t count;
+  struct retired *retired;      /* volumes replaced by vset_adopt, keys wiped */
   /* key check */
   pthread_t checker;
   bool checker_running;
@@ -33,6 +34,11 @@ struct volume_set {
   pthread_cond_t ck_cond;
   bool ck_stop;
   unsigned interval_s;
+};
+
+struct retired {
+  struct volume *vol;
+  struct retired *next;
 };
 
 int
@@ -101,7 +107,10 @@ match_locked (struct volume_set *vs, const struct volume_headers *hs)
     return NULL;
   if (__atomic_load_n (&s->revoked, __ATOMIC_SEQ_CST) || s->key == NULL)
     return s;
-  return volume_header_check_key (s->key, s->key_len, h) == 0 ? s : NULL;
+  if (volume_header_check_key (s->key, s->key_len, h) == 0)
+    return s;
+  /* The end of an online re-encryption: the header is under the next key already. */
+  return s->next_key && volume_header_check_key (s->next_key, s->key_len, h) == 0 ? s : NULL;
 }
 
 /* Add a newly opened volume (caller holds open_lock, not lock). */
@@ -491,6 +500,56 @@ vset_start_checker (struct volume_set *vs, unsigned interval_s)
   return 0;
 }
 
+int
+vset_dup_volume (struct volume_set *vs, struct volume_session *s, struct volume **out)
+{
+  int r;
+
+  pthread_mutex_lock (&vs->lock);
+  if (__atomic_load_n (&s->revoked, __ATOMIC_SEQ_CST) || s->key == NULL)
+    r = ncr_error (EPERM, "the volume key was revoked");
+  else if (s->vol == NULL)
+    r = ncr_error (EINVAL, "a headerless volume");
+  else
+    r = volume_adopt_header (&s->vol->hdr, s->vol->used_copy, s->vol->cipher, s->vol->dek,
+                             s->vol->dek_len, out);
+  pthread_mutex_unlock (&vs->lock);
+  return r;
+}
+
+void
+vset_adopt (struct volume_set *vs, struct volume_session *s, struct volume *nv)
+{
+  struct retired *r = calloc (1, sizeof *r);
+
+  pthread_mutex_lock (&vs->lock);
+  if (__atomic_load_n (&s->revoked, __ATOMIC_SEQ_CST)) {
+    pthread_mutex_unlock (&vs->lock);   /* revoked meanwhile: its keys stay wiped */
+    volume_free (nv);
+    free (r);
+    return;
+  }
+  struct volume *old = s->vol;
+  s->vol = nv;
+  s->key = nv->dek;
+  s->next_key = nv->next_dek;
+  pthread_mutex_unlock (&vs->lock);
+  if (old == NULL)
+    return;
+  explicit_bzero (old->dek, old->dek_len);
+  if (old->next_dek)
+    explicit_bzero (old->next_dek, old->dek_len);
+  if (r == NULL) {
+    volume_free (old);          /* no memory to keep it: a key check reading it now is rare */
+    return;
+  }
+  r->vol = old;
+  pthread_mutex_lock (&vs->lock);
+  r->next = vs->retired;
+  vs->retired = r;
+  pthread_mutex_unlock (&vs->lock);
+}
+
 void
 vset_wipe_key (struct volume_set *vs, struct volume_session *s)
 {
@@ -544,6 +603,12 @@ vset_free (struct volume_set *vs)
     if (vs->hooks.detach)
       vs->hooks.detach (vs->hooks.opaque, s);
     session_free (s);
+  }
+  while (vs->retired) {
+    struct retired *r = vs->retired;
+    vs->retired = r->next;
+    volume_free (r->vol);
+    free (r);
   }
   keyprov_free (vs->kp);
   pthread_cond_destroy (&vs->ck_cond);

@@ -99,6 +99,17 @@ void vset_no_reread (struct volume_set *vs);
  * Returns 0 or -errno. */
 int vset_start_checker (struct volume_set *vs, unsigned interval_s);
 
+/* A copy of s's volume (header as opened, both keys while a run is on), for a thread that
+ * must not race a revocation freeing s->vol. -EPERM if revoked, -EINVAL for a headerless
+ * volume. */
+int vset_dup_volume (struct volume_set *vs, struct volume_session *s, struct volume **out);
+
+/* Online re-encryption: s's volume is now nv (taken over): a run started (nv flagged, with
+ * both keys) or ended (nv under the new key alone). Lookups match either key meanwhile. The
+ * old volume's keys are wiped at once; its memory is kept until vset_free, for a key check
+ * reading it at that instant. */
+void vset_adopt (struct volume_set *vs, struct volume_session *s, struct volume *nv);
+
 /* Revocation: wipe s's key (see session_wipe_key) so that no lookup reads it meanwhile. */
 void vset_wipe_key (struct volume_set *vs, struct volume_session *s);
 

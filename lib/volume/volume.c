@@ -444,6 +444,40 @@ volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap,
   return volume_header_validate (out);
 }
 
+int
+volume_adopt_header (const struct volume_header *h, unsigned copy, enum ncr_cipher cipher,
+                     const uint8_t *dek, size_t dek_len, struct volume **out)
+{
+  struct volume *v;
+  int r;
+
+  if ((r = volume_header_check_key (dek, dek_len, h)) < 0)
+    return r;
+  if ((v = calloc (1, sizeof *v)) == NULL)
+    return ncr_error (ENOMEM, "out of memory");
+  v->hdr = *h;
+  v->used_copy = copy;
+  v->cipher = cipher;
+  v->dek_len = dek_len;
+  if ((v->dek = secmem_alloc (dek_len)) == NULL) {
+    volume_free (v);
+    return ncr_error (ENOMEM, "out of locked memory");
+  }
+  memcpy (v->dek, dek, dek_len);
+  if (h->flags & VH_FLAG_REENCRYPT) {
+    r = (v->next_dek = secmem_alloc (dek_len)) == NULL ?
+        ncr_error (ENOMEM, "out of locked memory") :
+        reencrypt_unwrap_next_dek (dek, dek_len, h->next_dek, h->next_dek_len, v->next_dek,
+                                   dek_len);
+    if (r < 0) {
+      volume_free (v);
+      return r;
+    }
+  }
+  *out = v;
+  return 0;
+}
+
 void
 volume_disk_header (const struct volume *v, struct volume_header *out)
 {

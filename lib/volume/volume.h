@@ -84,6 +84,13 @@ int volume_make_header (struct keyprov *kp, const char *kek_id, const char *wrap
 int volume_wrap_keyslot (struct keyprov *kp, const char *kek_id, const char *wrap,
                          const uint8_t *dek, size_t dek_len, struct volume_keyslot *out);
 
+/* A volume held with DEK `dek` whose header is now h (copy `copy`, as read from the target: a
+ * run of re-encryption handed over to the server, or its end): checks that h is the same
+ * volume (UUID) and that its MAC checks under dek, and returns a volume with h and both keys
+ * (next_dek unwrapped if h is flagged). 0, or -errno (-EKEYREJECTED: not under this key). */
+int volume_adopt_header (const struct volume_header *h, unsigned copy, enum ncr_cipher cipher,
+                         const uint8_t *dek, size_t dek_len, struct volume **out);
+
 /* v's header with its keyslots in the order they have on disk. */
 void volume_disk_header (const struct volume *v, struct volume_header *out);
 

@@ -104,7 +104,7 @@ NBDCRYPT_TEST_REENCRYPT_CRASH_AFTER=$(( (2 << 20) + (512 << 10) + 3 * 512 )) \
 [ "$rc" = 99 ] || { echo "$0: FAIL: the crash hook did not fire (rc $rc)"; exit 1; }
 "$NBDCRYPT" dump "$vol" | grep -q "re-encryption in progress: 4096 of 47104 sectors" ||
   { echo "$0: FAIL: dump does not show the progress:"; "$NBDCRYPT" dump "$vol"; exit 1; }
-volume_fails "re-encryption in progress: finish it with 'nbdcrypt reencrypt TARGET'" \
+volume_fails "offline re-encryption is in progress: finish it with 'nbdcrypt reencrypt TARGET'" \
   --filter="$NBDCRYPT_FILTER" file "$vol" kek-file="$kek"
 
 # The wrapped next key is under the header MAC: a changed byte (checksum fixed) is refused.
