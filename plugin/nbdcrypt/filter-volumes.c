@@ -163,6 +163,8 @@ filter_config (nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key
 {
   int vr = session_config_set (&session_cfg, key, value);
 
+  if (vr == 0 && (vr = reenc_config (key, value)) < 0)
+    return -1;
   if (vr < 0) {
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
@@ -272,10 +274,10 @@ volume_read (void *opaque, void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
-/* A reader of export `name` outside any connection (.get_ready, preload, the key check
- * thread). Returns 0 or -errno with a message. */
+/* A channel to export `name` outside any connection (.get_ready, preload, the key check
+ * thread; writable: an online re-encryption). Returns 0 or -errno with a message. */
 static int
-reader_open (void *opaque UNUSED, const char *name, void **out, uint64_t *size)
+channel_open (const char *name, bool writable, void **out, uint64_t *size)
 {
   struct reader *rd = calloc (1, sizeof *rd);
   struct stat st;
@@ -292,7 +294,8 @@ reader_open (void *opaque UNUSED, const char *name, void **out, uint64_t *size)
       return ncr_error (EINVAL, "export '%s' is not a file of dir=%s", name, plugin_dir);
     }
     dfd = open (plugin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    rd->fd = dfd == -1 ? -1 : openat (dfd, name, O_RDONLY | O_CLOEXEC);
+    rd->fd = dfd == -1 ? -1 :
+             openat (dfd, name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
     if (dfd != -1)
       close (dfd);
     if (rd->fd == -1 || fstat (rd->fd, &st) == -1) {
@@ -311,22 +314,34 @@ reader_open (void *opaque UNUSED, const char *name, void **out, uint64_t *size)
     *out = rd;
     return 0;
   }
-  rd->next = nbdkit_next_context_open (volume_backend, 1, name, 1);
+  rd->next = nbdkit_next_context_open (volume_backend, !writable, name, 1);
   if (rd->next == NULL) {
     free (rd);
-    return ncr_error (EIO, "cannot open export '%s' of the plugin to read the volume header",
+    return ncr_error (EIO, "cannot open export '%s' of the plugin outside a connection",
                       name);
   }
   if (rd->next->prepare (rd->next) == -1 || (sz = rd->next->get_size (rd->next)) < 0) {
     rd->next->finalize (rd->next);
     nbdkit_next_context_close (rd->next);
     free (rd);
-    return ncr_error (EIO, "cannot prepare export '%s' of the plugin or get its size to read "
-                      "the volume header", name);
+    return ncr_error (EIO, "cannot prepare export '%s' of the plugin or get its size", name);
+  }
+  /* nbdkit asks a context what it can do before it lets it write or flush. */
+  if (writable && (rd->next->can_write (rd->next) != 1 || rd->next->can_flush (rd->next) < 0)) {
+    rd->next->finalize (rd->next);
+    nbdkit_next_context_close (rd->next);
+    free (rd);
+    return ncr_error (EROFS, "export '%s' of the plugin is read-only", name);
   }
   *size = (uint64_t) sz;
   *out = rd;
   return 0;
+}
+
+static int
+reader_open (void *opaque UNUSED, const char *name, void **out, uint64_t *size)
+{
+  return channel_open (name, false, out, size);
 }
 
 static void
@@ -341,6 +356,75 @@ reader_close (void *opaque UNUSED, void *reader)
     nbdkit_next_context_close (rd->next);
   }
   free (rd);
+}
+
+int
+filter_channel_open (const char *name, void **ch, uint64_t *size)
+{
+  return channel_open (name, true, ch, size);
+}
+
+void
+filter_channel_close (void *ch)
+{
+  reader_close (NULL, ch);
+}
+
+int
+filter_channel_read (void *ch, void *buf, size_t count, uint64_t offset)
+{
+  int r = 0;
+
+  /* Pieces: a plugin may cap a request's size. */
+  for (size_t done = 0; done < count && r == 0; done += 1u << 24)
+    r = volume_read (ch, (uint8_t *) buf + done,
+                     count - done < (1u << 24) ? count - done : (1u << 24), offset + done);
+  return r;
+}
+
+int
+filter_channel_write (void *ch, const void *buf, size_t count, uint64_t offset)
+{
+  struct reader *rd = ch;
+  int err = 0;
+
+  if (rd->fd >= 0) {
+    for (size_t done = 0; done < count; ) {
+      ssize_t n = pwrite (rd->fd, (const uint8_t *) buf + done, count - done, offset + done);
+      if (n <= 0)
+        return ncr_error (n == 0 ? EIO : errno, "cannot write at offset %" PRIu64 ": %s",
+                          offset + done, n == 0 ? "short write" : strerror (errno));
+      done += n;
+    }
+    return 0;
+  }
+  /* Pieces: a plugin may cap a request's size. */
+  for (size_t done = 0; done < count; ) {
+    uint32_t n = count - done < (1u << 24) ? count - done : (1u << 24);
+    if (rd->next->pwrite (rd->next, (const uint8_t *) buf + done, n, offset + done, 0,
+                          &err) == -1) {
+      err = err ? err : EIO;
+      return ncr_error (err, "cannot write at offset %" PRIu64 " to the plugin: %s",
+                        offset + done, strerror (err));
+    }
+    done += n;
+  }
+  return 0;
+}
+
+int
+filter_channel_flush (void *ch)
+{
+  struct reader *rd = ch;
+  int err = 0;
+
+  if (rd->fd >= 0)
+    return fdatasync (rd->fd) == 0 ? 0 : ncr_error (errno, "fdatasync: %s", strerror (errno));
+  if (rd->next->can_flush (rd->next) == 1 && rd->next->flush (rd->next, 0, &err) == -1) {
+    err = err ? err : EIO;
+    return ncr_error (err, "flush to the plugin failed: %s", strerror (err));
+  }
+  return 0;
 }
 
 /* Volumes -------------------------------------------------------------------------------- */
@@ -373,13 +457,23 @@ volume_attach (void *opaque UNUSED, struct volume_session *s, bool before_fork)
     return ncr_error (EINVAL, "cipher=/sector-size= disagree with the volume header (%s, "
                       "%u-byte sectors): leave them out, the header decides",
                       ncr_cipher_name (s->cipher), s->sector_size);
+  /* A run of online re-encryption runs in a thread of ours, on a context of its own. */
+  if (s->next_key && final_thread_model != NBDKIT_THREAD_MODEL_PARALLEL)
+    return ncr_error (EBUSY, "an online re-encryption is in progress, and this plugin does "
+                      "not serve requests in parallel: serve the volume with one that does "
+                      "(file, uring), or stop it and finish the run with 'nbdcrypt reencrypt "
+                      "--take-over TARGET KEY'");
   if ((r = served_new (s, s->cipher, s->sector_size, s->data_offset, &v)) < 0)
     return r;
-  if ((r = served_key (v, s->key, s->key_len, before_fork)) < 0) {
+  if ((r = served_key (v, s->key, s->key_len, before_fork)) < 0 ||
+      (!before_fork && s->next_key &&
+       (r = served_reenc_begin (v, s->next_key, s->key_len, true)) < 0)) {
     served_free (v);
     return r;
   }
   s->user = v;
+  if (!before_fork && s->next_key)
+    reenc_wake ();              /* its requests wait until the run has resumed */
   if (s->warning[0])
     filter_log_warning ("%s", s->warning);
   if (!before_fork)
@@ -434,6 +528,7 @@ volume_event (void *opaque UNUSED, struct volume_session *s, enum session_event 
     if (v)
       served_wipe_keys (v);
     vset_wipe_key (vset, s);
+    reenc_wake ();              /* a run of this volume drops its keys now */
     nbdkit_error ("nbdcrypt: %s: %s: volume key wiped from memory; every request to it now "
                   "fails and new connections to it are refused (on-revoke=disconnect)",
                   what, msg);
@@ -442,6 +537,7 @@ volume_event (void *opaque UNUSED, struct volume_session *s, enum session_event 
     if (v)
       served_wipe_keys (v);
     vset_wipe_key (vset, s);
+    reenc_wake ();
     nbdkit_error ("nbdcrypt: %s: %s: volume key wiped from memory; shutting down with exit "
                   "status 1 (on-revoke=shutdown)", what, msg);
     __atomic_store_n (&revoked_shutdown, 1, __ATOMIC_RELEASE);
@@ -703,7 +799,8 @@ key_after_fork (struct volume_session *s, void *arg UNUSED)
 {
   struct served_volume *v = s->user;
 
-  if (served_key (v, s->key, s->key_len, false) < 0) {
+  if (served_key (v, s->key, s->key_len, false) < 0 ||
+      (s->next_key && served_reenc_begin (v, s->next_key, s->key_len, true) < 0)) {
     nbdkit_error ("nbdcrypt: %s: %s", v->description, ncr_last_error ());
     return -1;
   }
@@ -749,7 +846,17 @@ filter_after_fork (nbdkit_backend *backend UNUSED)
     nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
     return -1;
   }
+  /* Online re-encryption: also on contexts of its own, next to the connections. */
+  if (final_thread_model == NBDKIT_THREAD_MODEL_PARALLEL && reenc_start (vset) == -1)
+    return -1;
   return 0;
+}
+
+/* Before the plugin goes: stop the re-encryption thread, which uses it. */
+void
+filter_cleanup (nbdkit_backend *backend UNUSED)
+{
+  reenc_stop ();
 }
 
 /* key-id=: a revoked key refuses new connections (per volume for header mode: .prepare). */

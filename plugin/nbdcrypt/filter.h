@@ -23,6 +23,7 @@ int filter_config (nbdkit_next_config *next, nbdkit_backend *nxdata, const char 
 int filter_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdata);
 int filter_get_ready (int thread_model);
 int filter_after_fork (nbdkit_backend *backend);
+void filter_cleanup (nbdkit_backend *backend);
 int filter_preconnect (nbdkit_next_preconnect *next, nbdkit_backend *nxdata, int readonly);
 int filter_list_exports (nbdkit_next_list_exports *next, nbdkit_backend *nxdata, int readonly,
                          int is_tls, struct nbdkit_exports *exports);
@@ -31,8 +32,34 @@ int filter_list_exports (nbdkit_next_list_exports *next, nbdkit_backend *nxdata,
  * one headerless volume). NULL after nbdkit_error, with the one-line reason. */
 struct served_volume *filter_volume_for (nbdkit_next *next, const char *name);
 
+/* A read-write channel to export `name` outside any connection (filter-volumes.c): a shared
+ * context on the plugin, or the file of its dir=. 0 or -errno with a message; the I/O
+ * functions too. */
+int filter_channel_open (const char *name, void **ch, uint64_t *size);
+void filter_channel_close (void *ch);
+int filter_channel_read (void *ch, void *buf, size_t count, uint64_t offset);
+int filter_channel_write (void *ch, const void *buf, size_t count, uint64_t offset);
+int filter_channel_flush (void *ch);
+
+/* Online re-encryption (filter-reencrypt.c): one thread per process runs every volume's.
+ * Parameters: returns 1 if key was one of them, 0 if not, -1 after nbdkit_error. */
+int reenc_config (const char *key, const char *value);
+/* Start the thread (after the fork): it polls the headers of vs's volumes every interval.
+ * 0 or -1 after nbdkit_error. */
+struct volume_set;
+int reenc_start (struct volume_set *vs);
+/* A volume opened in the middle of a run: wake the thread to resume it now. */
+void reenc_wake (void);
+/* Stop the thread (.cleanup), wiping the keys it holds. */
+void reenc_stop (void);
+
 #define FILTER_CONFIG_HELP_EXTRA \
   "preload=BOOL               Open every volume of the plugin's dir= before serving\n" \
-  "                           (default false: each at its first connection).\n"
+  "                           (default false: each at its first connection).\n" \
+  "reencrypt-poll-interval=SECS  How often to look for a re-encryption handed over\n" \
+  "                           by 'nbdcrypt reencrypt --online' (default 2).\n" \
+  "reencrypt-zone-size=SIZE   Data re-encrypted per journal record online (default 8M).\n" \
+  "reencrypt-rate=BYTES       Online re-encryption at most this many bytes a second\n" \
+  "                           (default 0: no limit; it takes at most half the time).\n"
 
 #endif /* NBDCRYPT_FILTER_H */

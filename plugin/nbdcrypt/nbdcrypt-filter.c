@@ -43,8 +43,9 @@ _Static_assert (ZERO_CHUNK <= NCR_XTS_BOUNCE_KEEP, "a zero piece must fit what t
  * client's writes to other sectors (a single process-wide lock did: measured with
  * perf/lock-contention.py, a client's aligned 4 KiB writes were starved outright while another
  * kept one-byte writes in flight elsewhere). Overlapping requests are served in arrival order,
- * so a stream of aligned writes cannot starve an unaligned one. Reads take no lock: a sector
- * is read in one piece below, before or after a write. */
+ * so a stream of aligned writes cannot starve an unaligned one. Reads take no lock (a sector
+ * is read in one piece below, before or after a write), except during an online
+ * re-encryption, when they hold their sectors shared too (see served-volume.h). */
 
 /* A connection: its export name until .prepare, then its volume. */
 struct handle {
@@ -237,20 +238,81 @@ nbdcrypt_can_extents (nbdkit_next *next UNUSED, void *handle UNUSED)
   return 0;
 }
 
+/* The keys of one request: this thread's engine and buffers for the DEK, and during an online
+ * re-encryption the next DEK's engine, with the watermark between the two (read once, while
+ * the request holds its sectors in write_lock: the run moves it only while it holds a zone
+ * there exclusively, so it stays true for the request's sectors). */
+struct req_keys {
+  struct ncr_xts_thread *t;
+  struct ncr_xts *next;         /* NULL: no run */
+  uint64_t wm;                  /* data sectors below it are under the next DEK */
+};
+
+/* This request's keys; during a run, next and (once the caller holds its range) wm. */
+static int
+request_keys (struct served_volume *v, struct req_keys *k, int *err)
+{
+  struct ncr_xts_thread *tn;
+
+  k->next = NULL;
+  k->wm = 0;
+  if (!(k->t = thread_state (v, err)))
+    return -1;
+  if (__atomic_load_n (&v->reenc, __ATOMIC_ACQUIRE) == REENC_NONE)
+    return 0;
+  if (!served_reenc_wait (v) || v->next_pool == NULL)
+    return revoked_error (err);
+  if (!(tn = ncr_xts_pool_thread (v->next_pool))) {
+    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+    *err = ENOMEM;
+    return -1;
+  }
+  k->next = tn->xts;
+  return 0;
+}
+
+/* Encrypt or decrypt whole sectors from `sector` on, each under its key. */
+static int
+crypt_sectors (const struct served_volume *v, const struct req_keys *k, bool enc,
+               uint64_t sector, const uint8_t *in, uint8_t *out, size_t len, int *err)
+{
+  const unsigned ss = v->sector_size;
+  size_t n_new = 0;
+  int r = 0;
+
+  if (k->next && sector < k->wm)
+    n_new = MIN ((uint64_t) (len / ss), k->wm - sector) * ss;
+  if (n_new > 0)
+    r = enc ? ncr_xts_encrypt (k->next, sector, in, out, n_new)
+            : ncr_xts_decrypt (k->next, sector, in, out, n_new);
+  if (r == 0 && len > n_new)
+    r = enc ? ncr_xts_encrypt (k->t->xts, sector + n_new / ss, in + n_new, out + n_new,
+                               len - n_new)
+            : ncr_xts_decrypt (k->t->xts, sector + n_new / ss, in + n_new, out + n_new,
+                               len - n_new);
+  return r < 0 ? engine_error (r, err) : 0;
+}
+
 /* Read and decrypt one whole sector into the thread's sector buffer. */
 static int
-read_sector (nbdkit_next *next, struct served_volume *v, struct ncr_xts_thread *t,
+read_sector (nbdkit_next *next, struct served_volume *v, const struct req_keys *k,
              uint64_t sector, int *err)
 {
   const unsigned sector_size = v->sector_size;
-  int r;
+  uint8_t *b = k->t->sector;
 
-  if (next->pread (next, t->sector, sector_size, v->data_offset + sector * sector_size, 0,
+  if (next->pread (next, b, sector_size, v->data_offset + sector * sector_size, 0,
                    err) == -1)
     return -1;
-  if ((r = ncr_xts_decrypt (t->xts, sector, t->sector, t->sector, sector_size)) < 0)
-    return engine_error (r, err);
-  return 0;
+  return crypt_sectors (v, k, false, sector, b, b, sector_size, err);
+}
+
+/* A range hold taken only during a run (released at scope exit if taken). */
+static void
+release_if_held (struct ncr_range_hold *h)
+{
+  if (h->lock)
+    ncr_rangelock_release (h);
 }
 
 static int
@@ -260,22 +322,30 @@ nbdcrypt_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count, uint
   struct served_volume *v = ((struct handle *) handle)->v;
   const unsigned sector_size = v->sector_size;
   const uint64_t data_offset = v->data_offset;
-  struct ncr_xts_thread *t;
+  __attribute__ ((cleanup (release_if_held))) struct ncr_range_hold hold = { .lock = NULL };
+  struct req_keys k;
   uint8_t *p = buf;
 
   if (served_revoked (v))
     return revoked_error (err);
+  if (count == 0)
+    return 0;
   ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE (&v->key_lock);
-  if (!(t = thread_state (v, err)))
+  if (request_keys (v, &k, err) == -1)
     return -1;
+  if (k.next) {
+    ncr_rangelock_acquire (&v->write_lock, &hold, offset / sector_size,
+                           (offset + count - 1) / sector_size, false);
+    k.wm = __atomic_load_n (&v->watermark, __ATOMIC_ACQUIRE);
+  }
 
   /* 1. Unaligned head: the end of a sector the request starts inside of. */
   if (offset % sector_size) {
     uint32_t skip = offset % sector_size, n = MIN (count, sector_size - skip);
 
-    if (read_sector (next, v, t, offset / sector_size, err) == -1)
+    if (read_sector (next, v, &k, offset / sector_size, err) == -1)
       return -1;
-    memcpy (p, t->sector + skip, n);
+    memcpy (p, k.t->sector + skip, n);
     p += n;
     offset += n;
     count -= n;
@@ -286,8 +356,13 @@ nbdcrypt_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count, uint
   if (count >= sector_size) {
     uint32_t n = count / sector_size * sector_size;
 
-    if (filter_read_body (next, t->xts, p, n, data_offset + offset, offset / sector_size,
-                          sector_size, flags, err) == -1)
+    if (!k.next) {
+      if (filter_read_body (next, k.t->xts, p, n, data_offset + offset, offset / sector_size,
+                            sector_size, flags, err) == -1)
+        return -1;
+    }
+    else if (next->pread (next, p, n, data_offset + offset, flags, err) == -1 ||
+             crypt_sectors (v, &k, false, offset / sector_size, p, p, n, err) == -1)
       return -1;
     p += n;
     offset += n;
@@ -296,9 +371,9 @@ nbdcrypt_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count, uint
 
   /* 3. Unaligned tail: the start of the sector the request ends inside of. */
   if (count > 0) {
-    if (read_sector (next, v, t, offset / sector_size, err) == -1)
+    if (read_sector (next, v, &k, offset / sector_size, err) == -1)
       return -1;
-    memcpy (p, t->sector, count);
+    memcpy (p, k.t->sector, count);
   }
   return 0;
 }
@@ -308,7 +383,7 @@ nbdcrypt_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count, uint
  * changed). Its sectors are held in write_lock: exclusively when some are only partly
  * covered (read-modify-write), shared otherwise. */
 static int
-write_sectors (nbdkit_next *next, struct served_volume *v, struct ncr_xts_thread *t,
+write_sectors (nbdkit_next *next, struct served_volume *v, struct req_keys *k,
                const uint8_t *src, uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
   const unsigned sector_size = v->sector_size;
@@ -321,18 +396,19 @@ write_sectors (nbdkit_next *next, struct served_volume *v, struct ncr_xts_thread
   uint8_t *b;
   int r;
 
-  if ((r = ncr_xts_thread_bounce (t, len)) < 0)
+  if ((r = ncr_xts_thread_bounce (k->t, len)) < 0)
     return engine_error (r, err);
-  b = t->bounce;
+  b = k->t->bounce;
 
   ACQUIRE_RANGE_FOR_CURRENT_SCOPE (&v->write_lock, first, last, rmw);
+  if (k->next)
+    k->wm = __atomic_load_n (&v->watermark, __ATOMIC_ACQUIRE);
 
   /* 1. Unaligned head: the first sector's current plaintext, to be partly overwritten. */
   if (head != 0) {
-    if (next->pread (next, b, sector_size, data_offset + first * sector_size, 0, err) == -1)
+    if (next->pread (next, b, sector_size, data_offset + first * sector_size, 0, err) == -1 ||
+        crypt_sectors (v, k, false, first, b, b, sector_size, err) == -1)
       return -1;
-    if ((r = ncr_xts_decrypt (t->xts, first, b, b, sector_size)) < 0)
-      return engine_error (r, err);
   }
 
   /* 3. Unaligned tail (read before the body is merged): the last sector's current plaintext,
@@ -340,25 +416,24 @@ write_sectors (nbdkit_next *next, struct served_volume *v, struct ncr_xts_thread
   if (tail != 0 && (last != first || head == 0)) {
     uint8_t *s = b + len - sector_size;
 
-    if (next->pread (next, s, sector_size, data_offset + last * sector_size, 0, err) == -1)
+    if (next->pread (next, s, sector_size, data_offset + last * sector_size, 0, err) == -1 ||
+        crypt_sectors (v, k, false, last, s, s, sector_size, err) == -1)
       return -1;
-    if ((r = ncr_xts_decrypt (t->xts, last, s, s, sector_size)) < 0)
-      return engine_error (r, err);
   }
 
   /* 2. Body: merge the new plaintext and encrypt all the sectors; aligned client data is
    * encrypted straight from its buffer into the bounce buffer. */
   if (src && !rmw)
-    r = ncr_xts_encrypt (t->xts, first, src, b, len);
+    r = crypt_sectors (v, k, true, first, src, b, len, err);
   else {
     if (src)
       memcpy (b + head, src, count);
     else
       memset (b + head, 0, count);
-    r = ncr_xts_encrypt (t->xts, first, b, b, len);
+    r = crypt_sectors (v, k, true, first, b, b, len, err);
   }
   if (r < 0)
-    return engine_error (r, err);
+    return -1;
 
   /* One call below for the whole span; FUA, if asked, travels with it. */
   return next->pwrite (next, b, len, data_offset + first * sector_size, flags, err);
@@ -369,7 +444,7 @@ nbdcrypt_pwrite (nbdkit_next *next, void *handle, const void *buf, uint32_t coun
                  uint64_t offset, uint32_t flags, int *err)
 {
   struct served_volume *v = ((struct handle *) handle)->v;
-  struct ncr_xts_thread *t;
+  struct req_keys k;
   int r;
 
   if (served_revoked (v))
@@ -377,12 +452,12 @@ nbdcrypt_pwrite (nbdkit_next *next, void *handle, const void *buf, uint32_t coun
   if (count == 0)
     return 0;
   ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE (&v->key_lock);
-  if (!(t = thread_state (v, err)))
+  if (request_keys (v, &k, err) == -1)
     return -1;
-  r = write_sectors (next, v, t, buf, count, offset, flags, err);
+  r = write_sectors (next, v, &k, buf, count, offset, flags, err);
   /* An idle thread keeps at most NCR_XTS_BOUNCE_KEEP of bounce buffer, whatever the largest
    * request was (write-zeroes works in pieces smaller than that). */
-  ncr_xts_thread_bounce_trim (t);
+  ncr_xts_thread_bounce_trim (k.t);
   return r;
 }
 
@@ -392,7 +467,7 @@ nbdcrypt_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
 {
   struct served_volume *v = ((struct handle *) handle)->v;
   const unsigned sector_size = v->sector_size;
-  struct ncr_xts_thread *t;
+  struct req_keys k;
   const uint32_t fua = flags & NBDKIT_FLAG_FUA;
   bool several;
 
@@ -406,7 +481,7 @@ nbdcrypt_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
   if (count == 0)
     return 0;
   ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE (&v->key_lock);
-  if (!(t = thread_state (v, err)))
+  if (request_keys (v, &k, err) == -1)
     return -1;
 
   /* Pieces of at most ZERO_CHUNK bytes of sectors. With several pieces, FUA is applied once:
@@ -416,7 +491,7 @@ nbdcrypt_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
     uint64_t end = MIN (offset + count, offset / sector_size * sector_size + ZERO_CHUNK);
     uint32_t n = end - offset;
 
-    if (write_sectors (next, v, t, NULL, n, offset, several ? 0 : fua, err) == -1)
+    if (write_sectors (next, v, &k, NULL, n, offset, several ? 0 : fua, err) == -1)
       return -1;
     offset += n;
     count -= n;
@@ -483,6 +558,7 @@ static struct nbdkit_filter filter = {
   .config_help        = nbdcrypt_config_help,
   .get_ready          = filter_get_ready,
   .after_fork         = filter_after_fork,
+  .cleanup            = filter_cleanup,
   .preconnect         = filter_preconnect,
   .list_exports       = filter_list_exports,
   .open               = nbdcrypt_open,

@@ -40,7 +40,22 @@ struct served_volume {
   /* Write ordering: a partial-sector write is a read-modify-write and holds its sectors
    * exclusively; every other write holds its sectors shared (see rangelock.h). */
   struct ncr_rangelock write_lock;
+
+  /* Online re-encryption (filter-reencrypt.c runs it). While reenc is not REENC_NONE, data
+   * sectors below watermark are under the next DEK (next_pool), the others under the DEK
+   * (pool); the run holds the zone it rewrites exclusively in write_lock, and every request,
+   * reads too, holds its sectors in it, so that a request sees a sector and the watermark
+   * from the same side of a zone's rewrite. next_pool and the switch to it change under
+   * key_lock held exclusively, like pool. REENC_WAIT: requests wait (a zone left half done by
+   * a crash is being resolved before anything is served). */
+  struct ncr_xts_pool *next_pool;
+  int reenc;                    /* __atomic: enum served_reenc */
+  uint64_t watermark;           /* __atomic */
+  pthread_mutex_t reenc_lock;
+  pthread_cond_t reenc_cond;    /* broadcast when reenc leaves REENC_WAIT */
 };
+
+enum served_reenc { REENC_NONE, REENC_WAIT, REENC_RUN };
 
 /* A volume's serving state, not keyed yet. s may be NULL (key-file=). */
 int served_new (struct volume_session *s, enum ncr_cipher cipher, unsigned sector_size,
@@ -58,6 +73,22 @@ bool served_revoked (const struct served_volume *v);
 /* Wipe the key schedules (every thread's copy) at once; requests then fail. The caller wipes
  * the DEK itself (vset_wipe_key). */
 void served_wipe_keys (struct served_volume *v);
+
+/* A run starts: key next_pool from next_key (the caller wipes it), watermark 0, state wait
+ * (a pending zone to resolve first) or run. 0 or -errno. */
+int served_reenc_begin (struct served_volume *v, const uint8_t *next_key, size_t key_len,
+                        bool wait);
+
+/* The run serves: watermark set, waiting requests released. */
+void served_reenc_ready (struct served_volume *v, uint64_t watermark);
+
+/* The run ended (every sector under the next DEK): the next DEK's engine becomes the engine,
+ * the old one is wiped. */
+void served_reenc_end (struct served_volume *v);
+
+/* A request: wait while the run's state is REENC_WAIT (false if the keys were revoked
+ * meanwhile). The caller holds key_lock shared. */
+bool served_reenc_wait (struct served_volume *v);
 
 void served_free (struct served_volume *v);
 
