@@ -238,36 +238,39 @@ nbdcrypt_can_extents (nbdkit_next *next UNUSED, void *handle UNUSED)
   return 0;
 }
 
-/* The keys of one request: this thread's engine and buffers for the DEK, and during an online
- * re-encryption the next DEK's engine, with the watermark between the two (read once, while
- * the request holds its sectors in write_lock: the run moves it only while it holds a zone
- * there exclusively, so it stays true for the request's sectors). */
+/* The keys of one request: this thread's buffers, its engine context for the DEK, and during
+ * an online re-encryption its context for the next DEK, with the watermark between the two
+ * (read once, while the request holds its sectors in write_lock: the run moves it only while
+ * it holds a zone there exclusively, so it stays true for the request's sectors). */
 struct req_keys {
-  struct ncr_xts_thread *t;
-  struct ncr_xts *next;         /* NULL: no run */
+  struct ncr_xts_thread *t;     /* buffers; t->xts is whichever pool was asked last */
+  struct ncr_xts *old;          /* the DEK's context */
+  struct ncr_xts *next;         /* the next DEK's, or NULL: no run */
   uint64_t wm;                  /* data sectors below it are under the next DEK */
 };
 
-/* This request's keys; during a run, next and (once the caller holds its range) wm. */
+/* This request's keys; during a run, next and (once the caller holds its range) wm. A
+ * thread's state is one for all pools, its xts the last pool's: the next DEK's context is
+ * asked first, then the DEK's, and both pointers kept (both stay cached in the thread). */
 static int
 request_keys (struct served_volume *v, struct req_keys *k, int *err)
 {
-  struct ncr_xts_thread *tn;
-
   k->next = NULL;
   k->wm = 0;
+  if (__atomic_load_n (&v->reenc, __ATOMIC_ACQUIRE) != REENC_NONE) {
+    struct ncr_xts_thread *tn;
+    if (!served_reenc_wait (v) || v->next_pool == NULL)
+      return revoked_error (err);
+    if (!(tn = ncr_xts_pool_thread (v->next_pool))) {
+      nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
+      *err = ENOMEM;
+      return -1;
+    }
+    k->next = tn->xts;
+  }
   if (!(k->t = thread_state (v, err)))
     return -1;
-  if (__atomic_load_n (&v->reenc, __ATOMIC_ACQUIRE) == REENC_NONE)
-    return 0;
-  if (!served_reenc_wait (v) || v->next_pool == NULL)
-    return revoked_error (err);
-  if (!(tn = ncr_xts_pool_thread (v->next_pool))) {
-    nbdkit_error ("nbdcrypt: %s", ncr_last_error ());
-    *err = ENOMEM;
-    return -1;
-  }
-  k->next = tn->xts;
+  k->old = k->t->xts;
   return 0;
 }
 
@@ -286,9 +289,9 @@ crypt_sectors (const struct served_volume *v, const struct req_keys *k, bool enc
     r = enc ? ncr_xts_encrypt (k->next, sector, in, out, n_new)
             : ncr_xts_decrypt (k->next, sector, in, out, n_new);
   if (r == 0 && len > n_new)
-    r = enc ? ncr_xts_encrypt (k->t->xts, sector + n_new / ss, in + n_new, out + n_new,
+    r = enc ? ncr_xts_encrypt (k->old, sector + n_new / ss, in + n_new, out + n_new,
                                len - n_new)
-            : ncr_xts_decrypt (k->t->xts, sector + n_new / ss, in + n_new, out + n_new,
+            : ncr_xts_decrypt (k->old, sector + n_new / ss, in + n_new, out + n_new,
                                len - n_new);
   return r < 0 ? engine_error (r, err) : 0;
 }
@@ -357,7 +360,7 @@ nbdcrypt_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count, uint
     uint32_t n = count / sector_size * sector_size;
 
     if (!k.next) {
-      if (filter_read_body (next, k.t->xts, p, n, data_offset + offset, offset / sector_size,
+      if (filter_read_body (next, k.old, p, n, data_offset + offset, offset / sector_size,
                             sector_size, flags, err) == -1)
         return -1;
     }
