@@ -7,7 +7,9 @@
  * key to the original plaintext (the journal's hash rule told old and new sectors apart). A
  * journal left by another run (another next key) is ignored; the watermark says which key
  * reads a sector (the online path). The runs use two threads per zone, the watermark test
- * one. */
+ * one. The end of an online run: a staged final header is checked (absent, damaged, another
+ * volume's, sealed under the wrong key: refused), committed to both copies, and an end
+ * interrupted between the two copies is completed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +234,102 @@ test_reencrypt_watermark (void)
   free (m.disk);
 }
 
+/* A header of the test volume: flagged (sealed under the old key, the next key wrapped in
+ * it) or final (sealed under the next key), with one made-up keyslot. */
+static void
+make_header (bool flagged, struct volume_header *h)
+{
+  memset (h, 0, sizeof *h);
+  h->sector_size = SS;
+  h->data_offset = DATA_OFF;
+  strcpy (h->cipher, "aes-256-xts");
+  memcpy (h->uuid, vol.hdr.uuid, VH_UUID_LEN);
+  strcpy (h->kek_provider, "file");
+  strcpy (h->wrap, "aes-kwp");
+  strcpy (h->kek_id, "sha256:00112233445566778899aabbccddeeff");
+  h->wrapped_dek_len = 72;
+  memset (h->wrapped_dek, 0xa5, 72);
+  if (flagged) {
+    h->flags = VH_FLAG_REENCRYPT | VH_FLAG_REENCRYPT_ONLINE;
+    h->next_dek_len = vol.hdr.next_dek_len;
+    memcpy (h->next_dek, vol.hdr.next_dek, vol.hdr.next_dek_len);
+  }
+  REQUIRE (volume_header_seal (h, flagged ? vol.dek : vol.next_dek, vol.dek_len) == 0);
+  REQUIRE (volume_header_validate (h) == 0);
+}
+
+static void
+put_copy (uint8_t *disk, const struct volume_header *h, unsigned copy, uint64_t seq)
+{
+  struct volume_header c = *h;
+  c.copy_index = (uint8_t) copy;
+  c.sequence = seq;
+  REQUIRE (volume_header_encode (&c, disk + volume_header_copy_offset (copy),
+                                 VH_AREA_SIZE) == 0);
+}
+
+static bool
+zero (const uint8_t *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (p[i])
+      return false;
+  return true;
+}
+
+static void
+test_reencrypt_online_end (void)
+{
+  struct mem m = { .disk = calloc (1, DISK_SIZE), .writes_left = -1 };
+  struct reencrypt_io io = { mem_read, mem_write, mem_flush, &m };
+  struct volume_header flagged, final, bad, got;
+  struct volume_headers hs;
+
+  REQUIRE (m.disk != NULL);
+  strcpy (vol.hdr.cipher, "aes-256-xts");
+  make_header (true, &flagged);
+  make_header (false, &final);
+  put_copy (m.disk, &flagged, 0, 7);
+  put_copy (m.disk, &flagged, 1, 6);
+  memset (m.disk + RJ_REC0_OFFSET, 0x5a, 4096);         /* a journal record's place */
+
+  /* Nothing staged; then staged ones that must be refused. */
+  CHECK (reencrypt_read_final (&vol, &io, &got) == -ENOENT);
+  CHECK (reencrypt_commit_final (&vol, &io, DISK_SIZE, NULL) == -ENOENT);
+  CHECK (reencrypt_stage_final (&vol, &flagged, &io) == -EINVAL);     /* not an end */
+  make_header (false, &bad);
+  REQUIRE (volume_header_seal (&bad, vol.dek, vol.dek_len) == 0);    /* the old key */
+  REQUIRE (reencrypt_stage_final (&vol, &bad, &io) == 0);
+  CHECK (reencrypt_read_final (&vol, &io, &got) == -EKEYREJECTED);
+  CHECK_MSG (m.disk[0] == 'N' && volume_read_headers (mem_read, &m, DISK_SIZE, &hs) == 0 &&
+             (hs.copy[0].flags & VH_FLAG_REENCRYPT), "a refused end writes no copy");
+  REQUIRE (reencrypt_stage_final (&vol, &final, &io) == 0);
+  m.disk[RJ_FINAL_OFFSET + 100] ^= 1;
+  CHECK (reencrypt_read_final (&vol, &io, &got) == -EINVAL);
+  m.disk[RJ_FINAL_OFFSET + 100] ^= 1;
+  CHECK (reencrypt_read_final (&vol, &io, &got) == 0);
+
+  /* Commit: both copies the final header, above both sequences; journal and stage zeroed. */
+  CHECK (reencrypt_commit_final (&vol, &io, DISK_SIZE, &got) == 0);
+  REQUIRE (volume_read_headers (mem_read, &m, DISK_SIZE, &hs) == 0);
+  for (unsigned i = 0; i < 2; i++)
+    CHECK_MSG (hs.status[i] == 0 && !(hs.copy[i].flags & VH_FLAG_REENCRYPT) &&
+               hs.copy[i].sequence == 8 &&
+               volume_header_check_key (vol.next_dek, vol.dek_len, &hs.copy[i]) == 0,
+               "copy %u is the final header", i);
+  CHECK (zero (m.disk + RJ_REC0_OFFSET, RJ_REC_MAX) && zero (m.disk + RJ_FINAL_OFFSET, 4096));
+
+  /* An end killed between the copies: completed under the new key, not under the old. */
+  put_copy (m.disk, &flagged, 1, 7);
+  REQUIRE (volume_read_headers (mem_read, &m, DISK_SIZE, &hs) == 0);
+  CHECK (reencrypt_complete_end (&hs, vol.dek, vol.dek_len, &io) == 0);
+  CHECK (reencrypt_complete_end (&hs, vol.next_dek, vol.dek_len, &io) == 1);
+  REQUIRE (volume_read_headers (mem_read, &m, DISK_SIZE, &hs) == 0);
+  CHECK (!(hs.copy[0].flags & VH_FLAG_REENCRYPT) && !(hs.copy[1].flags & VH_FLAG_REENCRYPT));
+  CHECK (reencrypt_complete_end (&hs, vol.next_dek, vol.dek_len, &io) == 0);
+  free (m.disk);
+}
+
 int
 main (void)
 {
@@ -239,6 +337,7 @@ main (void)
   RUN (test_reencrypt_crash_at_every_write);
   RUN (test_reencrypt_other_run_ignored);
   RUN (test_reencrypt_watermark);
+  RUN (test_reencrypt_online_end);
   secmem_free (vol.dek);
   secmem_free (vol.next_dek);
   free (start_disk);
