@@ -488,6 +488,18 @@ volume_disk_header (const struct volume *v, struct volume_header *out)
   }
 }
 
+/* Keyslots are fixed while a re-encryption runs: its end writes the slots its command was
+ * given (online, staged at the start), so a change made meanwhile would be undone. */
+static int
+slots_fixed (const struct volume *v)
+{
+  if (!(v->hdr.flags & VH_FLAG_REENCRYPT))
+    return 0;
+  return ncr_error (EBUSY, "a re-encryption of this volume is in progress, and its end writes "
+                    "the keyslots it was given: change keyslots once it has ended ('nbdcrypt "
+                    "dump' shows its progress)");
+}
+
 int
 volume_rewrap_header (const struct volume *v, struct keyprov *kp, const char *new_kek_id,
                       const char *wrap, struct volume_header *out)
@@ -495,6 +507,8 @@ volume_rewrap_header (const struct volume *v, struct keyprov *kp, const char *ne
   struct volume_keyslot k;
   int r, other;
 
+  if ((r = slots_fixed (v)) < 0)
+    return r;
   volume_disk_header (v, out);
   out->sequence = v->hdr.sequence + 1;
   if ((r = volume_wrap_keyslot (kp, new_kek_id, wrap, v->dek, v->dek_len, &k)) < 0)
@@ -521,6 +535,8 @@ volume_add_slot_header (const struct volume *v, struct keyprov *kp, const char *
   struct volume_keyslot k;
   int r;
 
+  if ((r = slots_fixed (v)) < 0)
+    return r;
   volume_disk_header (v, out);
   out->sequence = v->hdr.sequence + 1;
   /* Refuse a duplicate before asking the KMS to wrap anything. */
@@ -543,6 +559,8 @@ volume_remove_slot_header (const struct volume *v, unsigned slot, struct volume_
 {
   int r;
 
+  if ((r = slots_fixed (v)) < 0)
+    return r;
   volume_disk_header (v, out);
   out->sequence = v->hdr.sequence + 1;
   if ((r = volume_header_remove_slot (out, slot)) < 0 ||

@@ -106,6 +106,20 @@ NBDCRYPT_TEST_REENCRYPT_CRASH_AFTER=$(( (2 << 20) + (512 << 10) + 3 * 512 )) \
   { echo "$0: FAIL: dump does not show the progress:"; "$NBDCRYPT" dump "$vol"; exit 1; }
 volume_fails "offline re-encryption is in progress: finish it with 'nbdcrypt reencrypt TARGET'" \
   --filter="$NBDCRYPT_FILTER" file "$vol" kek-file="$kek"
+# Keyslots are fixed during a run (its end writes the slots it was given), and an online run
+# (or a take-over) does not adopt an offline one.
+head -c 32 /dev/urandom > "$tmpdir/kek-other"
+for cmd in "add-kek $vol --kek-file $kek --new-kek-file $tmpdir/kek-other" \
+           "rewrap $vol --kek-file $kek --new-kek-file $tmpdir/kek-other" \
+           "remove-kek $vol --kek-file $kek --slot 0"; do
+  if $NBDCRYPT $cmd >"$tmpdir/out" 2>&1 || ! grep -q "keyslots it was given" "$tmpdir/out"; then
+    echo "$0: FAIL: '$cmd' during a re-encryption was not refused:"; cat "$tmpdir/out"; exit 1
+  fi
+done
+if "$NBDCRYPT" reencrypt "$vol" --kek-file "$kek" --online --no-wait >"$tmpdir/out" 2>&1 ||
+   ! grep -q "an offline re-encryption of this volume is in progress" "$tmpdir/out"; then
+  echo "$0: FAIL: --online took over an offline run:"; cat "$tmpdir/out"; exit 1
+fi
 
 # The wrapped next key is under the header MAC: a changed byte (checksum fixed) is refused.
 cp "$vol" "$tmpdir/edited.img"
