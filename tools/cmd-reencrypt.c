@@ -32,15 +32,15 @@ usage (FILE *fp)
 "  with one of them; at the end, the new data key is wrapped under every keyslot whose KEK\n"
 "  is given (a KMS slot: --kms-config; a KEK file slot: that --kek-file). The other slots\n"
 "  are removed (add them back with 'nbdcrypt add-kek').\n"
-"Replaces the volume's data key and re-encrypts all data under the new one, offline (no\n"
+"Replaces the volume's data key and re-encrypts all data under the new one; offline (no\n"
 "server may use the volume meanwhile). Killed or failed, run it again: it resumes.\n"
 "  --zone-size BYTES   data re-encrypted per journal record (K, M, G suffixes; default\n"
 "                      64M, at most 64000 sectors)\n"
 "  --take-over         finish offline a run started with --online (no server may use\n"
 "                      the volume any more)\n"
-"  --online            the server that serves the volume (nbdkit --filter=nbdcrypt)\n"
-"                      re-encrypts it while clients go on: hand the run over, show\n"
-"                      progress and wait until the server has finished\n"
+"  --online            the server that serves the volume (nbdkit with the nbdcrypt\n"
+"                      filter) re-encrypts it while clients go on: hand the run over,\n"
+"                      show progress and wait until the server has finished\n"
 "  --no-wait           with --online: return once the run is handed over\n");
 }
 
@@ -226,14 +226,12 @@ static int
 online_wait (const char *target, struct volume_target *t, const struct volume *v)
 {
   uint64_t total = (target_size (t) - v->hdr.data_offset) / v->hdr.sector_size;
-  uint64_t t0 = ncr_now_ms (), last = 0, done = 0, first = UINT64_MAX, shown = UINT64_MAX;
+  uint64_t t0 = ncr_now_ms (), last = 0, done = 0, shown = UINT64_MAX;
   bool told = false;
   int r;
 
   while ((r = online_state (t, v, &done)) == 0) {
     uint64_t now = ncr_now_ms ();
-    if (first == UINT64_MAX && done > 0)
-      first = done;
     if (done != shown && now - last >= 1000) {
       fprintf (stderr, "nbdcrypt reencrypt: %s: %llu of %llu sectors (%.1f%%), online\n",
                target, (unsigned long long) done, (unsigned long long) total,
