@@ -255,6 +255,36 @@ online_wait (const char *target, struct volume_target *t, const struct volume *v
   return 0;
 }
 
+/* Online: stage the header that ends the run (the next DEK wrapped under the KEKs given here)
+ * for the server, which holds no KEK. start: the flagged header about to be committed - the
+ * end is staged before it, so that a run a server can see always has its end, wherever this
+ * command is killed; NULL: v is flagged already (a run handed over before: staged again). */
+static int
+stage_end (const struct volume *v, const struct volume_header *start, struct keyprov *kps[2],
+           const struct reencrypt_io *io, char *removed, size_t removed_size)
+{
+  struct volume tmp = *v;
+  struct volume_header end;
+  int r = 0;
+
+  if (start) {
+    tmp.hdr.flags = start->flags;
+    tmp.hdr.next_dek_len = start->next_dek_len;
+    memcpy (tmp.hdr.next_dek, start->next_dek, sizeof tmp.hdr.next_dek);
+    if ((tmp.next_dek = secmem_alloc (v->dek_len)) == NULL)
+      return ncr_error (ENOMEM, "out of locked memory");
+    r = reencrypt_unwrap_next_dek (v->dek, v->dek_len, start->next_dek, start->next_dek_len,
+                                   tmp.next_dek, v->dek_len);
+  }
+  if (r == 0 && (r = reencrypt_finish_header (&tmp, kps, 2, &end, removed, removed_size)) == 0)
+    r = reencrypt_stage_final (&tmp, &end, io);
+  if (start)
+    secmem_free (tmp.next_dek);
+  explicit_bzero (&end, sizeof end);
+  explicit_bzero (&tmp, sizeof tmp);    /* a copy: v keeps its keys */
+  return r;
+}
+
 static void
 warn_removed (const char *target, char *removed)
 {
@@ -361,6 +391,7 @@ cmd_reencrypt (int argc, char **argv)
   if (!(v->hdr.flags & VH_FLAG_REENCRYPT)) {
     /* Start: a journal without records, then the flagged header on both copies. */
     if (reencrypt_clear_journal (&io) < 0 || reencrypt_begin_header (v, online, &nh) < 0 ||
+        (online && stage_end (v, &nh, kps, &io, removed, sizeof removed) < 0) ||
         tool_commit_header (t, &hs, v, &nh) < 0 ||
         open_volume (kms_config, kek_file, t, &hs, kps, &v) < 0) {
       tool_err (cmd, "%s", ncr_last_error ());
@@ -373,10 +404,9 @@ cmd_reencrypt (int argc, char **argv)
     started = true;
   }
   if (online) {
-    /* The header that ends the run, wrapped under the KEKs given here, for the server (which
-     * holds no KEK) to commit when the data is done; staged again on every call. */
-    if (reencrypt_finish_header (v, kps, 2, &nh, removed, sizeof removed) < 0 ||
-        reencrypt_stage_final (v, &nh, &io) < 0) {
+    /* Following a run handed over before: its end staged again (the same keyslots, if the
+     * same KEKs are given). */
+    if (!started && stage_end (v, NULL, kps, &io, removed, sizeof removed) < 0) {
       tool_err (cmd, "%s", ncr_last_error ());
       goto out;
     }
