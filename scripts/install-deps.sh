@@ -10,7 +10,7 @@ PKGS="build-essential pkg-config meson ninja-build
       fio qemu-utils cryptsetup-bin e2fsprogs fuse3
       tgt libiscsi-bin qemu-block-extra
       python3-pykmip python3-cryptography python3-cryptography-vectors
-      clang libclang-rt-14-dev valgrind gnuplot-nox"
+      clang libclang-rt-14-dev valgrind strace gnuplot-nox"
 
 missing=""
 for p in $PKGS; do
