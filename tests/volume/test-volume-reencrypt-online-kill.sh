@@ -39,31 +39,7 @@ fail () {
   exit 1
 }
 io () { "$PYTHON" "$srcdir/volume/online-io.py" "$@"; }
-hex_absent () {
-  "$PYTHON" - "$@" <<'EOF'
-import sys
-area = open(sys.argv[1], "rb").read(1 << 20)
-for h in sys.argv[2:]:
-    if bytes.fromhex(h) in area:
-        raise SystemExit(f"old key material {h[:16]}... still in the first MiB")
-EOF
-}
-gaps_zero () {
-  "$PYTHON" - "$1" <<'EOF'
-import sys
-a = open(sys.argv[1], "rb").read(1 << 20)
-if any(a[4096:512 << 10]) or any(a[(512 << 10) + 4096:]):
-    raise SystemExit("the journal area is not zero after the re-encryption")
-EOF
-}
-slot_wdeks () {
-  "$NBDCRYPT" dump --json "$vol" |
-    "$PYTHON" -c 'import json,sys; print(" ".join(s["wrapped_dek"] for s in json.load(sys.stdin)["keyslots"]))'
-}
-state () {
-  "$NBDCRYPT" dump --json "$vol" |
-    "$PYTHON" -c 'import json,sys; r=json.load(sys.stdin)["reencrypt"]; print("none" if r is None else "%d %d %s" % (r["done_sectors"], r["total_sectors"], r.get("online")))'
-}
+state () { reencrypt_state "$vol"; }
 cur_dek () {
   rm -f "$1"
   "$NBDCRYPT" dump "$vol" --kek-file "$kek" --dump-volume-key "$1" 2>/dev/null ||
@@ -105,7 +81,7 @@ rnd () { echo $(( (RANDOM * 32768 + RANDOM) % $1 )); }
 # it; with wait, $tool is the waiting tool.
 start_run () {
   cur_dek "$tmpdir/dek.old"
-  old_hex="$(slot_wdeks) $(od -An -tx1 -v "$tmpdir/dek.old" | tr -d ' \n')"
+  old_hex="$(slot_wdeks "$vol") $(od -An -tx1 -v "$tmpdir/dek.old" | tr -d ' \n')"
   runs=$((runs + 1)) tool_killed=''
   if [ "$1" = wait ]; then
     "$NBDCRYPT" reencrypt "$vol" --kek-file "$kek" --online \
@@ -186,7 +162,7 @@ if command -v strace >/dev/null && strace -f -o /dev/null -e trace=pwrite64 \
   for n in $(seq 30); do
     what="handover killed before its write $n"
     cur_dek "$tmpdir/dek.old"
-    old_hex="$(slot_wdeks) $(od -An -tx1 -v "$tmpdir/dek.old" | tr -d ' \n')"
+    old_hex="$(slot_wdeks "$vol") $(od -An -tx1 -v "$tmpdir/dek.old" | tr -d ' \n')"
     runs=$((runs + 1)) tool_killed="before its write $n"
     rc=0
     # (a subshell: its "Killed" goes to the file, not to the test's output; LeakSanitizer

@@ -35,34 +35,8 @@ min_run_secs=3
 fail () { echo "$0: FAIL: $*" >&2; exit 1; }
 io () { "$PYTHON" "$srcdir/volume/online-io.py" "$@"; }
 
-# hex_absent IMAGE HEX...: none of the byte strings is anywhere in the first 1 MiB.
-hex_absent () {
-  "$PYTHON" - "$@" <<'EOF'
-import sys
-area = open(sys.argv[1], "rb").read(1 << 20)
-for h in sys.argv[2:]:
-    if bytes.fromhex(h) in area:
-        raise SystemExit(f"old key material {h[:16]}... still in the first MiB")
-EOF
-}
-# gaps_zero IMAGE: everything below 1 MiB but the two header copies is zero (journal cleared).
-gaps_zero () {
-  "$PYTHON" - "$1" <<'EOF'
-import sys
-a = open(sys.argv[1], "rb").read(1 << 20)
-if any(a[4096:512 << 10]) or any(a[(512 << 10) + 4096:]):
-    raise SystemExit("the journal area is not zero after the re-encryption")
-EOF
-}
-slot_wdeks () {
-  "$NBDCRYPT" dump --json "$1" |
-    "$PYTHON" -c 'import json,sys; print(" ".join(s["wrapped_dek"] for s in json.load(sys.stdin)["keyslots"]))'
-}
 # state: "none", or "DONE TOTAL ONLINE" of the run in progress ($vol).
-state () {
-  "$NBDCRYPT" dump --json "$vol" |
-    "$PYTHON" -c 'import json,sys; r=json.load(sys.stdin)["reencrypt"]; print("none" if r is None else "%d %d %s" % (r["done_sectors"], r["total_sectors"], r.get("online")))'
-}
+state () { reencrypt_state "$vol"; }
 cur_dek () {  # cur_dek OUT: the volume's data key (no run in progress)
   rm -f "$1"
   "$NBDCRYPT" dump "$vol" --kek-file "$kek" --dump-volume-key "$1" 2>/dev/null ||

@@ -16,32 +16,6 @@ requires nbdkit
 requires nbdcopy
 requires_py cryptography
 
-# hex_absent IMAGE HEX...: none of the byte strings is anywhere in the first 1 MiB.
-hex_absent () {
-  "$PYTHON" - "$@" <<'EOF'
-import sys
-area = open(sys.argv[1], "rb").read(1 << 20)
-for h in sys.argv[2:]:
-    if bytes.fromhex(h) in area:
-        raise SystemExit(f"old wrapped key {h[:16]}... still in the header area")
-EOF
-}
-
-# gaps_zero IMAGE: everything below 1 MiB but the two header copies is zero (journal cleared).
-gaps_zero () {
-  "$PYTHON" - "$1" <<'EOF'
-import sys
-a = open(sys.argv[1], "rb").read(1 << 20)
-if any(a[4096:512 << 10]) or any(a[(512 << 10) + 4096:]):
-    raise SystemExit("the journal area is not zero after the re-encryption")
-EOF
-}
-
-slot_wdeks () {
-  "$NBDCRYPT" dump --json "$1" |
-    "$PYTHON" -c 'import json,sys; print(" ".join(s["wrapped_dek"] for s in json.load(sys.stdin)["keyslots"]))'
-}
-
 for case in "aes-256-xts 4096 1M" "aes-128-xts 512 64M"; do
   set -- $case
   cipher=$1 ss=$2 zone=$3

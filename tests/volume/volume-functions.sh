@@ -33,3 +33,36 @@ kill_test_volume () {
     2>/dev/null
   for i in 1 2; do head -c 32 /dev/urandom > "$tmpdir/kek$i"; done
 }
+
+# hex_absent IMAGE HEX...: none of the byte strings is anywhere in the first 1 MiB.
+hex_absent () {
+  "$PYTHON" - "$@" <<'EOF'
+import sys
+area = open(sys.argv[1], "rb").read(1 << 20)
+for h in sys.argv[2:]:
+    if bytes.fromhex(h) in area:
+        raise SystemExit(f"old key material {h[:16]}... still in the first MiB")
+EOF
+}
+
+# gaps_zero IMAGE: everything below 1 MiB but the two header copies is zero (journal cleared).
+gaps_zero () {
+  "$PYTHON" - "$1" <<'EOF'
+import sys
+a = open(sys.argv[1], "rb").read(1 << 20)
+if any(a[4096:512 << 10]) or any(a[(512 << 10) + 4096:]):
+    raise SystemExit("the journal area is not zero after the re-encryption")
+EOF
+}
+
+# slot_wdeks IMAGE: the wrapped DEK of every keyslot, in hex.
+slot_wdeks () {
+  "$NBDCRYPT" dump --json "$1" |
+    "$PYTHON" -c 'import json,sys; print(" ".join(s["wrapped_dek"] for s in json.load(sys.stdin)["keyslots"]))'
+}
+
+# reencrypt_state IMAGE: "none", or "DONE TOTAL ONLINE" of the re-encryption in progress.
+reencrypt_state () {
+  "$NBDCRYPT" dump --json "$1" |
+    "$PYTHON" -c 'import json,sys; r=json.load(sys.stdin)["reencrypt"]; print("none" if r is None else "%d %d %s" % (r["done_sectors"], r["total_sectors"], r.get("online")))'
+}
