@@ -87,14 +87,6 @@ reenc_config (const char *key, const char *value)
   return 0;
 }
 
-static int io_read (void *o, void *b, size_t n, uint64_t off) { return filter_channel_read (o, b, n, off); }
-static int io_flush (void *o) { return filter_channel_flush (o); }
-static int
-io_write (void *o, const void *b, size_t n, uint64_t off)
-{
-  return filter_channel_write (o, b, n, off);
-}
-
 static void
 run_free (struct run *r)
 {
@@ -156,7 +148,8 @@ poll_volume (struct volume_session *s, void *arg)
     goto done;
   resume = __atomic_load_n (&v->reenc, __ATOMIC_ACQUIRE) != REENC_NONE;
   if (!resume) {
-    struct reencrypt_io io = { io_read, io_write, io_flush, ch };
+    struct reencrypt_io io = { filter_channel_read, filter_channel_write, filter_channel_flush,
+                              ch };
     const struct volume_header *h = &hs.copy[hs.newest];
     if (!(h->flags & VH_FLAG_REENCRYPT)) {
       if (reencrypt_complete_end (&hs, cur->dek, cur->dek_len, &io) == 1)
@@ -194,7 +187,8 @@ poll_volume (struct volume_session *s, void *arg)
   r->rv = rv;
   r->ch = ch;
   r->size = size;
-  r->io = (struct reencrypt_io) { io_read, io_write, io_flush, ch };
+  r->io = (struct reencrypt_io) { filter_channel_read, filter_channel_write,
+                                 filter_channel_flush, ch };
   rv = NULL;
   ch = NULL;
   if ((e = run_open (r)) < 0) {
