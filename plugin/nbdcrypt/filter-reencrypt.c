@@ -143,10 +143,20 @@ poll_volume (struct volume_session *s, void *arg)
   (void) arg;
   if (v == NULL || s->vol == NULL || session_revoked (s) || find_run (s))
     return 0;
-  if (vset_dup_volume (rset, s, &cur) < 0 || filter_channel_open (s->name, &ch, &size) < 0 ||
-      volume_read_headers (filter_channel_read, ch, size, &hs) < 0 || hs.newest < 0)
+  if (vset_dup_volume (rset, s, &cur) < 0)
     goto done;
   resume = __atomic_load_n (&v->reenc, __ATOMIC_ACQUIRE) != REENC_NONE;
+  if (filter_channel_open (s->name, &ch, &size) < 0 ||
+      volume_read_headers (filter_channel_read, ch, size, &hs) < 0 || hs.newest < 0) {
+    /* A volume opened mid-run waits for the run: say once why it cannot go on. */
+    if (resume && !v->reenc_warned)
+      filter_log_warning ("%s: the re-encryption in progress cannot resume: %s; requests to "
+                          "the volume wait: serve it read-write, or stop the server and "
+                          "finish the run with 'nbdcrypt reencrypt --take-over TARGET KEY'",
+                          v->description, ncr_last_error ());
+    v->reenc_warned = resume;
+    goto done;
+  }
   if (!resume) {
     struct reencrypt_io io = { filter_channel_read, filter_channel_write, filter_channel_flush,
                               ch };

@@ -53,6 +53,7 @@ struct served_volume {
   uint64_t watermark;           /* __atomic */
   pthread_mutex_t reenc_lock;
   pthread_cond_t reenc_cond;    /* broadcast when reenc leaves REENC_WAIT */
+  bool reenc_warned;            /* the run thread's: said why a run cannot resume */
 };
 
 enum served_reenc { REENC_NONE, REENC_WAIT, REENC_RUN };
