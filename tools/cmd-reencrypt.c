@@ -172,17 +172,6 @@ open_volume (const char *kms_config, const char *kek_file,
   return r;
 }
 
-/* The other copy still flagged, the newest one not: a run killed after the first copy of the
- * final header was written. */
-static bool
-finish_interrupted (const struct volume_headers *hs, const struct volume *v)
-{
-  unsigned o = 1 - v->used_copy;
-  return !(v->hdr.flags & VH_FLAG_REENCRYPT) && hs->status[o] == 0 &&
-         (hs->copy[o].flags & VH_FLAG_REENCRYPT) &&
-         memcmp (hs->copy[o].uuid, v->hdr.uuid, VH_UUID_LEN) == 0;
-}
-
 /* One progress line: sectors done and the rate since this run started. */
 static void
 progress (const char *target, struct reencrypt_state *st, unsigned ss, uint64_t t0,
@@ -363,15 +352,16 @@ cmd_reencrypt (int argc, char **argv)
   tio.data_offset = v->hdr.data_offset;
   test_hooks (&tio);
 
-  if (finish_interrupted (&hs, v)) {
-    /* The new header opened: only its second copy and the journal's zeroing are missing. */
-    volume_disk_header (v, &nh);
-    if (tool_commit_header (t, &hs, v, &nh) < 0 || reencrypt_clear_journal (&io) < 0) {
+  /* The newest copy unflagged, the other still flagged: a run killed after the first copy of
+   * the final header was written; only the second copy and the journal's zeroing are
+   * missing. */
+  if ((r = reencrypt_complete_end (&hs, v->dek, v->dek_len, &io)) != 0) {
+    if (r < 0) {
       tool_err (cmd, "%s", ncr_last_error ());
       goto out;
     }
     printf ("re-encrypted %s: finished an interrupted run (header sequence %llu)\n", target,
-            (unsigned long long) nh.sequence);
+            (unsigned long long) hs.copy[hs.newest].sequence + 1);
     status = 0;
     goto out;
   }
