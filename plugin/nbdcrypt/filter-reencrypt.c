@@ -143,8 +143,6 @@ poll_volume (struct volume_session *s, void *arg)
   (void) arg;
   if (v == NULL || s->vol == NULL || session_revoked (s) || find_run (s))
     return 0;
-  if (vset_dup_volume (rset, s, &cur) < 0)
-    goto done;
   resume = __atomic_load_n (&v->reenc, __ATOMIC_ACQUIRE) != REENC_NONE;
   if (filter_channel_open (s->name, &ch, &size) < 0 ||
       volume_read_headers (filter_channel_read, ch, size, &hs) < 0 || hs.newest < 0) {
@@ -157,10 +155,17 @@ poll_volume (struct volume_session *s, void *arg)
     v->reenc_warned = resume;
     goto done;
   }
+  /* Most polls end here, with no key copied: nothing flagged in either copy. */
+  const struct volume_header *nh = &hs.copy[hs.newest], *oh = &hs.copy[1 - hs.newest];
+  if (!resume && !(nh->flags & VH_FLAG_REENCRYPT_ONLINE) &&
+      !(hs.status[1 - hs.newest] == 0 && (oh->flags & VH_FLAG_REENCRYPT)))
+    goto done;
+  if (vset_dup_volume (rset, s, &cur) < 0)
+    goto done;
   if (!resume) {
     struct reencrypt_io io = { filter_channel_read, filter_channel_write, filter_channel_flush,
                               ch };
-    const struct volume_header *h = &hs.copy[hs.newest];
+    const struct volume_header *h = nh;
     if (!(h->flags & VH_FLAG_REENCRYPT)) {
       if (reencrypt_complete_end (&hs, cur->dek, cur->dek_len, &io) == 1)
         filter_log_info ("%s: completed the end of an interrupted re-encryption (the second "
