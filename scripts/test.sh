@@ -69,17 +69,29 @@ fi
 import json, sys, os
 steps_failed = int(sys.argv[1])
 passed = failed = skipped = 0
+bad = []
 for path in sys.argv[2:]:
     if not os.path.exists(path):
         continue
     for line in open(path):
-        r = json.loads(line).get("result")
+        t = json.loads(line)
+        r = t.get("result")
         if r in ("OK", "EXPECTEDFAIL"):
             passed += 1
         elif r == "SKIP":
             skipped += 1
         else:
             failed += 1
+            bad.append((os.path.dirname(os.path.dirname(path)), t))
+# Repeat each failure's name and the end of its output here, where a log that keeps only
+# its tail still shows them.
+for build, t in bad:
+    out = (t.get("stdout") or "") + (t.get("stderr") or "")
+    tail = out.rstrip().splitlines()[-25:]
+    print(f"--- FAILED {build}: {t.get('name')} ({t.get('result')}, "
+          f"{t.get('duration', 0):.1f}s); its last lines:")
+    for l in tail:
+        print(f"    {l}")
 if steps_failed and failed == 0:
     failed = steps_failed   # a build step failed: count it, never report green
 print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")
