@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "minmax.h"
 #include "parse.h"
+#include "reencrypt.h"
 #include "timeutil.h"
 #include "volume-common.h"
 #include "volume.h"
@@ -184,6 +185,16 @@ tool_commit_header (struct volume_target *t, const struct volume_headers *hs,
   uint64_t seq_b = hs->status[1] == 0 ? hs->copy[1].sequence : 0;
 
   nh->sequence = (seq_a > seq_b ? seq_a : seq_b) + 1;
+  /* A keyslot change (rewrap, add-kek, remove-kek) first clears what the interrupted end of
+   * a re-encryption left in the journal area: its staged final header holds the DEK wrapped
+   * under the KEKs of then, one of which may be the KEK this change removes. */
+  if (!(v->hdr.flags & VH_FLAGS_REENCRYPT) && !(nh->flags & VH_FLAGS_REENCRYPT)) {
+    struct reencrypt_io io = { target_read_cb, target_write_cb, target_flush_cb, t };
+    int r = reencrypt_clear_stale (hs, v->dek, v->dek_len, &io);
+
+    if (r < 0)
+      return r;
+  }
   return tool_write_headers (t, nh, 1 - v->used_copy);
 }
 

@@ -201,3 +201,15 @@ target_read_cb (void *opaque, void *buf, size_t count, uint64_t offset)
 {
   return target_pread (opaque, buf, count, offset);
 }
+
+int
+target_write_cb (void *opaque, const void *buf, size_t count, uint64_t offset)
+{
+  return target_pwrite (opaque, buf, count, offset);
+}
+
+int
+target_flush_cb (void *opaque)
+{
+  return target_flush (opaque);
+}

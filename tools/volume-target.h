@@ -27,5 +27,8 @@ int target_close (struct volume_target *t);
 
 /* Adapter for volume_open()/volume_read_headers(): opaque is a struct volume_target *. */
 int target_read_cb (void *opaque, void *buf, size_t count, uint64_t offset);
+/* And for the re-encryption engine's struct reencrypt_io. */
+int target_write_cb (void *opaque, const void *buf, size_t count, uint64_t offset);
+int target_flush_cb (void *opaque);
 
 #endif /* NBDCRYPT_VOLUME_TARGET_H */

@@ -720,3 +720,96 @@ reencrypt_complete_end (const struct volume_headers *hs, const uint8_t *key, siz
     r = reencrypt_clear_journal (io);
   return r < 0 ? r : 1;
 }
+
+static bool
+area_zero (const uint8_t *p, size_t n)
+{
+  uint8_t acc = 0;
+
+  for (size_t i = 0; i < n; i++)
+    acc |= p[i];
+  return acc == 0;
+}
+
+/* The three 4 KiB areas that say whether the journal is in use: record 0's and record 1's
+ * heads, and the staged header. */
+static int
+read_journal_heads (const struct reencrypt_io *io, uint8_t rec0[RJ_HEAD_SIZE],
+                    uint8_t rec1[RJ_HEAD_SIZE], uint8_t final[VH_AREA_SIZE])
+{
+  int r;
+
+  if ((r = io->read (io->opaque, rec0, RJ_HEAD_SIZE, RJ_REC0_OFFSET)) < 0 ||
+      (r = io->read (io->opaque, rec1, RJ_HEAD_SIZE, RJ_REC1_OFFSET)) < 0 ||
+      (r = io->read (io->opaque, final, VH_AREA_SIZE, RJ_FINAL_OFFSET)) < 0)
+    return r;
+  return 0;
+}
+
+int
+reencrypt_journal_used (const struct reencrypt_io *io)
+{
+  uint8_t rec0[RJ_HEAD_SIZE], rec1[RJ_HEAD_SIZE], final[VH_AREA_SIZE];
+  int r;
+
+  if ((r = read_journal_heads (io, rec0, rec1, final)) < 0)
+    return r;
+  r = !(area_zero (rec0, sizeof rec0) && area_zero (rec1, sizeof rec1) &&
+        area_zero (final, sizeof final));
+  explicit_bzero (final, sizeof final);
+  return r;
+}
+
+int
+reencrypt_clear_stale (const struct volume_headers *hs, const uint8_t *key, size_t key_len,
+                       const struct reencrypt_io *io)
+{
+  uint8_t rec0[RJ_HEAD_SIZE], rec1[RJ_HEAD_SIZE], final[VH_AREA_SIZE];
+  struct volume_header f;
+  const struct volume_header *n, *o;
+  bool records, staged = false;
+  int r;
+
+  if (hs->newest < 0 || hs->conflict)
+    return 0;
+  n = &hs->copy[hs->newest];
+  o = &hs->copy[1 - hs->newest];
+  if ((n->flags & VH_FLAGS_REENCRYPT) ||
+      (hs->status[1 - hs->newest] == 0 && (o->flags & VH_FLAGS_REENCRYPT)) ||
+      volume_header_check_key (key, key_len, n) < 0)
+    return 0;
+  if ((r = read_journal_heads (io, rec0, rec1, final)) < 0)
+    goto out;
+  records = !area_zero (rec0, sizeof rec0) || !area_zero (rec1, sizeof rec1);
+  if (!area_zero (final, sizeof final) &&
+      volume_header_parse (final, sizeof final, 0, &f) == 0 &&
+      memcmp (f.uuid, n->uuid, VH_UUID_LEN) == 0 &&
+      volume_header_check_key (key, key_len, &f) == 0)
+    staged = true;
+  r = 0;
+  if (!records && !staged)
+    goto out;
+  {
+    uint8_t *z = calloc (1, RJ_REC_MAX);
+
+    if (z == NULL) {
+      r = ncr_error (ENOMEM, "out of memory");
+      goto out;
+    }
+    if (records &&
+        ((r = io->write (io->opaque, z, RJ_REC_MAX, RJ_REC0_OFFSET)) < 0 ||
+         (r = io->write (io->opaque, z, RJ_REC_MAX, RJ_REC1_OFFSET)) < 0))
+      goto freez;
+    if (staged && (r = io->write (io->opaque, z, VH_AREA_SIZE, RJ_FINAL_OFFSET)) < 0)
+      goto freez;
+    r = io->flush (io->opaque);
+  freez:
+    free (z);
+  }
+  if (r == 0)
+    r = 1;
+ out:
+  explicit_bzero (final, sizeof final);
+  explicit_bzero (&f, sizeof f);
+  return r;
+}

@@ -134,4 +134,22 @@ int reencrypt_commit_final (const struct volume *v, const struct reencrypt_io *i
 int reencrypt_complete_end (const struct volume_headers *hs, const uint8_t *key, size_t key_len,
                             const struct reencrypt_io *io);
 
+/* After a run, the journal area is zero again: the end clears it once the final header is on
+ * both copies. An end interrupted between the two (a crash, a kill) leaves the records and,
+ * after an online run, the staged final header, which holds the DEK wrapped under the KEKs of
+ * that moment: a later rewrap or remove-kek would leave a wrapped DEK behind under a KEK that
+ * no keyslot holds any more. */
+
+/* Whether the journal area holds anything (a record head, or the staged header area, not
+ * zero): 1 or 0 (reads 12 KiB), -errno. */
+int reencrypt_journal_used (const struct reencrypt_io *io);
+
+/* Clear what an interrupted end left, if both header copies of hs are unflagged (or one is
+ * damaged) and the newest is sealed under key: the records, and the staged final header if
+ * it checks under key (its run is committed). A header staged for a run not handed over yet
+ * (sealed under another key: the command writes it before the flagged header) is left alone.
+ * 1 if it cleared something, 0 if there was nothing to clear, -errno. */
+int reencrypt_clear_stale (const struct volume_headers *hs, const uint8_t *key, size_t key_len,
+                           const struct reencrypt_io *io);
+
 #endif /* NBDCRYPT_REENCRYPT_H */

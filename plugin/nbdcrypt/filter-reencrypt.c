@@ -126,6 +126,28 @@ run_open (struct run *r)
   return 0;
 }
 
+/* Once per volume opened: clear the journal an end interrupted after its header writes left
+ * behind (its staged header holds the DEK wrapped under the KEKs of then). */
+static void
+clear_stale_journal (struct volume_session *s, struct served_volume *v,
+                     const struct volume_headers *hs, void *ch)
+{
+  struct reencrypt_io io = { filter_channel_read, filter_channel_write, filter_channel_flush,
+                             ch };
+  struct volume *cur = NULL;
+  int r;
+
+  if (reencrypt_journal_used (&io) != 1 || vset_dup_volume (rset, s, &cur) < 0)
+    return;
+  if ((r = reencrypt_clear_stale (hs, cur->dek, cur->dek_len, &io)) == 1)
+    filter_log_info ("%s: cleared the journal left by the interrupted end of a re-encryption",
+                     v->description);
+  else if (r < 0)
+    filter_log_warning ("%s: cannot clear the journal left by the interrupted end of a "
+                        "re-encryption: %s", v->description, ncr_last_error ());
+  volume_free (cur);
+}
+
 /* Look at one volume: a run handed over, a volume opened in the middle of one, or the end of
  * one interrupted between its two header writes. */
 static int
@@ -158,8 +180,13 @@ poll_volume (struct volume_session *s, void *arg)
   /* Most polls end here, with no key copied: nothing flagged in either copy. */
   const struct volume_header *nh = &hs.copy[hs.newest], *oh = &hs.copy[1 - hs.newest];
   if (!resume && !(nh->flags & VH_FLAG_REENCRYPT_ONLINE) &&
-      !(hs.status[1 - hs.newest] == 0 && (oh->flags & VH_FLAG_REENCRYPT)))
+      !(hs.status[1 - hs.newest] == 0 && (oh->flags & VH_FLAG_REENCRYPT))) {
+    if (!v->journal_checked && !(nh->flags & VH_FLAG_REENCRYPT)) {
+      v->journal_checked = true;
+      clear_stale_journal (s, v, &hs, ch);
+    }
     goto done;
+  }
   if (vset_dup_volume (rset, s, &cur) < 0)
     goto done;
   if (!resume) {

@@ -472,8 +472,10 @@ volume_attach (void *opaque UNUSED, struct volume_session *s, bool before_fork)
     return r;
   }
   s->user = v;
-  if (!before_fork && s->next_key)
-    reenc_wake ();              /* its requests wait until the run has resumed */
+  /* A run resumes (its requests wait until then), or the journal an interrupted end left
+   * is cleared, at once. */
+  if (!before_fork)
+    reenc_wake ();
   if (s->warning[0])
     filter_log_warning ("%s", s->warning);
   if (!before_fork)

@@ -330,6 +330,72 @@ test_reencrypt_online_end (void)
   free (m.disk);
 }
 
+/* An end killed after both copies, before the journal's zeroing: the records and the staged
+ * header (sealed under the new key) are cleared; a header staged for a handover not committed
+ * yet (sealed under the next key, both copies unflagged) is left; a flagged volume's journal
+ * is never touched. */
+static void
+test_reencrypt_stale_journal (void)
+{
+  struct mem m = { .disk = calloc (1, DISK_SIZE), .writes_left = -1 };
+  struct reencrypt_io io = { mem_read, mem_write, mem_flush, &m };
+  struct volume_header flagged, final;
+  struct volume_headers hs;
+
+  REQUIRE (m.disk != NULL);
+  strcpy (vol.hdr.cipher, "aes-256-xts");
+  make_header (true, &flagged);
+  make_header (false, &final);
+  CHECK (reencrypt_journal_used (&io) == 0);
+
+  /* The run is committed (both copies final); a record and the staged header remain. */
+  put_copy (m.disk, &final, 0, 8);
+  put_copy (m.disk, &final, 1, 8);
+  memset (m.disk + RJ_REC1_OFFSET + RJ_REC_MAX - 8, 0x33, 8);  /* the end of a record */
+  m.disk[RJ_REC1_OFFSET] = 1;
+  REQUIRE (reencrypt_stage_final (&vol, &final, &io) == 0);
+  REQUIRE (volume_read_headers (mem_read, &m, DISK_SIZE, &hs) == 0);
+  CHECK (reencrypt_journal_used (&io) == 1);
+  CHECK (reencrypt_clear_stale (&hs, vol.dek, vol.dek_len, &io) == 0);   /* not its key */
+  CHECK (reencrypt_clear_stale (&hs, vol.next_dek, vol.dek_len, &io) == 1);
+  CHECK (zero (m.disk + RJ_FINAL_OFFSET, 4096) && zero (m.disk + RJ_REC0_OFFSET, RJ_REC_MAX) &&
+         zero (m.disk + RJ_REC1_OFFSET, RJ_REC_MAX));
+  CHECK (reencrypt_journal_used (&io) == 0);
+  CHECK (reencrypt_clear_stale (&hs, vol.next_dek, vol.dek_len, &io) == 0);
+
+  /* Only the staged header of a committed run. */
+  REQUIRE (reencrypt_stage_final (&vol, &final, &io) == 0);
+  CHECK (reencrypt_clear_stale (&hs, vol.next_dek, vol.dek_len, &io) == 1);
+  CHECK (zero (m.disk + RJ_FINAL_OFFSET, 4096));
+
+  /* A handover in the making: copies unflagged and sealed under the current key (the old
+   * one), the end staged under the next key. Left alone. */
+  make_header (false, &final);
+  REQUIRE (reencrypt_stage_final (&vol, &final, &io) == 0);
+  struct volume_header cur = final;
+  REQUIRE (volume_header_seal (&cur, vol.dek, vol.dek_len) == 0);
+  put_copy (m.disk, &cur, 0, 9);
+  put_copy (m.disk, &cur, 1, 9);
+  REQUIRE (volume_read_headers (mem_read, &m, DISK_SIZE, &hs) == 0);
+  CHECK (reencrypt_clear_stale (&hs, vol.dek, vol.dek_len, &io) == 0);
+  CHECK (!zero (m.disk + RJ_FINAL_OFFSET, 4096));
+
+  /* A flagged copy (a run in progress, or its end between the copies): never. */
+  m.disk[RJ_REC0_OFFSET] = 1;
+  put_copy (m.disk, &flagged, 1, 10);
+  REQUIRE (volume_read_headers (mem_read, &m, DISK_SIZE, &hs) == 0);
+  CHECK (reencrypt_clear_stale (&hs, vol.dek, vol.dek_len, &io) == 0);
+  CHECK (m.disk[RJ_REC0_OFFSET] == 1 && !zero (m.disk + RJ_FINAL_OFFSET, 4096));
+
+  /* A read error is the caller's to see. */
+  put_copy (m.disk, &cur, 1, 10);
+  REQUIRE (volume_read_headers (mem_read, &m, DISK_SIZE, &hs) == 0);
+  m.crashed = true;
+  CHECK (reencrypt_clear_stale (&hs, vol.dek, vol.dek_len, &io) == -EIO);
+  CHECK (reencrypt_journal_used (&io) == -EIO);
+  free (m.disk);
+}
+
 int
 main (void)
 {
@@ -338,6 +404,7 @@ main (void)
   RUN (test_reencrypt_other_run_ignored);
   RUN (test_reencrypt_watermark);
   RUN (test_reencrypt_online_end);
+  RUN (test_reencrypt_stale_journal);
   secmem_free (vol.dek);
   secmem_free (vol.next_dek);
   free (start_disk);
