@@ -51,7 +51,9 @@ static pthread_t thread;
 static bool started;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond;
-static bool stop, woken;
+static bool stop;
+static bool woken;              /* reenc_wake: look at every volume now */
+static bool attached;           /* reenc_attached: look at the volumes opened since */
 
 int
 reenc_config (const char *key, const char *value)
@@ -148,23 +150,27 @@ clear_stale_journal (struct volume_session *s, struct served_volume *v,
   volume_free (cur);
 }
 
-/* Look at one volume: a run handed over, a volume opened in the middle of one, or the end of
- * one interrupted between its two header writes. */
+/* Look at one volume: a run handed over, a volume opened in the middle of one, the end of
+ * one interrupted between its two header writes, or (at the first look) after them. arg:
+ * non-NULL to look only at volumes not looked at yet. */
 static int
 poll_volume (struct volume_session *s, void *arg)
 {
+  const bool only_new = arg != NULL;
   struct served_volume *v = s->user;
   struct volume *cur = NULL, *rv = NULL, *sv = NULL;
   struct volume_headers hs;
   struct run *r;
   void *ch = NULL;
   uint64_t size;
-  bool resume;
+  bool resume, first;
   int e;
 
-  (void) arg;
-  if (v == NULL || s->vol == NULL || session_revoked (s) || find_run (s))
+  if (v == NULL || s->vol == NULL || session_revoked (s) || find_run (s) ||
+      (only_new && v->polled))
     return 0;
+  first = !v->polled;
+  v->polled = true;
   resume = __atomic_load_n (&v->reenc, __ATOMIC_ACQUIRE) != REENC_NONE;
   if (filter_channel_open (s->name, &ch, &size) < 0 ||
       volume_read_headers (filter_channel_read, ch, size, &hs) < 0 || hs.newest < 0) {
@@ -181,10 +187,8 @@ poll_volume (struct volume_session *s, void *arg)
   const struct volume_header *nh = &hs.copy[hs.newest], *oh = &hs.copy[1 - hs.newest];
   if (!resume && !(nh->flags & VH_FLAG_REENCRYPT_ONLINE) &&
       !(hs.status[1 - hs.newest] == 0 && (oh->flags & VH_FLAG_REENCRYPT))) {
-    if (!v->journal_checked && !(nh->flags & VH_FLAG_REENCRYPT)) {
-      v->journal_checked = true;
+    if (first && !(nh->flags & VH_FLAG_REENCRYPT))
       clear_stale_journal (s, v, &hs, ch);
-    }
     goto done;
   }
   if (vset_dup_volume (rset, s, &cur) < 0)
@@ -324,7 +328,7 @@ static bool
 sleep_until (uint64_t deadline)
 {
   pthread_mutex_lock (&lock);
-  while (!stop && !woken) {
+  while (!stop && !woken && !attached) {
     uint64_t now = ncr_now_ms ();
     if (now >= deadline)
       break;
@@ -335,7 +339,6 @@ sleep_until (uint64_t deadline)
     t.tv_nsec = ns % 1000000000u;
     pthread_cond_timedwait (&cond, &lock, &t);
   }
-  woken = false;
   bool go = !stop;
   pthread_mutex_unlock (&lock);
   return go;
@@ -350,9 +353,17 @@ reenc_main (void *arg)
   for (;;) {
     uint64_t now = ncr_now_ms (), t0;
 
-    if (now >= next_poll || runs == NULL) {
+    pthread_mutex_lock (&lock);
+    bool full = woken, fresh = attached;
+    woken = attached = false;
+    pthread_mutex_unlock (&lock);
+    if (now >= next_poll || full) {
       vset_foreach (rset, poll_volume, NULL);
       next_poll = ncr_now_ms () + poll_s * 1000u;
+    }
+    else if (fresh) {
+      bool only_new = true;                 /* the volumes opened since: not all of them */
+      vset_foreach (rset, poll_volume, &only_new);
     }
     if (runs == NULL) {
       if (!sleep_until (next_poll))
@@ -415,6 +426,17 @@ reenc_wake (void)
     return;
   pthread_mutex_lock (&lock);
   woken = true;
+  pthread_cond_signal (&cond);
+  pthread_mutex_unlock (&lock);
+}
+
+void
+reenc_attached (void)
+{
+  if (!started)
+    return;
+  pthread_mutex_lock (&lock);
+  attached = true;
   pthread_cond_signal (&cond);
   pthread_mutex_unlock (&lock);
 }

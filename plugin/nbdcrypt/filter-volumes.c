@@ -475,7 +475,7 @@ volume_attach (void *opaque UNUSED, struct volume_session *s, bool before_fork)
   /* A run resumes (its requests wait until then), or the journal an interrupted end left
    * is cleared, at once. */
   if (!before_fork)
-    reenc_wake ();
+    reenc_attached ();
   if (s->warning[0])
     filter_log_warning ("%s", s->warning);
   if (!before_fork)

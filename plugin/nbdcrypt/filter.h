@@ -48,8 +48,11 @@ int reenc_config (const char *key, const char *value);
  * 0 or -1 after nbdkit_error. */
 struct volume_set;
 int reenc_start (struct volume_set *vs);
-/* A volume opened in the middle of a run: wake the thread to resume it now. */
+/* Wake the thread to look at every volume now (a revocation: a run drops its keys). */
 void reenc_wake (void);
+/* A volume was opened: the thread looks at it (and only at the volumes opened since its last
+ * look) now: a run to resume, or the journal an interrupted end left. */
+void reenc_attached (void);
 /* Stop the thread (.cleanup), wiping the keys it holds. */
 void reenc_stop (void);
 

@@ -54,7 +54,7 @@ struct served_volume {
   pthread_mutex_t reenc_lock;
   pthread_cond_t reenc_cond;    /* broadcast when reenc leaves REENC_WAIT */
   bool reenc_warned;            /* the run thread's: said why a run cannot resume */
-  bool journal_checked;         /* the run thread's: looked for an interrupted end's journal */
+  bool polled;                  /* the run thread's: it has looked at the volume once */
 };
 
 enum served_reenc { REENC_NONE, REENC_WAIT, REENC_RUN };
